@@ -1,0 +1,236 @@
+"""Parameter Golf compliance harness and reference trainer.
+
+\b
+  python cli.py check submissions/my_run/             static verdict on a submission folder or script
+  python cli.py check RUN/ --against PREV_RUN/        ... with the significance test against a previous record
+  python cli.py rules                                  every rule: ID, severity, summary, ruling
+  python cli.py reproduce RUN/ --seeds 42,7,2024       re-run under harness-owned budgets and compare
+  python cli.py ci --base origin/main                  check the submission folders a pull request changed
+  python cli.py probe RUN/                             run the evaluation with legality probes
+  python cli.py data / train / eval                    the reference trainer
+
+Exit codes: 0 pass, 1 error findings, 2 could not check (bad input, tool error).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from harness.errors import UserError
+
+FORMATS = ("text", "json", "sarif", "markdown")
+
+format_option = click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+    help="Output format: human text, the JSON contract, SARIF 2.1.0, or a Markdown PR comment.")
+output_option = click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Write the report to this file instead of standard output.")
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        click.echo(text)
+    else:
+        output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+
+
+@click.group(help=__doc__)
+def main() -> None:
+    pass
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@format_option
+@output_option
+@click.option("--against", metavar="REFERENCE", default=None,
+              help="Reference for the significance test: a previous record folder, or comma-separated "
+                   "per-seed val_bpb values (val_loss:val_bpb pairs give the nats conversion).")
+@click.option("--policy", type=click.Choice(["readme", "frontier"]), default="readme", show_default=True,
+              help="Significance policy: README (0.005 nats, p < 0.01) or leaderboard practice since "
+                   "2026-04-28 (one-sided Welch, p < 0.25).")
+@click.option("--allow", "allow_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Reviewer allow-list (TOML or JSON): entries with rule, optional file/line, and a reason.")
+@click.option("--strict-size", is_flag=True,
+              help="Judge the cap on the shipped bytes only, never on a logged wrapper size.")
+def check(path: Path, fmt: str, output: Path | None, against: str | None, policy: str,
+          allow_file: Path | None, strict_size: bool) -> None:
+    """Static verdict on a submission folder or a single script."""
+    from harness.check import CheckOptions, check_path
+    from harness.render import render
+
+    report = check_path(path, CheckOptions(against=against, policy=policy, allow_file=allow_file,
+                                           strict_size=strict_size))
+    _emit(render(report, fmt), output)
+    sys.exit(report.exit_code)
+
+
+@main.command(name="rules")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
+              show_default=True, help="Listing format.")
+def rules_cmd(fmt: str) -> None:
+    """List every rule: ID, severity, summary and the ruling it rests on."""
+    from harness.render import render_rules
+
+    click.echo(render_rules(fmt))
+
+
+@main.command()
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option("--seeds", default="42,7,2024", show_default=True, help="Comma-separated seeds to re-run.")
+@click.option("--fresh-seeds", type=int, default=0, show_default=True,
+              help="Add this many harness-chosen seeds to the ones given.")
+@click.option("--nproc", type=int, default=1, show_default=True, help="Processes per run (torchrun).")
+@click.option("--train-budget", type=float, default=600.0, show_default=True, help="Training cap, seconds.")
+@click.option("--eval-budget", type=float, default=600.0, show_default=True, help="Evaluation cap, seconds.")
+@click.option("--setup-allowance", type=float, default=120.0, show_default=True,
+              help="Untimed setup allowed on top of the two caps, seconds.")
+@click.option("--memory-gb", type=float, default=None, help="Memory cap for each run, GiB.")
+@click.option("--data", "data_path", type=click.Path(path_type=Path), default=None,
+              help="Dataset folder with fineweb_{train,val}_*.bin (default: the local dataset from `data`).")
+@click.option("--tokenizer", type=click.Path(path_type=Path), default=None, help="SentencePiece model path.")
+@click.option("--results", type=click.Path(path_type=Path), default=None,
+              help="Results folder (default: results/<submission name>).")
+@click.option("--against", metavar="REFERENCE", default=None, help="Reference for the significance test.")
+@click.option("--policy", type=click.Choice(["readme", "frontier"]), default="readme", show_default=True,
+              help="Significance policy.")
+@click.option("--env", "extra_env", multiple=True, metavar="KEY=VALUE",
+              help="Extra environment for the run (repeatable), e.g. a tiny configuration.")
+@click.option("--probe", is_flag=True, help="Also run the runtime legality probes.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing results folder instead of resuming.")
+def reproduce(path: Path | None, seeds: str, fresh_seeds: int, nproc: int, train_budget: float,
+              eval_budget: float, setup_allowance: float, memory_gb: float | None, data_path: Path | None,
+              tokenizer: Path | None, results: Path | None, against: str | None, policy: str,
+              extra_env: tuple[str, ...], probe: bool, overwrite: bool) -> None:
+    """Re-run a submission (default: the shipped reference) under harness-owned budgets."""
+    from harness.reproduce import ReproduceOptions, reproduce as run_reproduce
+
+    result = run_reproduce(ReproduceOptions(
+        path=path, seeds=seeds, fresh_seeds=fresh_seeds, nproc=nproc, train_budget=train_budget,
+        eval_budget=eval_budget, setup_allowance=setup_allowance, memory_gb=memory_gb, data_path=data_path,
+        tokenizer=tokenizer, results=results, against=against, policy=policy, extra_env=extra_env,
+        probe=probe, overwrite=overwrite), progress=click.echo)
+    click.echo(result.text)
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@click.option("--base", required=True, help="Git ref the pull request is compared against.")
+@click.option("--head", default="HEAD", show_default=True, help="Git ref of the pull request.")
+@click.option("--repo", "repo_path", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="The challenge repository checkout.")
+@click.option("--sarif", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write SARIF here.")
+@click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the Markdown summary here (default: $GITHUB_STEP_SUMMARY when set).")
+@click.option("--annotations/--no-annotations", default=None,
+              help="Print GitHub workflow annotations (default: on under GitHub Actions).")
+@click.option("--policy", type=click.Choice(["readme", "frontier"]), default="readme", show_default=True,
+              help="Significance policy.")
+def ci(base: str, head: str, repo_path: Path, sarif: Path | None, markdown: Path | None,
+       annotations: bool | None, policy: str) -> None:
+    """Check every submission folder added or changed since BASE; non-zero on error findings."""
+    from harness.ci import CiOptions, run_ci
+
+    result = run_ci(CiOptions(base=base, head=head, repo=repo_path, sarif=sarif, markdown=markdown,
+                              annotations=annotations, policy=policy))
+    click.echo(result.text)
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@format_option
+@output_option
+@click.option("--data", "data_path", type=click.Path(path_type=Path), default=None,
+              help="Dataset folder (default: the local dataset from `data`).")
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds allowed for the probe run.")
+def probe(path: Path, fmt: str, output: Path | None, data_path: Path | None, timeout: float) -> None:
+    """Run the submission's evaluation at tiny scale with causality and score-before-update probes."""
+    from harness.probe import ProbeOptions, probe_path
+    from harness.render import render
+
+    report = probe_path(path, ProbeOptions(data_path=data_path, timeout=timeout))
+    _emit(render(report, fmt), output)
+    sys.exit(report.exit_code)
+
+
+@main.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("data"), show_default=True,
+              help="Where to write tokenizers/ and datasets/.")
+@click.option("--vocab-size", type=int, default=1024, show_default=True, help="SentencePiece BPE vocabulary.")
+@click.option("--val-docs", type=int, default=None, help="Documents held out for validation (default: 5%).")
+@click.option("--fineweb", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Use real FineWeb shards from this folder instead of building the local dataset.")
+def data(out: Path, vocab_size: int, val_docs: int | None, fineweb: Path | None) -> None:
+    """Build the local dataset in the challenge's shard format (or register real FineWeb shards)."""
+    from reference.data import DataOptions, build_dataset
+
+    result = build_dataset(DataOptions(out=out, vocab_size=vocab_size, val_docs=val_docs, fineweb=fineweb))
+    click.echo(result.text)
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@click.option("--preset", default="cpu-smoke", show_default=True,
+              help="Configuration preset: cpu-smoke, naive-baseline, full (8xH100).")
+@click.option("--seed", type=int, default=42, show_default=True, help="Random seed.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Submission folder to write (train_gpt.py, submission.json, log, README.md, artifact).")
+@click.option("--data", "data_path", type=click.Path(path_type=Path), default=None, help="Dataset folder.")
+@click.option("--nproc", type=int, default=1, show_default=True, help="Processes (torchrun).")
+@click.option("--ttt/--no-ttt", default=True, show_default=True, help="Also run the legal score-first TTT eval.")
+def train(preset: str, seed: int, out: Path, data_path: Path | None, nproc: int, ttt: bool) -> None:
+    """Train the reference model and write a complete submission folder."""
+    from reference.runner import TrainOptions, train_submission
+
+    result = train_submission(TrainOptions(preset=preset, seed=seed, out=out, data_path=data_path,
+                                           nproc=nproc, ttt=ttt), progress=click.echo)
+    click.echo(result.text)
+    sys.exit(result.exit_code)
+
+
+@main.command(name="eval")
+@click.argument("artifact", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--ttt", is_flag=True, help="Use the legal score-first TTT evaluator.")
+@click.option("--data", "data_path", type=click.Path(path_type=Path), default=None, help="Dataset folder.")
+@click.option("--stride", type=int, default=None, help="Sliding-window stride (default: the artifact's).")
+def eval_cmd(artifact: Path, ttt: bool, data_path: Path | None, stride: int | None) -> None:
+    """Re-evaluate an artifact of the reference family (sliding window, optionally with legal TTT)."""
+    from reference.runner import EvalOptions, evaluate_artifact
+
+    result = evaluate_artifact(EvalOptions(artifact=artifact, ttt=ttt, data_path=data_path, stride=stride))
+    click.echo(result.text)
+    sys.exit(result.exit_code)
+
+
+def run() -> None:
+    """Entry point: bad input and unexpected failures end in one line and exit 2, never a traceback."""
+    try:
+        main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except UserError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted", err=True)
+        sys.exit(2)
+    except Exception as exc:  # noqa: BLE001 - the contract is one line, never a traceback
+        if os.environ.get("PGOLF_DEBUG"):
+            raise
+        click.echo(f"error: internal failure ({type(exc).__name__}: {exc}); set PGOLF_DEBUG=1 for details",
+                   err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    run()

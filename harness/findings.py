@@ -1,0 +1,118 @@
+"""What every check returns: findings with evidence, the rules it could not check, and the overall verdict.
+
+The JSON contract other tools depend on is built here (`Report.to_dict`): an object with "verdict" ("pass" |
+"fail" | "error") and "findings", each with "rule", "severity", "file", "line" and "message"; more fields follow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from rules.catalogue import RULES
+
+SEVERITIES = ("error", "warning", "info")
+
+EXIT_PASS, EXIT_FINDINGS, EXIT_COULD_NOT_CHECK = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One supporting location: where validation data came from, where an update happens, where a score is kept."""
+
+    file: str | None
+    line: int | None
+    note: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str  # a rulebook ID (rules.catalogue.RULES)
+    severity: str  # "error" | "warning" | "info"
+    message: str
+    file: str | None = None
+    line: int | None = None
+    evidence: tuple[Evidence, ...] = ()
+    seed: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)  # the figures behind the message
+    source: str = "static"  # "static" (code), "log", "artifact", "runtime" (probe or re-run)
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise ValueError(f"unknown rule ID {self.rule!r}")
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"unknown severity {self.severity!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["evidence"] = [asdict(e) for e in self.evidence]
+        return out
+
+
+@dataclass(frozen=True)
+class NotChecked:
+    """A rule that this run did not judge, and why: never reported as passing."""
+
+    rule: str
+    reason: str
+
+
+@dataclass
+class Report:
+    target: str
+    findings: list[Finding] = field(default_factory=list)
+    not_checked: list[NotChecked] = field(default_factory=list)
+    # Reasons the target as a whole could not be judged (no script, unreadable folder): forces exit 2 unless an
+    # error finding already decides the verdict.
+    could_not_check: list[str] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)  # rule IDs that were actually evaluated
+    facts: dict[str, Any] = field(default_factory=dict)  # per-seed table, sizes, statistics, timings
+
+    def add(self, finding: Finding) -> None:
+        self.findings.append(finding)
+
+    def skip(self, rule: str, reason: str) -> None:
+        if rule not in RULES:
+            raise ValueError(f"unknown rule ID {rule!r}")
+        if all(n.rule != rule for n in self.not_checked):
+            self.not_checked.append(NotChecked(rule, reason))
+
+    def mark_checked(self, *rules: str) -> None:
+        for rule in rules:
+            if rule not in RULES:
+                raise ValueError(f"unknown rule ID {rule!r}")
+            if rule not in self.checked:
+                self.checked.append(rule)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def verdict(self) -> str:
+        """'fail' when an error finding exists, else 'error' when something could not be checked, else 'pass'."""
+        if self.errors:
+            return "fail"
+        if self.could_not_check:
+            return "error"
+        return "pass"
+
+    @property
+    def exit_code(self) -> int:
+        return {"pass": EXIT_PASS, "fail": EXIT_FINDINGS, "error": EXIT_COULD_NOT_CHECK}[self.verdict]
+
+    def sorted_findings(self) -> list[Finding]:
+        order = {s: i for i, s in enumerate(SEVERITIES)}
+        return sorted(self.findings, key=lambda f: (order[f.severity], f.rule, f.file or "", f.line or 0))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "exit_code": self.exit_code,
+            "target": self.target,
+            "findings": [f.to_dict() for f in self.sorted_findings()],
+            "not_checked": [asdict(n) for n in self.not_checked],
+            "could_not_check": list(self.could_not_check),
+            "checked": list(self.checked),
+            "facts": self.facts,
+        }
