@@ -75,7 +75,7 @@ def check(path: Path, fmt: str, output: Path | None, against: str | None, policy
               show_default=True, help="Listing format.")
 def rules_cmd(fmt: str) -> None:
     """List every rule: ID, severity, summary and the ruling it rests on."""
-    from harness.render import render_rules
+    from harness.coverage import render_rules
 
     click.echo(render_rules(fmt))
 

@@ -1,0 +1,248 @@
+"""The base class every static rule derives from, and the plain data types rules exchange with the engine.
+
+How to write a rule
+===================
+
+One rule per module in the ``rules`` package; the engine finds every ``Rule`` subclass by walking the package
+(no registry to edit). A rule looks like this::
+
+    class NoValWarmup(Rule):
+        '''Flags a compile warm-up that runs backward() on validation tokens.
+
+        Why: the PR #1530 thread (community dispute, tolerated): adapting before the reported pass looks like #677.
+
+        Instead: warm up with torch.randint tokens and log "random tokens, no val data".
+        '''
+
+        ID = "TTT-WARMUP-ON-VAL"          # a key of rules.catalogue.RULES
+        CODE = "PG011"                    # short stable code, unique across rules
+        MESSAGE = "Compile warm-up trains on validation tokens."
+        VALID = [Valid("x = torch.randint(0, 10, (4,))\\nloss(x).backward()\\n")]
+        INVALID = [Invalid("val_tokens = load_validation_tokens(p, 8)\\nloss(val_tokens).backward()\\n",
+                           expected_line=2)]
+
+        def visit_Call(self, node: ast.Call) -> None:
+            if is_method_call(node, "backward") and self.facts.is_val(node.func, self.facts.function_of(node)):
+                self.report(node, evidence=[self.facts.val_evidence(node.func)])
+
+* The docstring has three paragraphs: what it flags; why it is illegal, citing the ruling; what to write instead.
+  ``rules/docs.py`` renders it, with MESSAGE and the first VALID/INVALID cases, into docs/rules.md.
+* The tree is the stdlib ``ast`` tree of one Python unit (line numbers on every node). The engine walks it ONCE
+  and calls ``visit_<NodeType>(node)`` (before children) and ``leave_<NodeType>(node)`` (after children) on every
+  rule that defines them. Rules that reason about the whole script implement ``finish()``, called after the walk.
+* Shared analysis lives in ``self.facts`` (``rules.facts.Facts``), computed lazily once per unit and shared by all
+  rules: validation-data taint across functions, the call graph and the entry point's call order, per-loop facts
+  (backward, optimizer step, parameter mutation, score accumulation, last-chunk guards), gradient contexts, and
+  environment-flag guards with their defaults. Read it; never recompute it in a rule.
+* ``self.report(node_or_line, message=None, *, severity=None, evidence=())`` records a ``Violation``. ``severity``
+  defaults to the catalogue's default for ``ID``; ``evidence`` is an iterable of ``(line, note)`` pairs naming
+  where the validation data came from, where the update happens, where the same tokens are scored.
+  ``self.gated_severity(node, severity)`` lowers an error to a warning when the code is only reachable behind an
+  environment flag that is off by default and that the logs do not show enabled (illegal code is still reported).
+* VALID cases must stay silent; INVALID cases must produce at least one violation of this rule (on
+  ``expected_line`` / with ``expected_severity`` when given). tests/rules/test_rules.py runs all of them, and
+  tests/rules/test_mutation.py re-runs them after renaming locals and reformatting.
+* Suppression comments in submissions are never honoured; reviewers use the harness allow-list instead.
+* ``rules/`` must not import torch, harness/, reference/ or click.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable
+
+from rules.catalogue import RULES
+
+if TYPE_CHECKING:  # facts imports base for LogHints; avoid the cycle at run time
+    from rules.facts import Facts
+
+EvidenceItem = tuple[int, str]  # (line, note)
+
+
+@dataclass(frozen=True)
+class LogHints:
+    """What the run logs say, as far as static rules care: tags seen and hyperparameter values printed."""
+
+    tags: frozenset[str] = frozenset()  # feature tags or log-line prefixes seen, e.g. "prequant_ttt", "ttt_lora"
+    hyperparameters: dict[str, str] = field(default_factory=dict)  # name -> printed value, any case
+
+    def flag_value(self, name: str) -> str | None:
+        """The logged value of a hyperparameter or env flag, matched case-insensitively (TTT_ENABLED ~ ttt_enabled)."""
+        wanted = name.lower()
+        for key, value in self.hyperparameters.items():
+            if key.lower() == wanted:
+                return str(value)
+        return None
+
+    def saw(self, tag: str) -> bool:
+        """True when a log tag (or a tag starting with it) was seen."""
+        tag = tag.lower()
+        return any(t.lower() == tag or t.lower().startswith(tag) for t in self.tags)
+
+
+@dataclass(frozen=True)
+class Valid:
+    """A snippet the rule must not flag (include the near-misses that a naive rule would flag)."""
+
+    code: str
+    name: str = ""
+    log_hints: LogHints = LogHints()
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """A snippet the rule must flag, optionally on a given line (1-based, in ``code``) and with a given severity."""
+
+    code: str
+    expected_line: int | None = None
+    expected_severity: str | None = None
+    name: str = ""
+    log_hints: LogHints = LogHints()
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One rule hit in one unit; the harness turns it into a Finding (rules/ cannot import harness)."""
+
+    rule: str  # rulebook ID
+    code: str  # the rule's CODE, e.g. "PG001"
+    severity: str  # "error" | "warning" | "info"
+    message: str
+    path: str  # the unit's path as the engine was given it
+    line: int | None
+    evidence: tuple[EvidenceItem, ...] = ()
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RuleContext:
+    """Everything a rule sees about one Python unit."""
+
+    path: str
+    text: str
+    tree: ast.Module
+    facts: "Facts"
+    log_hints: LogHints
+    origin: str = "shipped"  # shipped / decoded / exec-open / import (harness.codeset.CodeUnit.origin)
+
+
+class Rule:
+    """Base class for static rules; see the module docstring for how to write one."""
+
+    ID: ClassVar[str] = ""
+    CODE: ClassVar[str] = ""
+    MESSAGE: ClassVar[str] = ""
+    VALID: ClassVar[list[Valid]] = []
+    INVALID: ClassVar[list[Invalid]] = []
+
+    def __init__(self, context: RuleContext) -> None:
+        self.context = context
+        self.violations: list[Violation] = []
+
+    @property
+    def facts(self) -> "Facts":
+        return self.context.facts
+
+    @property
+    def log_hints(self) -> LogHints:
+        return self.context.log_hints
+
+    @classmethod
+    def default_severity(cls) -> str:
+        return RULES[cls.ID].severity
+
+    def report(
+        self,
+        node_or_line: ast.AST | int | None,
+        message: str | None = None,
+        *,
+        severity: str | None = None,
+        evidence: Iterable[EvidenceItem | None] = (),
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a violation at a node (its first line) or a line number; None items in evidence are dropped."""
+        if isinstance(node_or_line, ast.AST):
+            line = getattr(node_or_line, "lineno", None)
+        else:
+            line = node_or_line
+        items = tuple(sorted({e for e in evidence if e is not None}, key=lambda e: (e[0] or 0, e[1])))
+        self.violations.append(
+            Violation(
+                rule=self.ID,
+                code=self.CODE,
+                severity=severity or self.default_severity(),
+                message=message or self.MESSAGE,
+                path=self.context.path,
+                line=line,
+                evidence=items,
+                data=dict(data or {}),
+            )
+        )
+
+    def gated_severity(self, node: ast.AST, severity: str | None = None) -> tuple[str, list[EvidenceItem]]:
+        """Severity for a hit at NODE given the env-flag guards around it, with evidence naming those guards.
+
+        An error stays an error when every guard is on by default or the logs show the flag enabled; it becomes a
+        warning when some guard is off by default and the logs do not show it on (the code is still reported).
+        """
+        severity = severity or self.default_severity()
+        evidence: list[EvidenceItem] = []
+        lowered = False
+        for guard in self.facts.flag_guards(node):
+            logged = self.log_hints.flag_value(guard.flag) if guard.flag else None
+            enabled = _truthy(logged) if logged is not None else guard.default_enabled
+            if guard.negated and enabled is not None:
+                enabled = not enabled
+            state = {True: "on", False: "off", None: "unknown"}[enabled]
+            source = "logs" if logged is not None else "default"
+            evidence.append((guard.line, f"guarded by {guard.describe()} ({state} by {source})"))
+            if enabled is False:
+                lowered = True
+        if lowered and severity == "error":
+            severity = "warning"
+        return severity, evidence
+
+    def finish(self) -> None:
+        """Called once after the walk; rules that reason about the whole script report from here."""
+
+
+def _truthy(value: str) -> bool | None:
+    text = value.strip().strip("'\"").lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", "", "none"}:
+        return False
+    try:
+        return float(text) != 0
+    except ValueError:
+        return None
+
+
+def is_method_call(node: ast.AST, *names: str) -> bool:
+    """True for ``x.<name>(...)`` calls with one of NAMES."""
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in names
+
+
+def call_name(node: ast.AST) -> str | None:
+    """The last dotted component of a call's callee (``torch.no_grad()`` -> "no_grad"), else None."""
+    if not isinstance(node, ast.Call):
+        return None
+    func = node.func
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return None
+
+
+def dotted_name(node: ast.AST) -> str | None:
+    """``a.b.c`` for Name/Attribute chains, else None."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return None
