@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from harness.allowlist import apply_allow_list, load_allow_list
+from harness.errors import UserError
 from harness.findings import Report
 from harness.submission import Submission, load_submission
 from rules.catalogue import RULES
@@ -47,6 +48,8 @@ def _run_stage(report: Report, name: str, stage: Callable[[], object]) -> object
     started = time.perf_counter()
     try:
         return stage()
+    except UserError:
+        raise  # bad input (e.g. an unreadable --against) is the user's to fix: one line, exit 2
     except Exception as exc:  # noqa: BLE001 - one broken stage must not hide the others' findings
         report.could_not_check.append(f"{name}: internal error ({type(exc).__name__}: {exc})")
         for rule in STAGE_RULES.get(name, ()):
@@ -99,8 +102,6 @@ def check_path(path: Path, options: CheckOptions | None = None) -> Report:
     """Judge PATH (a submission folder or one script). Bad input raises UserError (exit 2 in the CLI)."""
     options = options or CheckOptions()
     if options.policy not in ("readme", "frontier"):
-        from harness.errors import UserError
-
         raise UserError(f"unknown significance policy {options.policy!r} (readme or frontier)")
     sub = load_submission(Path(path))
     report = Report(target=str(path))

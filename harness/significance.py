@@ -163,7 +163,9 @@ def load_reference(against: str) -> Sample:
 
     sub = load_submission(path)
     scratch = Report(target=str(path))  # the reference's own problems are not the candidate's findings
-    return sample_from(load_logs(sub), load_claims(sub, scratch), f"reference {path.as_posix()}")
+    sample = sample_from(load_logs(sub), load_claims(sub, scratch), f"reference {path.resolve().name}")
+    sample.notes.insert(0, f"reference folder: {path.as_posix()}")
+    return sample
 
 
 # --- tests --------------------------------------------------------------------------------------------------------

@@ -14,7 +14,13 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from scipy import stats as _sp
+
+
+def _sp():
+    """scipy.stats, imported on first use: it costs ~0.75 s, more than a whole `check` without --against."""
+    from scipy import stats
+
+    return stats
 
 POWER_TARGET = 0.80  # conventional power for the "seeds needed" advisor
 MAX_SEEDS = 1000  # the advisor stops searching here: beyond it the answer is "not attainable in practice"
@@ -107,16 +113,16 @@ def margin_test(candidate: list[float], reference: list[float], delta: float) ->
         note = "the reference has one seed: it is treated as exact, so its own seed noise is ignored"
         noise = cand.sd or 0.0
     else:
-        method, note = "welch", "one-sided Welch t-test"
+        method, note = "welch", ""
         noise = (cand.sd or 0.0) + (ref.sd or 0.0)
     if noise == 0.0:  # every value identical within each sample: the comparison is exact, not statistical
         beats = cand.mean < ref.mean - delta
         return MarginTest(method, cand, ref, delta, -math.inf if beats else math.inf, None, 0.0 if beats else 1.0,
-                          note + "; zero variance, so the comparison is exact")
+                          "; ".join(filter(None, [note, "zero variance, so the comparison is exact"])))
     if method == "one-sample":
-        res = _sp.ttest_1samp(shifted, ref.mean, alternative="less")
+        res = _sp().ttest_1samp(shifted, ref.mean, alternative="less")
     else:
-        res = _sp.ttest_ind(shifted, reference, equal_var=False, alternative="less")
+        res = _sp().ttest_ind(shifted, reference, equal_var=False, alternative="less")
     return MarginTest(method, cand, ref, delta, float(res.statistic), float(res.df), float(res.pvalue), note)
 
 
@@ -170,10 +176,10 @@ def seeds_needed(test: MarginTest, alpha: float, power: float = POWER_TARGET) ->
     for n in range(2, MAX_SEEDS + 1):
         df = _welch_df(n, sd_c, sd_r)
         ncp = effect / math.sqrt((sd_c ** 2 + sd_r ** 2) / n)
-        crit = float(_sp.t.ppf(1 - alpha, df))
+        crit = float(_sp().t.ppf(1 - alpha, df))
         if out["observed"] is None and ncp > crit:
             out["observed"] = n
-        if out["power"] is None and 1 - float(_sp.nct.cdf(crit, df, ncp)) >= power:
+        if out["power"] is None and 1 - float(_sp().nct.cdf(crit, df, ncp)) >= power:
             out["power"] = n
         if out["power"] is not None and out["observed"] is not None:
             break
