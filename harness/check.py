@@ -80,6 +80,7 @@ def check_submission(sub: Submission, options: CheckOptions, report: Report) -> 
     code = _run_stage(report, "code", lambda: load_code(sub))
     logs = _run_stage(report, "logs", lambda: load_logs(sub)) or []
     claims = _run_stage(report, "claims-load", lambda: load_claims(sub, report))
+    _infer_track_from_location(sub, claims)
     if claims is not None:
         _run_stage(report, "claims", lambda: check_claims(claims, logs, report))
     if code is not None:
@@ -106,6 +107,20 @@ def check_path(path: Path, options: CheckOptions | None = None) -> Report:
     sub = load_submission(Path(path))
     report = Report(target=str(path))
     return check_submission(sub, options, report)
+
+
+# The challenge repository's layout says which track a folder was submitted to; a PR that puts a run under
+# records/track_10min_16mb/ asks to be judged by the record budgets, whatever its submission.json says or omits.
+TRACK_FOLDERS = {"track_10min_16mb": "10min_16mb", "track_non_record_16mb": "non_record_16mb"}
+
+
+def _infer_track_from_location(sub: Submission, claims: object) -> None:
+    if claims is None or getattr(claims, "track", None) is not None:
+        return
+    track = TRACK_FOLDERS.get(Path(sub.root).resolve().parent.name)
+    if track is not None:
+        claims.track = track
+        claims.schema_notes.append(f"track inferred from the folder's location ({Path(sub.root).parent.name}/)")
 
 
 def _note_unanalysable_code(code: object, report: Report) -> None:

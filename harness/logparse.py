@@ -47,6 +47,9 @@ _NVIDIA_ROW = re.compile(r"^\|\s+(\d+)\s+(\S.*?)\s{2,}(?:On|Off)\s+\|")
 _GPU_LINE = re.compile(r"^GPU\s+(\d+):\s*(.+?)\s*(?:\(UUID.*)?$")
 _DATASET_DECL = re.compile(r"^dataset:(\S+)\s+fineweb:([01])\b")
 _DATASET_PATH = re.compile(r"^(?:train_loader:dataset:|datasets_dir[:=]\s*|data_path[:=]\s*|train_files[:=]\s*)(\S+)")
+_TOKENIZER_PATH = re.compile(r"\btokenizer_path[:=]\s*(\S+)")
+_SEQ_LEN = re.compile(r"\b(?:eval_seq_len|train_seq_len)[:=]\s*(\d+)")
+_VAL_PATTERN = re.compile(r"val_loader:shards pattern=(\S+)")
 _SEED_IN_NAME = re.compile(r"(?i)seed[_\-]?(\d+)|_s(\d+)(?=[._])|log_(\d+)(?=\.)")
 _HYPER_ITEM = re.compile(r"^\s+([\w.\-]+):\s*(.*?)\s*$")
 
@@ -58,6 +61,9 @@ FINAL_TAG_PATTERNS = (
     r"ttt_sliding:done",
     r"\w*ttt\w*(_exact)?",
     r"\w*_roundtrip(_exact)?",
+    r"\w*slot\w*",  # SLOT scorers (slot_exact)
+    r"\w*ngram\w*|\w*dyneval\w*",
+    r"\w+_exact",  # any other `<name>_exact` line is a score printed at full precision
 )
 _FINAL_TAG = re.compile("^(?:" + "|".join(FINAL_TAG_PATTERNS) + ")$")
 _DIAGNOSTIC_TAG = re.compile(r"(?i)diagnostic|pre[-_ ]?quant|post[-_ ]?ema(?!.*quant)|^val$|^eval$|baseline|^ema\b")
@@ -125,6 +131,8 @@ class LogRun:
     dataset_name: str | None = None  # from `dataset:<name> fineweb:<0|1>` (our reference trainer)
     dataset_is_fineweb: bool | None = None
     dataset_paths: list[str] = field(default_factory=list)
+    tokenizer_path: str | None = None
+    seq_len: int | None = None  # the longest train/eval sequence length printed (val token truncation unit)
     anomalies: list[str] = field(default_factory=list)
     n_lines: int = 0
 
@@ -275,8 +283,12 @@ class _Parser:
             run.gptq_reserve_s = _to_float(number)
         elif low == "force_stop_step" and number not in ("", "0", "None", "none"):
             run.tags.add("force_stop")
-        elif low in ("datasets_dir", "data_path", "train_files"):
+        elif low in ("datasets_dir", "data_path", "train_files", "val_files"):
             run.dataset_paths.append(value)
+        elif low == "tokenizer_path":
+            run.tokenizer_path = value
+        elif low in ("train_seq_len", "eval_seq_len") and number.isdigit():
+            run.seq_len = max(run.seq_len or 0, int(number))
         elif low == "train_shards" and number.isdigit():
             run.train_shards = int(number)
 
@@ -337,6 +349,13 @@ class _Parser:
             run.dataset_name, run.dataset_is_fineweb = m.group(1), m.group(2) == "1"
             run.line_of["dataset"] = n
         if (m := _DATASET_PATH.match(s)) is not None:
+            run.dataset_paths.append(m.group(1))
+        if "tokenizer_path" in s and (m := _TOKENIZER_PATH.search(s)):
+            run.tokenizer_path = m.group(1)
+        if "seq_len" in s:
+            for m in _SEQ_LEN.finditer(s):
+                run.seq_len = max(run.seq_len or 0, int(m.group(1)))
+        if s.startswith("val_loader") and (m := _VAL_PATTERN.search(s)):
             run.dataset_paths.append(m.group(1))
         for marker, tag in _FEATURE_MARKERS.items():
             if marker in low:
@@ -404,10 +423,12 @@ class _Parser:
         if self.mode == "source" and self.source_parts:
             run.embedded_source = "".join(self.source_parts)
         run.n_lines = self.lineno
-        if not run.seed:
-            m = _SEED_IN_NAME.search(Path(run.path).name)
-            if m:
-                run.seed, run.seed_source = next(g for g in m.groups() if g is not None), "file name"
+        m = _SEED_IN_NAME.search(Path(run.path).name)
+        name_seed = next(g for g in m.groups() if g is not None) if m else None
+        if not run.seed and name_seed is not None:
+            run.seed, run.seed_source = name_seed, "file name"
+        elif name_seed is not None and run.seed is not None and int(name_seed) != int(run.seed):
+            run.anomalies.append(f"file name says seed {name_seed} but the log prints seed {run.seed}")
         run.final = _choose_final(run, {id(m) for m in self.others})
         if run.total_eval_time_s is not None:
             run.eval_time_s = run.total_eval_time_s

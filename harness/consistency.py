@@ -1,0 +1,142 @@
+"""LOG-CODE-CONSISTENCY: the code that produced the logs must be the code that is shipped.
+
+Two pieces of evidence in the logs: the source dump that many scripts print at the top of their log, and the
+`Code size` line. A dump that equals no piece of the shipped code (the script as shipped, or any decoded unit of a
+self-extracting shim) is an error with the first differing line. A `Code size` that differs from the shipped bytes
+is an error, unless the log also prints a compressed/wrapper size (the notional-wrapper accounting of the
+2026-04-10 ... 04-29 records), where it is a warning.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from harness.findings import Evidence, Finding, Report
+from harness.logparse import LogRun
+
+
+def _normalise(text: str) -> list[str]:
+    """Lines without trailing whitespace and without trailing blank lines (log writers add or drop them)."""
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def diff_summary(dumped: list[str], shipped: list[str]) -> tuple[int | None, int, str]:
+    """(first differing line, 1-based, or None; number of differing lines; a one-line summary)."""
+    first = next((i + 1 for i, (a, b) in enumerate(zip(dumped, shipped)) if a != b), None)
+    if first is None and len(dumped) != len(shipped):
+        first = min(len(dumped), len(shipped)) + 1
+    only_log = Counter(dumped) - Counter(shipped)
+    only_code = Counter(shipped) - Counter(dumped)
+    changed = max(sum(only_log.values()), sum(only_code.values()))
+    summary = (f"first difference at line {first}; the dump has {len(dumped)} lines, the shipped code "
+               f"{len(shipped)}; {sum(only_log.values())} lines only in the log, {sum(only_code.values())} only in "
+               "the code")
+    return first, changed, summary
+
+
+def _unit_texts(code) -> list[tuple[str, str, list[str]]]:
+    units = []
+    for unit in getattr(code, "units", None) or []:
+        text = getattr(unit, "text", None)
+        if isinstance(text, str):
+            units.append((getattr(unit, "path", "?"), getattr(unit, "origin", "shipped"), _normalise(text)))
+    return units
+
+
+def _shipped_bytes(code) -> int | None:
+    value = getattr(code, "shipped_bytes", None)
+    if isinstance(value, (bytes, bytearray)):
+        return len(value)
+    if isinstance(value, int):
+        return value
+    for unit in getattr(code, "units", None) or []:
+        b = getattr(unit, "shipped_bytes", None)
+        if isinstance(b, (bytes, bytearray)):
+            return len(b)
+        if isinstance(b, int):
+            return b
+    return None
+
+
+def check_log_code(code, logs: list[LogRun], report: Report) -> None:
+    """Compare every log's source dump and `Code size` line with the shipped code."""
+    runs = [r for r in logs if r.is_run_log]
+    units = _unit_texts(code)
+    shipped = _shipped_bytes(code)
+    judged = False
+    for run in runs:
+        if run.embedded_source and units:
+            judged = True
+            _compare_dump(run, units, report)
+        if run.code_size_bytes is not None and shipped is not None:
+            judged = True
+            _compare_size(run, shipped, _counted_sizes(code), report)
+    if judged:
+        report.mark_checked("LOG-CODE-CONSISTENCY")
+    elif not runs:
+        report.skip("LOG-CODE-CONSISTENCY", "no run log")
+    else:
+        report.skip("LOG-CODE-CONSISTENCY", "the logs carry neither a source dump nor a Code size line")
+
+
+def _compare_dump(run: LogRun, units: list[tuple[str, str, list[str]]], report: Report) -> None:
+    dumped = _normalise(run.embedded_source)
+    for _, _, lines in units:
+        if lines == dumped:
+            return
+        if run.source_truncated and lines[: len(dumped) - 1] == dumped[:-1]:
+            return  # the dump was capped while reading: its prefix matches
+    results = [(diff_summary(dumped, lines), path, origin) for path, origin, lines in units]
+    (first, changed, summary), path, origin = min(results, key=lambda r: r[0][1])
+    log_line = (run.embedded_source_line or 1) + (first or 1) - 1
+    report.add(Finding(
+        "LOG-CODE-CONSISTENCY", "error",
+        f"the source printed in the log differs from the shipped {path}"
+        + (" (decoded)" if origin != "shipped" else "") + f": {summary}",
+        file=run.path, line=log_line, seed=run.seed, source="log",
+        evidence=(Evidence(path, first, f"{'decoded ' if origin != 'shipped' else ''}code at the first difference"),),
+        data={"first_difference_line": first, "lines_changed": changed}))
+
+
+def _counted_sizes(code) -> dict[str, int]:
+    """Relative path -> byte count of every counted code file (CodeBundle.counted_files holds bytes or sizes)."""
+    sizes = {}
+    for path, value in (getattr(code, "counted_files", None) or {}).items():
+        if isinstance(value, (bytes, bytearray)):
+            sizes[str(path)] = len(value)
+        elif isinstance(value, int):
+            sizes[str(path)] = value
+    return sizes
+
+
+def _compare_size(run: LogRun, shipped: int, counted: dict[str, int], report: Report) -> None:
+    logged = run.code_size_bytes
+    if logged == shipped:
+        return
+    line = run.line_of.get("code_size")
+    wrapper = run.code_size_compressed_bytes
+    same_file = next((p for p, n in counted.items() if n == logged), None)
+    if same_file is not None or (counted and logged == sum(counted.values())):
+        what = same_file or "all counted code files together"
+        report.add(Finding(
+            "LOG-CODE-CONSISTENCY", "warning",
+            f"log Code size {logged:,} bytes equals {what}, not the shipped train_gpt.py ({shipped:,} bytes): "
+            "the script that ran counted another file", file=run.path, line=line, seed=run.seed, source="log",
+            data={"logged": logged, "shipped": shipped}))
+        return
+    if wrapper is not None:
+        report.add(Finding(
+            "LOG-CODE-CONSISTENCY", "warning",
+            f"log Code size {logged:,} bytes vs shipped train_gpt.py {shipped:,} bytes; the log counts a "
+            f"compressed wrapper of {wrapper:,} bytes instead (wrapper accounting, see CODE-COUNTING)",
+            file=run.path, line=line, seed=run.seed, source="log",
+            data={"logged": logged, "shipped": shipped, "wrapper": wrapper}))
+        return
+    report.add(Finding(
+        "LOG-CODE-CONSISTENCY", "error",
+        f"log Code size {logged:,} bytes but the shipped train_gpt.py is {shipped:,} bytes "
+        f"({logged - shipped:+,}): the log was produced by other code",
+        file=run.path, line=line, seed=run.seed, source="log", data={"logged": logged, "shipped": shipped}))

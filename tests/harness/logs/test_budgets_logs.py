@@ -1,0 +1,101 @@
+"""check_budgets: TRAIN-TIME-600, EVAL-TIME-600 and HARDWARE from the logs."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from harness.budgets import check_budgets
+from harness.findings import Report
+from harness.logparse import parse_log
+
+RECORD = SimpleNamespace(track="10min_16mb")
+
+
+def findings(report, rule):
+    return [(f.severity, f.message) for f in report.findings if f.rule == rule]
+
+
+@pytest.mark.parametrize("train_ms, hessian, expected", [
+    (599_592, 4.7, ["warning"]),  # #1855: loop + Hessians 604.3 s
+    (588_000, 3.5, []),
+    (599_600, 30.0, ["error"]),
+    (601_153, 0.0, ["error"]),  # loop itself over the cap
+])
+def test_train_time(kit, train_ms, hessian, expected):
+    """Loop over 600 s, or loop + Hessians over 600 s by more than a few seconds, is an error."""
+    report = Report("x")
+    check_budgets([parse_log(kit.modern_log(train_ms=train_ms, hessian_s=hessian), "t.log")], RECORD, report)
+    assert [s for s, _ in findings(report, "TRAIN-TIME-600")] == expected
+    assert "TRAIN-TIME-600" in report.checked
+
+
+def test_hessian_message_has_numbers(kit):
+    """The Hessian-margin warning gives loop, Hessian and total seconds."""
+    report = Report("x")
+    check_budgets([parse_log(kit.modern_log(), "t.log")], RECORD, report)
+    assert "loop 599.6 s + GPTQ Hessians on training data 4.7 s = 604.3 s" in findings(report, "TRAIN-TIME-600")[0][1]
+
+
+@pytest.mark.parametrize("hyper", ["  force_stop_step: 4000", "  max_wallclock_seconds: 0"])
+def test_step_count_stop(kit, hyper):
+    """A step-count stop in a record run is an error."""
+    report = Report("x")
+    check_budgets([parse_log(kit.modern_log(extra_hyper=hyper), "t.log")], RECORD, report)
+    assert ("error" in [s for s, _ in findings(report, "TRAIN-TIME-600")])
+
+
+def test_unknown_track_downgrades_to_warning(kit):
+    """With no track in the claims, a budget breach is a warning."""
+    report = Report("x")
+    check_budgets([parse_log(kit.modern_log(train_ms=700_000), "t.log")], None, report)
+    assert [s for s, _ in findings(report, "TRAIN-TIME-600")] == ["warning"]
+
+
+def test_non_record_track_is_not_checked(kit):
+    """Off the record track the time and hardware budgets are listed as not checked."""
+    report = Report("x")
+    check_budgets([parse_log(kit.modern_log(train_ms=900_000), "t.log")], SimpleNamespace(track="non_record_16mb"),
+                  report)
+    assert {n.rule for n in report.not_checked} == {"TRAIN-TIME-600", "EVAL-TIME-600", "HARDWARE"}
+    assert report.findings == []
+
+
+@pytest.mark.parametrize("eval_s, prequant, expected", [(508.8, None, []), (650.0, None, ["error"]),
+                                                         (300.0, 523, ["error"])])
+def test_eval_time(kit, eval_s, prequant, expected):
+    """Scored evaluation over 600 s (pre-quantization TTT included) is an error."""
+    text = kit.modern_log(eval_s=eval_s)
+    if prequant:
+        text += f"prequant_ttt:done total_time={prequant}s\n"
+    report = Report("x")
+    check_budgets([parse_log(text, "t.log")], RECORD, report)
+    assert [s for s, _ in findings(report, "EVAL-TIME-600")] == expected
+
+
+@pytest.mark.parametrize("gpu, world, expected", [
+    ("NVIDIA H100 80GB HBM3", 8, []),
+    ("NVIDIA B200", 8, ["error"]),
+    ("NVIDIA H100 PCIe", 8, ["error"]),
+    ("NVIDIA H100 80GB HBM3", 4, ["error"]),
+])
+def test_hardware(kit, gpu, world, expected):
+    """Record-track logs showing other GPUs or another world size are errors."""
+    report = Report("x")
+    check_budgets([parse_log(kit.baseline_log(gpu=gpu, world=world), "t.log")], RECORD, report)
+    assert [s for s, _ in findings(report, "HARDWARE")] == expected
+
+
+def test_hardware_unknown_is_a_warning():
+    """No GPU names and no world size: hardware cannot be determined."""
+    report = Report("x")
+    check_budgets([parse_log("final_sliding val_loss:2 val_bpb:1.2\n", "t.log")], RECORD, report)
+    assert findings(report, "HARDWARE")[0][0] == "warning"
+
+
+def test_no_logs_skips_everything():
+    """Without run logs every budget rule is listed as not checked."""
+    report = Report("x")
+    check_budgets([parse_log("torch==2.0\n", "pip.txt")], RECORD, report)
+    assert len(report.not_checked) == 3 and report.checked == []

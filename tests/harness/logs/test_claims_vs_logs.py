@@ -1,0 +1,133 @@
+"""check_claims: claimed numbers against the logs, with the explanation a reviewer would give."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.claims import check_claims, equal_at
+from harness.findings import Report
+from harness.logparse import parse_log
+from harness.submission_json import claims_from_json
+
+
+def run(name: str, bpb: str, loss: str = "2.00000000", seed: str | None = None, extra: str = ""):
+    seed_line = f"seed:{seed}\n" if seed else ""
+    return parse_log(f"{seed_line}{extra}final_int8_zlib_roundtrip_exact val_loss:{loss} val_bpb:{bpb}\n", name)
+
+
+def claims(**data):
+    return claims_from_json(json.dumps(data), "submission.json")[0]
+
+
+def sig(report: Report):
+    return [(f.severity, f.message) for f in report.findings if f.rule == "SIGNIFICANCE"]
+
+
+@pytest.mark.parametrize("claim, value, places, expected", [
+    ("1.0812", "1.08124", None, True), ("1.0812", "1.08125", None, True), ("1.0813", "1.08125", None, True),
+    ("1.0812", "1.08131", None, False), ("1.19290000", "1.1929", 4, True), ("1.1929", "1.19295", None, True),
+])
+def test_equal_at_printed_precision(claim, value, places, expected):
+    """Rounded or truncated comparison at the claim's precision (or the log's, when coarser)."""
+    from decimal import Decimal
+    assert equal_at(claim, Decimal(value), places) is expected
+
+
+def test_mean_of_all_logs_matches():
+    """A claim equal to the mean of all logs gives no finding and fills the per-seed table."""
+    logs = [run("train_seed1.log", "1.10000000", seed="1"), run("train_seed2.log", "1.10200000", seed="2")]
+    report = Report("x")
+    result = check_claims(claims(val_bpb=1.101), logs, report)
+    assert result["val_bpb"].kind == "all" and sig(report) == []
+    assert [r["seed"] for r in report.facts["seeds"]] == ["1", "2"]
+    assert report.facts["seeds"][0]["final_tag"] == "final_int8_zlib_roundtrip_exact"
+
+
+def test_mismatch_is_an_error_with_numbers():
+    """A claim that equals no log, subset or mean is a SIGNIFICANCE error naming the logs' mean."""
+    report = Report("x")
+    check_claims(claims(val_bpb=1.15015359), [run("train.log", "1.16660881")], report)
+    ((severity, message),) = sig(report)
+    assert severity == "error"
+    assert message == "val_bpb: claim 1.15015359 equals no log; logs mean 1.16660881"
+
+
+def test_single_seed_match_is_a_warning():
+    """A claim that equals one seed only (not the mean) is a warning naming the seed."""
+    logs = [run("train_seed1.log", "1.20000000", seed="1"), run("train_seed2.log", "1.21000000", seed="2"),
+            run("train_seed3.log", "1.23000000", seed="3")]
+    report = Report("x")
+    result = check_claims(claims(val_bpb=1.23), logs, report)
+    assert result["val_bpb"].kind == "single"
+    ((severity, message),) = sig(report)
+    assert severity == "warning" and "seed 3's value" in message and "not the 3-log mean" in message
+
+
+def test_subset_by_file_name():
+    """A claim equal to the mean of the `original` logs is explained as that subset."""
+    logs = [run("train_seed1_original.log", "1.06100000", seed="1"), run("train_seed2_original.log", "1.06200000",
+            seed="2"), run("train_seed1_rerun.log", "1.07000000", seed="1"),
+            run("train_seed2_rerun.log", "1.08000000", seed="2")]
+    result = check_claims(claims(val_bpb=1.0615), logs, Report("x"))
+    assert result["val_bpb"].kind == "subset" and "original" in result["val_bpb"].detail
+
+
+def test_pre_rounded_mean():
+    """A mean of values rounded first (04-05 style) is an info, not a mismatch."""
+    logs = [run(f"train_seed{i}.log", v, seed=str(i)) for i, v in enumerate(["1.085535", "1.086644", "1.084626"])]
+    report = Report("x")
+    result = check_claims(claims(val_bpb=1.08560), logs, report)
+    assert result["val_bpb"].kind in ("pre_rounded", "all")
+
+
+def test_pre_quant_step_claim_is_an_error():
+    """A claim equal only to a training-time eval line is a pre-quantization number: error."""
+    log = parse_log("step:34000/34000 val_loss:2.0413 val_bpb:1.2266 train_time:1ms\n"
+                    "final_INT7_zlib_roundtrip val_loss:2.06 val_bpb:1.2353\n", "train.log")
+    report = Report("x")
+    result = check_claims(claims(val_bpb=1.2266), [log], report)
+    assert result["val_bpb"].kind == "pre_quant_step" and sig(report)[0][0] == "error"
+
+
+def test_non_final_tag_mean():
+    """A claim equal to the mean of an earlier tag present in every log (diverged last line) is explained."""
+    a = parse_log("final_int6_sliding_window val_loss:2.5 val_bpb:1.08938974\n"
+                  "final_int6_ttt val_loss:3.1 val_bpb:1.33603200\n", "train_seed42.log")
+    b = parse_log("final_int6_sliding_window val_loss:2.5 val_bpb:1.08982552\n", "train_seed314.log")
+    result = check_claims(claims(val_bpb=1.08960763), [a, b], Report("x"))
+    assert result["val_bpb"].kind == "non_final" and "final_int6_sliding_window" in result["val_bpb"].detail
+
+
+def test_per_seed_mismatch():
+    """A per-seed claim that differs from that seed's log is an error naming both values."""
+    logs = [run("train_seed42.log", "1.08000000", seed="42")]
+    report = Report("x")
+    check_claims(claims(val_bpb=1.08, seed_results={"42": {"val_bpb": 1.0700}}), logs, report)
+    assert any(s == "error" and "seed 42 claims val_bpb 1.07" in m for s, m in sig(report))
+
+
+def test_val_loss_holding_bpb_is_explained():
+    """A val_loss claim equal to the logs' bpb is reported as a key holding the wrong quantity."""
+    logs = [run("train.log", "1.14276000", loss="1.93000000")]
+    report = Report("x")
+    check_claims(claims(val_loss=1.14276), logs, report)
+    assert any("holds a bpb" in m for _, m in sig(report))
+
+
+def test_no_logs_is_a_warning():
+    """A claim with no log behind it is a warning."""
+    report = Report("x")
+    result = check_claims(claims(val_bpb=1.1), [], report)
+    assert result["val_bpb"].kind == "no_logs" and sig(report)[0][0] == "warning"
+
+
+def test_duplicate_logs_fold():
+    """A log duplicated under another name counts once."""
+    logs = [run("train.log", "1.10000000", seed="1"), run("train_seed1.log", "1.10000000", seed="1"),
+            run("train_seed2.log", "1.20000000", seed="2")]
+    report = Report("x")
+    result = check_claims(claims(val_bpb=1.15), logs, report)
+    assert result["val_bpb"].kind == "all"
+    assert report.facts["seeds"][1]["duplicate_of"] == "train.log"

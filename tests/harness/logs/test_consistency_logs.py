@@ -1,0 +1,82 @@
+"""check_log_code: the source dump and Code size in the logs against the shipped code."""
+
+from __future__ import annotations
+
+from harness.consistency import check_log_code, diff_summary
+from harness.findings import Report
+from harness.logparse import parse_log
+
+SOURCE = "import os\nprint('hello')\n"
+
+
+def findings(report):
+    return [(f.severity, f.message, f.line) for f in report.findings if f.rule == "LOG-CODE-CONSISTENCY"]
+
+
+def test_identical_dump_and_size_pass(kit):
+    """A dump equal to the shipped script and a matching Code size give no finding."""
+    run = parse_log(kit.baseline_log(source=SOURCE, code_size=len(SOURCE)), "train.log")
+    report = Report("x")
+    check_log_code(kit.code_bundle(SOURCE), [run], report)
+    assert findings(report) == [] and "LOG-CODE-CONSISTENCY" in report.checked
+
+
+def test_dump_matching_a_decoded_unit_passes(kit):
+    """A dump equal to the decoded payload of a shim is consistent."""
+    run = parse_log(kit.baseline_log(source=SOURCE, code_size=120), "train.log")
+    bundle = kit.code_bundle("exec(payload)\n", shipped=b"x" * 120)
+    bundle.units.append(type(bundle.units[0])(path="train_gpt.py", text=SOURCE, origin="decoded",
+                                              shipped_bytes=b"x" * 120))
+    report = Report("x")
+    check_log_code(bundle, [run], report)
+    assert findings(report) == []
+
+
+def test_different_dump_is_an_error_with_the_first_line(kit):
+    """A dump that differs gives an error pointing at the first differing line in the log."""
+    run = parse_log(kit.baseline_log(source="import os\nprint('other')\n", code_size=len(SOURCE)), "train.log")
+    report = Report("x")
+    check_log_code(kit.code_bundle(SOURCE), [run], report)
+    ((severity, message, line),) = findings(report)
+    assert severity == "error" and "first difference at line 2" in message and line == 2
+
+
+def test_code_size_mismatch_is_an_error(kit):
+    """A Code size that is not the shipped size (and no wrapper size) is an error (#945 pattern)."""
+    run = parse_log("Code size: 98302 bytes\nfinal_sliding val_loss:2 val_bpb:1.2\n", "train_seed42.log")
+    report = Report("x")
+    check_log_code(kit.code_bundle(SOURCE, shipped=b"x" * 47_686), [run], report)
+    ((severity, message, _),) = findings(report)
+    assert severity == "error" and "98,302" in message and "47,686" in message
+
+
+def test_wrapper_accounting_is_a_warning(kit):
+    """A size difference explained by a compressed wrapper size in the same log is a warning."""
+    run = parse_log(kit.modern_log(), "train_seed42.log")
+    report = Report("x")
+    check_log_code(kit.code_bundle("import torch\ndef main():\n    pass\n", shipped=b"x" * 158_429), [run], report)
+    assert [s for s, _, _ in findings(report)] == ["warning"]
+
+
+def test_size_of_another_counted_file_is_a_warning(kit):
+    """A Code size equal to another counted file (an exec(open) stub's payload) is a warning."""
+    run = parse_log("Code size: 80055 bytes\nfinal_sliding val_loss:2 val_bpb:1.2\n", "t.log")
+    bundle = kit.code_bundle("exec(open('x').read())\n", shipped=b"x" * 74,
+                             counted={"train_gpt.py": b"x" * 74, "train_gpt_decode.py": b"y" * 80_055})
+    report = Report("x")
+    check_log_code(bundle, [run], report)
+    ((severity, message, _),) = findings(report)
+    assert severity == "warning" and "train_gpt_decode.py" in message
+
+
+def test_diff_summary_counts():
+    """diff_summary gives the first differing line and how many lines differ."""
+    first, changed, _ = diff_summary(["a", "b", "c"], ["a", "x", "c", "d"])
+    assert (first, changed) == (2, 2)
+
+
+def test_no_evidence_is_not_checked(kit):
+    """Logs without a dump or Code size leave the rule not checked."""
+    report = Report("x")
+    check_log_code(kit.code_bundle(SOURCE), [parse_log("final_sliding val_loss:2 val_bpb:1.2\n", "t.log")], report)
+    assert report.not_checked[0].rule == "LOG-CODE-CONSISTENCY"

@@ -1,0 +1,79 @@
+"""check_metric: implied byte denominator, scored token count, train/val overlap fingerprints."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.findings import Report
+from harness.logparse import parse_log
+from harness.metric import check_metric, implied_bytes
+
+
+def findings(report, rule=None):
+    return [(f.rule, f.severity) for f in report.findings if rule is None or f.rule == rule]
+
+
+def baseline(kit, tokens=62_021_632, bytes_total=151_079_963):
+    loss, bpb = kit.metric_pair(2.0, tokens, bytes_total)
+    return parse_log(kit.baseline_log(bpb=bpb, loss=loss, tokens=tokens), "train.log")
+
+
+def test_canonical_denominator_passes(kit):
+    """A run whose implied denominator is 151.08 M has no metric finding."""
+    report = Report("x")
+    check_metric([baseline(kit)], None, report)
+    assert findings(report) == []
+    assert {"BPB-BYTE-LUT", "FULL-VAL-TOKEN-COUNT", "TRAIN-VAL-OVERLAP"} <= set(report.checked)
+    assert report.facts["denominators"][0]["implied_bytes"] == pytest.approx(151_079_963, abs=200)
+
+
+@pytest.mark.parametrize("bytes_total, expected", [
+    (157_300_000, [("BPB-BYTE-LUT", "error")]),  # Scylla-like +4.1 %
+    (151_400_000, [("BPB-BYTE-LUT", "warning")]),  # +0.2 %: outside the measured band, not clearly wrong
+    (151_030_000, []),  # long-sequence truncation
+])
+def test_denominator_band(kit, bytes_total, expected):
+    """Denominators off the measured band are flagged; large offsets are errors."""
+    report = Report("x")
+    check_metric([baseline(kit, bytes_total=bytes_total)], None, report)
+    assert findings(report) == expected
+
+
+def test_implied_bytes_formula(kit):
+    """implied_bytes = (val_loss/ln2) * val_tokens / val_bpb."""
+    run = baseline(kit, bytes_total=151_000_000)
+    assert implied_bytes(run) == pytest.approx(151_000_000, rel=1e-7)
+
+
+@pytest.mark.parametrize("tokens, expected", [(62_021_632, []), (62_021_000, []), (62_000_000, [("FULL-VAL-TOKEN-COUNT", "error")]),
+                                              (31_010_816, [("FULL-VAL-TOKEN-COUNT", "error")]),
+                                              (70_000_000, [("FULL-VAL-TOKEN-COUNT", "error")])])
+def test_token_count(kit, tokens, expected):
+    """sp1024 val_tokens must be the canonical count up to sequence truncation."""
+    report = Report("x")
+    check_metric([baseline(kit, tokens=tokens)], None, report)
+    assert findings(report, "FULL-VAL-TOKEN-COUNT") == expected
+
+
+@pytest.mark.parametrize("shards, path, expected", [
+    (80, "./data/datasets/fineweb10B_sp8192_caseops", []),
+    (1499, "./data/datasets/datasets/fineweb10B_sp8192_caseops", [("TRAIN-VAL-OVERLAP", "error")]),
+    (1499, "./data/fineweb10B_sp8192_caseops", [("TRAIN-VAL-OVERLAP", "warning")]),
+])
+def test_overlap_fingerprint(kit, shards, path, expected):
+    """train_shards 1499 with a doubled datasets path is the #2127 leak fingerprint."""
+    loss, bpb = kit.metric_pair(2.32, 47_851_520, 151_074_499)
+    run = parse_log(kit.modern_log(shards=shards, datasets_dir=path, loss=loss, bpb=bpb), "t.log")
+    report = Report("x")
+    check_metric([run], None, report)
+    assert findings(report, "TRAIN-VAL-OVERLAP") == expected
+
+
+def test_local_dataset_is_not_comparable():
+    """A `fineweb:0` run skips the canonical checks and warns once that the score is not comparable."""
+    run = parse_log("dataset:tiny fineweb:0\nval_tokens: 18600\n"
+                    "final_int8_zlib_roundtrip_exact val_loss:4.1 val_bpb:4.10560049\n", "train.log")
+    report = Report("x")
+    check_metric([run], None, report)
+    assert findings(report) == [("FULL-VAL-TOKEN-COUNT", "warning")]
+    assert {n.rule for n in report.not_checked} == {"BPB-BYTE-LUT", "TOKENIZER-CHANGE-PROOF", "TRAIN-VAL-OVERLAP"}
