@@ -94,23 +94,25 @@ class _Budget:
 _LZMA_CONSTANTS = {name: getattr(lzma, name) for name in dir(lzma) if name.isupper()}
 _ZLIB_CONSTANTS = {name: getattr(zlib, name) for name in dir(zlib) if name.isupper() and isinstance(getattr(zlib, name), int)}
 _MODULE_CONSTANTS = {"lzma": _LZMA_CONSTANTS, "zlib": _ZLIB_CONSTANTS}
-_KNOWN_MODULES = {"base64", "binascii", "codecs", "lzma", "zlib", "gzip", "bz2", "brotli", "zstandard", "zstd",
-                  "builtins"}
 
 
-def decode_shim(text: str, filename: str = "train_gpt.py", tree: ast.Module | None = None) -> DecodeResult:
-    """Decode every statically decodable exec/eval/compile payload in TEXT, following nested shims."""
+def decode_shim(text: str, filename: str = "train_gpt.py", tree: ast.Module | None = None,
+                calls: list[ast.Call] | None = None) -> DecodeResult:
+    """Decode every statically decodable exec/eval/compile payload in TEXT, following nested shims.
+
+    TREE (the parsed TEXT) and CALLS (every ast.Call in it) may be passed by a caller that already has them.
+    """
     result = DecodeResult()
     budget = _Budget(MAX_TOTAL_BYTES)
     try:
-        _decode_into(result, text, filename, tree, 0, budget)
+        _decode_into(result, text, filename, tree, 0, budget, calls)
     except RecursionError:
         result.problems.append(f"{filename}: expression nesting too deep to decode")
     return result
 
 
 def _decode_into(result: DecodeResult, text: str, filename: str, tree: ast.Module | None, depth: int,
-                 budget: _Budget) -> None:
+                 budget: _Budget, calls: list[ast.Call] | None = None) -> None:
     if tree is None:
         try:
             tree = parse_python(text, filename)
@@ -118,8 +120,11 @@ def _decode_into(result: DecodeResult, text: str, filename: str, tree: ast.Modul
             if depth:  # a decoded payload that is not Python is worth reporting; the shipped file is codeset's job
                 result.problems.append(f"decoded layer {depth} of {filename} is not valid Python: {exc.message}")
             return
+    exec_calls = _exec_calls(tree, calls)
+    if not exec_calls:
+        return
     env = _Environment(tree)
-    for call in _exec_calls(tree):
+    for call in exec_calls:
         arg = call.args[0] if call.args else None
         if arg is None or _reads_a_file(arg):
             continue
@@ -169,13 +174,11 @@ def _source_len(node: ast.AST) -> int:
     return total
 
 
-def _exec_calls(tree: ast.Module) -> list[ast.Call]:
-    calls = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in EXEC_FUNCS:
-            calls.append(node)
-    calls.sort(key=lambda c: (c.lineno, c.col_offset))
-    return calls
+def _exec_calls(tree: ast.Module, calls: list[ast.Call] | None) -> list[ast.Call]:
+    nodes = calls if calls is not None else [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    found = [n for n in nodes if isinstance(n.func, ast.Name) and n.func.id in EXEC_FUNCS]
+    found.sort(key=lambda c: (c.lineno, c.col_offset))
+    return found
 
 
 def _reads_a_file(node: ast.AST) -> bool:
@@ -214,10 +217,9 @@ class _Environment:
                 self.values[alias.asname or top] = _Module(alias.name if alias.asname else top)
         elif isinstance(stmt, ast.ImportFrom) and stmt.module and not stmt.level:
             for alias in stmt.names:
-                qual = f"{stmt.module}.{alias.name}"
+                constants = _MODULE_CONSTANTS.get(stmt.module, {})
                 self.values[alias.asname or alias.name] = (
-                    _Module(qual) if qual.split(".")[0] in _KNOWN_MODULES and stmt.module in {"zstandard"} and False
-                    else _Func(qual))
+                    constants[alias.name] if alias.name in constants else _Func(f"{stmt.module}.{alias.name}"))
         elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
             self.bindings[stmt.targets[0].id] = stmt.value
             self.values.pop(stmt.targets[0].id, None)
@@ -415,9 +417,9 @@ def _drain(step, data: bytes, budget: _Budget, is_eof, needs_input) -> bytes:
         piece = step(chunk, limit)
         chunk = b""
         out.write(piece)
-        budget.take(len(piece))
         if out.tell() > MAX_STAGE_BYTES:
             raise Refused(f"refused: would decompress beyond {MAX_STAGE_BYTES:,} bytes")
+        budget.take(len(piece))
         if is_eof():
             return out.getvalue()
         if needs_input() and not piece:
