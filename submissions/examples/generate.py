@@ -209,7 +209,7 @@ def main() -> None:
           "(TTT-PREEVAL-VAL).", {"train_gpt.py": preeval})
     write("illegal_shimmed_preeval_ttt", "Pre-quant TTT inside a self-extracting shim",
           "The same pre-quant TTT, shipped as an lzma+base85 self-extracting train_gpt.py (TTT-PREEVAL-VAL "
-          "after decoding).", {"train_gpt.py": shim(preeval)}, code_for_logs=preeval)
+          "after decoding).", {"train_gpt.py": shim(preeval)})
     write("illegal_multipass_ttt", "Multi-epoch TTT reporting the last epoch",
           "Each epoch scores then trains over the whole validation stream; the last epoch's score is reported "
           "(TTT-MULTIPASS-SCORE).",
@@ -255,7 +255,7 @@ def main() -> None:
     write("illegal_exec_stub", "A loader stub over an uncounted sibling script",
           "train_gpt.py execs train_gpt_impl.py, whose bytes the logs do not count; counted, every seed is over "
           "the cap (CODE-COUNTING, ARTIFACT-CAP-16MB).", {"train_gpt.py": stub, "train_gpt_impl.py": legal},
-          log_kwargs={"model_bytes": 15_995_000, "code_bytes": len(stub.encode())}, code_for_logs=legal)
+          log_kwargs={"model_bytes": 15_997_000})
     write("illegal_claim_mismatch", "Claimed score better than the logs",
           "submission.json claims 1.1500 while the three logs average about 1.2279 (SIGNIFICANCE).",
           {"train_gpt.py": legal}, claims={"val_bpb": 1.15, "seeds": {s: {"val_bpb": 1.15} for s in SEEDS}})
