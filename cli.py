@@ -221,6 +221,15 @@ def run() -> None:
     except UserError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except ValueError as exc:
+        # reference/ cannot import harness: its bad-input error is reference.outcome.InputError (a ValueError).
+        if type(exc).__name__ != "InputError" and os.environ.get("PGOLF_DEBUG"):
+            raise
+        if type(exc).__name__ != "InputError":
+            click.echo(f"error: internal failure (ValueError: {exc}); set PGOLF_DEBUG=1 for details", err=True)
+        else:
+            click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
     except KeyboardInterrupt:
         click.echo("error: interrupted", err=True)
         sys.exit(2)

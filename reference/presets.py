@@ -1,0 +1,30 @@
+"""Named configurations: overrides of the Hyperparameters defaults (which are the `full` 8xH100 run).
+
+CPU presets scale the 8xH100 shapes one way for both the reference and the naive baseline, so the two compare at
+equal wall clock: width / 4, heads / 2 (head dim 64 -> 32), depth -> 4 layers, sequence 128, 4,096 tokens per step,
+45 s of training on whatever cores there are, fp32, no compile.
+"""
+
+from __future__ import annotations
+
+CPU_SCALE = dict(
+    device="cpu", compile=False, model_dim=128, num_heads=4, num_kv_heads=2, num_layers=4, train_seq_len=128,
+    train_batch_tokens=4096, accum_base=1, max_wallclock_seconds=45.0, iterations=100000, warmup_steps=0,
+    train_log_every=25, eval_seq_len=128, eval_batch=64, quant_keep_float_numel=4096,  # 65,536 / 4^2
+)
+
+PRESETS: dict[str, dict] = {
+    "full": {},
+    "cpu-smoke": dict(
+        CPU_SCALE, rope_dims=8, eval_stride=64, ema_decay=0.95, warmdown_frac=0.3,
+        ttt_chunk_tokens=4096, ttt_epochs=1, ttt_batch_seqs=32, ttt_lr=0.01,
+    ),
+    # The challenge's baseline: 9x512, relu^2, full RoPE, MLP x2, int8 + zlib, non-overlapping evaluation, no EMA,
+    # no TTT; the warmdown of 1,200 iterations out of ~13,780 steps is about 9 % of the run.
+    "naive-baseline-full": dict(
+        num_layers=9, mlp_mult=2.0, rope_dims=0, activation="relu2", train_seq_len=1024, eval_seq_len=1024,
+        train_batch_tokens=524288, ema_decay=0.0, warmdown_frac=0.09, quant_bits=8, quant_codec="zlib",
+        eval_stride=0, ttt_enabled=False, tied_embed_lr=0.05, matrix_lr=0.04, scalar_lr=0.04,
+    ),
+}
+PRESETS["naive-baseline"] = dict(PRESETS["naive-baseline-full"], **CPU_SCALE, rope_dims=0)

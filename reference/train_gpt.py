@@ -1,0 +1,430 @@
+"""Reference trainer for Parameter Golf: one script trains, quantises, measures and evaluates.
+
+  python train_gpt.py                                     # the `full` configuration, one process
+  PRESET=cpu-smoke DATA_PATH=data/datasets/local_kjv_sp1024 python train_gpt.py
+  torchrun --standalone --nproc_per_node=8 train_gpt.py   # 8xH100 (NCCL); on CPU, gloo
+Overrides: env vars named like the fields (SEED=7), or --key=value arguments; unknown PG_* keys are rejected.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import dataclasses
+import glob
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from reference.evaluate import TTTConfig, sliding_eval, truncate_for_rows, ttt_eval
+from reference.metric import load_byte_tables
+from reference.model import GPT, GPTConfig, count_parameters
+from reference.muon import Muon
+from reference.presets import PRESETS
+from reference.quant import dequantize_state_dict, pack, quantize_state_dict, unpack
+from reference.shards import TokenStream, load_tokens
+
+SOURCE = Path(__file__).read_text(encoding="utf-8")  # read first: the log opens with the exact code that ran
+
+
+# -----------------------------------------------------------------------------
+# Hyperparameters
+
+@dataclass
+class Hyperparameters:
+    """Defaults are the `full` 8xH100 run; presets (presets.py) and env vars override them."""
+
+    # data and run
+    data_path: str = "data/datasets/local_kjv_sp1024"
+    tokenizer_path: str = ""  # empty: from the dataset's manifest.json, else ../../tokenizers/*<vocab>_bpe.model
+    run_id: str = "run"
+    seed: int = 1337
+    log_path: str = ""  # empty: logs/<run_id>.txt
+    artifact_path: str = "final_model.ptz"
+    device: str = "auto"  # cuda when available
+    compile: bool = True  # torch.compile pays on GPU; on CPU it costs more than it saves (challenge-facts 11)
+    # schedule and batch
+    iterations: int = 20000
+    max_wallclock_seconds: float = 600.0  # the challenge's training cap; 0 disables it (step-count determinism)
+    warmdown_frac: float = 0.35  # share of the run (by time or steps, whichever is further) in linear LR decay
+    warmup_steps: int = 20  # untimed compile-priming steps; weights, optimiser and loader are restored after
+    train_batch_tokens: int = 786432
+    train_seq_len: int = 2048
+    accum_base: int = 8  # grad_accum = accum_base / world_size: the same global batch on 1..8 processes
+    train_log_every: int = 200
+    # model
+    vocab_size: int = 1024
+    num_layers: int = 11
+    model_dim: int = 512
+    num_heads: int = 8
+    num_kv_heads: int = 4
+    mlp_mult: float = 3.0
+    rope_dims: int = 16
+    activation: str = "leaky_relu2"
+    logit_softcap: float = 30.0
+    # optimisers (baseline values; Muon for block matrices, Adam for embedding and vectors)
+    tied_embed_lr: float = 0.035
+    matrix_lr: float = 0.025  # below the baseline's 0.04: EMA and the longer warmdown prefer a calmer start
+    scalar_lr: float = 0.025
+    muon_momentum: float = 0.95
+    muon_momentum_warmup_start: float = 0.85
+    muon_momentum_warmup_steps: int = 500
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip_norm: float = 0.0
+    ema_decay: float = 0.997  # EMA of weights used for export; 0 disables it
+    # export
+    quant_bits: int = 6  # int6 block matrices (int8 embedding); 8 = the baseline's int8 everywhere
+    quant_codec: str = "zstd"  # zstd-22; "zlib" is the baseline's
+    quant_keep_float_numel: int = 65536  # tensors this small stay float, as in the baseline
+    # evaluation
+    eval_seq_len: int = 2048
+    eval_stride: int = 64  # 0: the baseline's non-overlapping rows
+    eval_batch: int = 32
+    ttt_enabled: bool = True
+    ttt_chunk_tokens: int = 32768
+    ttt_lr: float = 0.002
+    ttt_momentum: float = 0.9
+    ttt_epochs: int = 3
+    ttt_batch_seqs: int = 32
+    ttt_freeze_blocks: int = 0
+    ttt_grad_clip: float = 1.0
+
+
+def _parse(field: dataclasses.Field, raw: str):
+    """Type-checked value for `field` from text."""
+    kind = field.type if isinstance(field.type, str) else field.type.__name__
+    try:
+        if kind == "bool":
+            if raw.lower() not in ("0", "1", "true", "false"):
+                raise ValueError(raw)
+            return raw.lower() in ("1", "true")
+        value = ast.literal_eval(raw) if kind in ("int", "float") else raw
+        if kind == "float" and isinstance(value, int):
+            value = float(value)
+        if kind in ("int", "float") and type(value).__name__ != kind:
+            raise ValueError(raw)
+        return value
+    except (ValueError, SyntaxError):
+        raise SystemExit(f"error: {field.name.upper()}={raw!r} is not a valid {kind}") from None
+
+
+def load_hyperparameters(environ=os.environ, argv=()) -> Hyperparameters:
+    """Defaults <- PRESET <- env vars named like fields <- --key=value; unknown PG_*/--keys are errors."""
+    fields = {f.name: f for f in dataclasses.fields(Hyperparameters)}
+    preset = environ.get("PRESET", "full")
+    if preset not in PRESETS:
+        raise SystemExit(f"error: unknown PRESET {preset!r} (known: {', '.join(PRESETS)})")
+    values = dict(PRESETS[preset])
+    for key, raw in environ.items():
+        name = key.lower().removeprefix("pg_") if key.startswith("PG_") else key.lower()
+        if name in fields and key.isupper():
+            values[name] = _parse(fields[name], raw)
+        elif key.startswith("PG_") and key not in ("PG_DEBUG",):
+            raise SystemExit(f"error: unknown setting {key}")
+    for arg in argv:
+        key, _, raw = arg.removeprefix("--").partition("=")
+        if key not in fields:
+            raise SystemExit(f"error: unknown setting --{key}")
+        values[key] = _parse(fields[key], raw)
+    return Hyperparameters(**values)
+
+
+# -----------------------------------------------------------------------------
+# Distributed setup and logging
+
+def setup_distributed(args: Hyperparameters):
+    """(rank, world_size, device); NCCL on GPU, gloo on CPU, one process when not under torchrun."""
+    use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    local = int(os.environ.get("LOCAL_RANK", 0))
+    device = torch.device("cuda", local) if use_cuda else torch.device("cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    if world > 1:
+        if args.accum_base % world:
+            raise SystemExit(f"error: world size {world} must divide {args.accum_base}")
+        dist.init_process_group("nccl" if use_cuda else "gloo", device_id=device if use_cuda else None)
+    return rank, world, device
+
+
+class Logger:
+    """print0: rank 0 writes key:value lines to the console and the log file."""
+
+    def __init__(self, rank: int, path: str):
+        self.rank, self.path = rank, path
+        if rank == 0:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text("", encoding="utf-8")
+
+    def __call__(self, line: str, console: bool = True) -> None:
+        if self.rank != 0:
+            return
+        if console:
+            print(line, flush=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work before reading a clock (no-op on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def find_tokenizer(args: Hyperparameters) -> str:
+    """The tokenizer named in the dataset manifest, or the challenge's layout ../../tokenizers/*_<V>_bpe.model."""
+    if args.tokenizer_path:
+        return args.tokenizer_path
+    manifest = Path(args.data_path, "manifest.json")
+    if manifest.is_file():
+        return str(Path(args.data_path, json.loads(manifest.read_text())["tokenizer"]))
+    found = sorted(glob.glob(str(Path(args.data_path).parent.parent / "tokenizers" / f"*{args.vocab_size}_bpe.model")))
+    if not found:
+        raise SystemExit(f"error: no tokenizer for {args.data_path}; set TOKENIZER_PATH")
+    return found[0]
+
+
+# -----------------------------------------------------------------------------
+# Model and optimisers
+
+def model_config(args: Hyperparameters) -> GPTConfig:
+    """The GPTConfig these hyperparameters describe."""
+    return GPTConfig(vocab_size=args.vocab_size, num_layers=args.num_layers, model_dim=args.model_dim,
+                     num_heads=args.num_heads, num_kv_heads=args.num_kv_heads, mlp_mult=args.mlp_mult,
+                     rope_dims=args.rope_dims, activation=args.activation, logit_softcap=args.logit_softcap)
+
+
+def build_optimizers(model: GPT, args: Hyperparameters) -> list[torch.optim.Optimizer]:
+    """Adam for the tied embedding and for vectors/scalars, Muon for the 2-D block matrices."""
+    named = list(model.blocks.named_parameters())
+    matrices = [p for n, p in named if p.ndim == 2 and "resid_mix" not in n]  # resid_mix is a control tensor
+    scalars = [p for n, p in named if p.ndim < 2 or "resid_mix" in n] + [model.skip_weights]
+    adam = dict(betas=(args.beta1, args.beta2), eps=1e-8)
+    optimizers = [torch.optim.Adam([model.tok_emb.weight], lr=args.tied_embed_lr, **adam),
+                  torch.optim.Adam(scalars, lr=args.scalar_lr, **adam),
+                  Muon(matrices, lr=args.matrix_lr, momentum=args.muon_momentum)]
+    for opt in optimizers:
+        for group in opt.param_groups:
+            group["base_lr"] = group["lr"]
+    return optimizers
+
+
+def lr_multiplier(step: int, elapsed_s: float, args: Hyperparameters) -> float:
+    """Linear warmdown to 0 over the last `warmdown_frac` of the run, progress measured by the wall-clock cap
+    or the iteration budget, whichever is further along (so the cap drives it when it binds)."""
+    progress = step / args.iterations
+    if args.max_wallclock_seconds > 0:
+        progress = max(progress, elapsed_s / args.max_wallclock_seconds)
+    if args.warmdown_frac <= 0:
+        return 1.0
+    return max(0.0, min(1.0, (1.0 - progress) / args.warmdown_frac))
+
+
+class EMA:
+    """Exponential moving average of the weights (fp32), applied for export."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.shadow = {k: v.detach().float().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        for k, v in model.state_dict().items():
+            self.shadow[k].mul_(self.decay).add_(v.float(), alpha=1 - self.decay)
+
+    def copy_to(self, model: torch.nn.Module) -> None:
+        model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in self.shadow.items()})
+
+
+# -----------------------------------------------------------------------------
+# Training loop
+
+def train_step(model, ddp_model, optimizers, stream: TokenStream, args, rank, world, device, accum) -> float:
+    """One optimiser step over the global batch; returns the mean training loss."""
+    rows_per_micro = args.train_batch_tokens // (world * accum * args.train_seq_len)
+    span = rows_per_micro * args.train_seq_len
+    total = 0.0
+    for micro in range(accum):
+        chunk = stream.take(span * world + 1)  # every rank reads the same stream and keeps its slice
+        local = torch.from_numpy(chunk[rank * span: (rank + 1) * span + 1].astype(np.int64)).to(device)
+        x, y = local[:-1].view(rows_per_micro, -1), local[1:].view(rows_per_micro, -1)
+        if world > 1:
+            ddp_model.require_backward_grad_sync = micro == accum - 1  # sync once per step, as the baseline
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = ddp_model(x, y) / accum
+        loss.backward()
+        total += loss.item()
+    if args.grad_clip_norm > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip_norm)
+    for opt in optimizers:
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return total
+
+
+def train(args, model, log, rank, world, device) -> None:
+    """The timed loop: steps until the iteration budget or the wall-clock cap; EMA weights applied at the end."""
+    accum = max(1, args.accum_base // world)
+    stream = TokenStream(str(Path(args.data_path) / "fineweb_train_*.bin"))
+    log(f"train_loader:dataset:{Path(args.data_path).name} train_shards:{len(stream.paths)}")
+    optimizers = build_optimizers(model, args)
+    ddp_model = torch.nn.parallel.DistributedDataParallel(model, broadcast_buffers=False) if world > 1 else model
+    compiled = torch.compile(ddp_model) if args.compile else ddp_model
+    if args.warmup_steps > 0:  # compile priming on real batches, then restore everything: the run starts fresh
+        saved = (copy.deepcopy(model.state_dict()), [copy.deepcopy(o.state_dict()) for o in optimizers], stream.state())
+        for i in range(args.warmup_steps):
+            train_step(model, compiled, optimizers, stream, args, rank, world, device, accum)
+            log(f"warmup_step:{i + 1}/{args.warmup_steps}")
+        model.load_state_dict(saved[0])
+        for opt, state in zip(optimizers, saved[1]):
+            opt.load_state_dict(state)
+        stream.restore(saved[2])
+    ema = EMA(model, args.ema_decay) if args.ema_decay > 0 else None
+    synchronize(device)
+    t0, step = time.perf_counter(), 0
+    while step < args.iterations:
+        elapsed = time.perf_counter() - t0
+        scale = lr_multiplier(step, elapsed, args)
+        frac = min(step / max(args.muon_momentum_warmup_steps, 1), 1.0)
+        for opt in optimizers:
+            for group in opt.param_groups:
+                group["lr"] = group["base_lr"] * scale
+                if isinstance(opt, Muon):
+                    group["momentum"] = (1 - frac) * args.muon_momentum_warmup_start + frac * args.muon_momentum
+        loss = train_step(model, compiled, optimizers, stream, args, rank, world, device, accum)
+        if ema is not None:
+            ema.update(model)
+        step += 1
+        synchronize(device)
+        ms = 1000 * (time.perf_counter() - t0)
+        if step <= 10 or step % args.train_log_every == 0:
+            log(f"step:{step}/{args.iterations} train_loss:{loss:.4f} train_time:{ms:.0f}ms step_avg:{ms / step:.2f}ms")
+        capped = torch.tensor([float(args.max_wallclock_seconds > 0 and ms >= 1000 * args.max_wallclock_seconds)])
+        if world > 1:
+            dist.all_reduce(capped, op=dist.ReduceOp.MAX)  # every rank stops on the same step
+        if capped.item() and step < args.iterations:
+            log(f"step:{step}/{args.iterations} train_loss:{loss:.4f} train_time:{ms:.0f}ms step_avg:{ms / step:.2f}ms")
+            log(f"stopping_early: wallclock_cap train_time:{ms:.0f}ms step:{step}/{args.iterations}")
+            break
+    log(f"train_time:{1000 * (time.perf_counter() - t0):.0f}ms steps:{step} "
+        f"train_tokens:{step * args.train_batch_tokens}")
+    if ema is not None:
+        log(f"ema:applying EMA weights decay:{args.ema_decay}")
+        ema.copy_to(model)
+
+
+# -----------------------------------------------------------------------------
+# Export, round trip and evaluation
+
+def export(args, model, log, rank, world) -> str:
+    """Quantise and compress the weights (rank 0 writes); returns the label used in size lines."""
+    label = f"int{args.quant_bits}+{args.quant_codec}"
+    meta = {"config": dataclasses.asdict(model.cfg), "eval": {
+        k: getattr(args, k) for k in ("eval_seq_len", "eval_stride", "eval_batch", "ttt_chunk_tokens", "ttt_lr",
+                                      "ttt_momentum", "ttt_epochs", "ttt_batch_seqs", "ttt_freeze_blocks",
+                                      "ttt_grad_clip")}}
+    if rank == 0:
+        obj = quantize_state_dict(model.state_dict(), matrix_bits=args.quant_bits, embed_bits=8,
+                                  keep_float_numel=args.quant_keep_float_numel, meta=meta)
+        blob = pack(obj, args.quant_codec)
+        Path(args.artifact_path).write_bytes(blob)
+        code_bytes = len(SOURCE.encode("utf-8"))
+        log(f"Serialized model {label}: {len(blob)} bytes")
+        log(f"Code size: {code_bytes} bytes")
+        log(f"Total submission size {label}: {len(blob) + code_bytes} bytes")
+    if world > 1:
+        dist.barrier()  # every rank reads the finished artifact
+    return label
+
+
+def load_artifact(path: str, device: torch.device) -> tuple[GPT, dict]:
+    """A model rebuilt from artifact bytes alone (config from its meta), and the meta."""
+    obj = unpack(Path(path).read_bytes())
+    model = GPT(GPTConfig(**obj["meta"]["config"])).to(device)
+    model.load_state_dict(dequantize_state_dict(obj), strict=True)
+    return model, obj["meta"]
+
+
+def ttt_config(settings: dict) -> TTTConfig:
+    """TTTConfig from hyperparameter-style keys."""
+    return TTTConfig(chunk_tokens=settings["ttt_chunk_tokens"], lr=settings["ttt_lr"],
+                     momentum=settings["ttt_momentum"], epochs=settings["ttt_epochs"],
+                     batch_seqs=settings["ttt_batch_seqs"], freeze_blocks=settings["ttt_freeze_blocks"],
+                     grad_clip=settings["ttt_grad_clip"])
+
+
+def evaluate_roundtrip(args, label, log, device, val_tokens, tables) -> None:
+    """Score the round-tripped artifact: sliding windows (or baseline rows), then legal score-first TTT."""
+    t_start = time.perf_counter()
+    model, meta = load_artifact(args.artifact_path, device)
+    seq, stride = args.eval_seq_len, args.eval_stride
+    t0 = time.perf_counter()
+    if stride > 0:
+        loss, bpb = sliding_eval(model, val_tokens, tables, seq, stride, args.eval_batch)
+        tag = "final_sliding_window_exact"
+    else:
+        loss, bpb = sliding_eval(model, truncate_for_rows(val_tokens, seq), tables, seq, seq, args.eval_batch)
+        tag = f"final_{label.replace('+', '_')}_roundtrip_exact"
+    log(f"{tag} val_loss:{loss:.8f} val_bpb:{bpb:.8f} eval_time:{1000 * (time.perf_counter() - t0):.0f}ms")
+    if args.ttt_enabled and stride > 0:
+        cfg = ttt_config(meta["eval"])
+        log(f"ttt_sliding:start chunk_tokens={cfg.chunk_tokens} stride={stride} ttt_lr={cfg.lr} "
+            f"ttt_epochs={cfg.epochs} freeze_blocks={cfg.freeze_blocks}")
+        t0 = time.perf_counter()
+        loss, bpb = ttt_eval(model, val_tokens, tables, seq, stride, cfg, args.eval_batch, log=log)
+        log("ttt_sliding:self_check passed (every target scored once, before any update that used it)")
+        log(f"legal_ttt_exact val_loss:{loss:.8f} val_bpb:{bpb:.8f} eval_time:{1000 * (time.perf_counter() - t0):.0f}ms")
+    log(f"total_eval_time:{time.perf_counter() - t_start:.1f}s")
+
+
+def log_header(args, log, world, device) -> None:
+    """Source, a rule, versions, then the run's identity lines (the baseline's dialect)."""
+    log(SOURCE, console=False)
+    log("=" * 100, console=False)
+    log(f"Running Python {sys.version.split()[0]}", console=False)
+    log(f"Running PyTorch {torch.__version__}", console=False)
+    log(f"device:{device.type} cuda:{torch.version.cuda}", console=False)
+    log("=" * 100, console=False)
+    name = Path(args.data_path).name
+    log(f"dataset:{name} fineweb:{int(name.startswith('fineweb'))}")
+    log(f"hyperparameters:{json.dumps(dataclasses.asdict(args), sort_keys=True)}")
+    log(f"seed:{args.seed}")
+    log(f"world_size:{world} grad_accum_steps:{max(1, args.accum_base // world)}")
+
+
+def main(argv=None) -> None:
+    """Train, export, round-trip and evaluate."""
+    args = load_hyperparameters(os.environ, sys.argv[1:] if argv is None else argv)
+    rank, world, device = setup_distributed(args)
+    log = Logger(rank, args.log_path or f"logs/{args.run_id}.txt")
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    log_header(args, log, world, device)
+    val_pattern = str(Path(args.data_path) / "fineweb_val_*.bin")
+    val_tokens = torch.from_numpy(load_tokens(val_pattern).astype(np.int64)).to(device)
+    tokenizer = find_tokenizer(args)
+    tables = load_byte_tables(tokenizer, args.vocab_size)
+    log(f"val_bpb:enabled tokenizer_kind=sentencepiece tokenizer_path={tokenizer}")
+    scored = len(val_tokens) if args.eval_stride > 0 else len(truncate_for_rows(val_tokens, args.eval_seq_len))
+    log(f"val_loader:shards pattern={val_pattern} tokens:{scored}")
+    model = GPT(model_config(args)).to(device)
+    log(f"model_params:{count_parameters(model)}")
+    log(f"attention_mode:gqa num_heads:{args.num_heads} num_kv_heads:{args.num_kv_heads}")
+    train(args, model, log, rank, world, device)
+    label = export(args, model, log, rank, world)
+    evaluate_roundtrip(args, label, log, device, val_tokens, tables)
+    if world > 1:
+        dist.barrier()  # gloo aborts in destroy_process_group without it (challenge-facts 11)
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
