@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Sequence
 
 from rules.catalogue import RULES
 
@@ -73,6 +73,10 @@ class LogHints:
         for key, value in self.hyperparameters.items():
             if key.lower() == wanted:
                 return str(value)
+        # a feature tag in the logs shows the guarded path ran: prequant_ttt_enabled ~ "prequant_ttt:done"
+        stem = wanted.removesuffix("_enabled").removeprefix("enable_").removeprefix("use_")
+        if len(stem) >= 4 and self.saw(stem):
+            return "1"
         return None
 
     def saw(self, tag: str) -> bool:
@@ -180,8 +184,12 @@ class Rule:
             )
         )
 
-    def gated_severity(self, node: ast.AST, severity: str | None = None) -> tuple[str, list[EvidenceItem]]:
-        """Severity for a hit at NODE given the env-flag guards around it, with evidence naming those guards.
+    def gated_severity(
+        self, node: ast.AST | Sequence[ast.AST], severity: str | None = None
+    ) -> tuple[str, list[EvidenceItem]]:
+        """Severity for a hit at NODE (or along a call path of nodes) given the env-flag guards around it.
+
+        Returns the severity and evidence naming those guards.
 
         An error stays an error when every guard is on by default or the logs show the flag enabled; it becomes a
         warning when some guard is off by default and the logs do not show it on (the code is still reported).
@@ -189,13 +197,14 @@ class Rule:
         severity = severity or self.default_severity()
         evidence: list[EvidenceItem] = []
         lowered = False
-        for guard in self.facts.flag_guards(node):
-            logged = self.log_hints.flag_value(guard.flag) if guard.flag else None
-            enabled = _truthy(logged) if logged is not None else guard.default_enabled
-            if guard.negated and enabled is not None:
-                enabled = not enabled
+        nodes = [node] if isinstance(node, ast.AST) else list(node)
+        seen: set[int] = set()
+        for guard in (g for n in nodes for g in self.facts.flag_guards(n)):
+            if guard.line in seen:
+                continue
+            seen.add(guard.line)
+            enabled, source = guard.enabled(self.log_hints.flag_value)
             state = {True: "on", False: "off", None: "unknown"}[enabled]
-            source = "logs" if logged is not None else "default"
             evidence.append((guard.line, f"guarded by {guard.describe()} ({state} by {source})"))
             if enabled is False:
                 lowered = True
@@ -207,7 +216,7 @@ class Rule:
         """Called once after the walk; rules that reason about the whole script report from here."""
 
 
-def _truthy(value: str) -> bool | None:
+def truthy(value: str) -> bool | None:
     text = value.strip().strip("'\"").lower()
     if text in {"1", "true", "yes", "on"}:
         return True

@@ -1,0 +1,164 @@
+"""Run every static rule over the Python units of a submission: one parse and one tree walk per unit.
+
+Rules are found by walking the ``rules`` package (every ``Rule`` subclass with an ID); the walk dispatches
+``visit_<NodeType>`` / ``leave_<NodeType>`` to every rule defining them (Fixit-style batched visitors), then calls
+each rule's ``finish()``. Shared facts are computed lazily once per unit. Suppression comments are not honoured.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import pkgutil
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Iterable, Protocol
+
+import rules
+from rules.base import LogHints, Rule, RuleContext, Violation
+from rules.facts import Facts
+
+
+class UnitLike(Protocol):
+    """What the engine needs of a code unit (harness.codeset.CodeUnit satisfies it)."""
+
+    path: str
+    text: str
+    origin: str
+
+
+@dataclass(frozen=True)
+class SourceUnit:
+    """A plain unit for callers without a CodeBundle (tests, benches)."""
+
+    path: str
+    text: str
+    origin: str = "shipped"
+
+
+@dataclass
+class EngineResult:
+    violations: list[Violation] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # units that could not be parsed, rules that crashed
+    seconds: dict[str, float] = field(default_factory=dict)  # unit path -> analysis time
+
+
+def parse_python(text: str, filename: str) -> ast.Module:
+    """Parse source to a stdlib ast tree (via rules.parsing when present, which also reads 3.12-only syntax)."""
+    try:
+        from rules.parsing import parse_python as parse  # written by another helper
+    except ImportError:
+        return ast.parse(text, filename=filename)
+    return parse(text, filename)
+
+
+@lru_cache(maxsize=1)
+def discover_rules() -> tuple[type[Rule], ...]:
+    """Every concrete Rule subclass defined in a module of the rules package, ordered by CODE."""
+    found: dict[str, type[Rule]] = {}
+    for info in pkgutil.iter_modules(rules.__path__):
+        if info.name in {"base", "engine", "catalogue", "docs", "parsing"} or info.name.startswith("facts"):
+            continue
+        module = importlib.import_module(f"rules.{info.name}")
+        for _, obj in inspect.getmembers(module, inspect.isclass):
+            if issubclass(obj, Rule) and obj is not Rule and obj.ID and obj.__module__ == module.__name__:
+                found[f"{obj.CODE}:{obj.__qualname__}"] = obj
+    return tuple(found[k] for k in sorted(found))
+
+
+def implemented_rule_ids() -> list[str]:
+    """Rulebook IDs with at least one static rule."""
+    return sorted({r.ID for r in discover_rules()})
+
+
+def _dispatch_table(instances: list[Rule]) -> dict[str, list]:
+    table: dict[str, list] = {}
+    for rule in instances:
+        for name in dir(type(rule)):
+            if name.startswith(("visit_", "leave_")):
+                table.setdefault(name, []).append(getattr(rule, name))
+    return table
+
+
+def _walk(tree: ast.AST, table: dict[str, list]) -> None:
+    """One pre/post-order walk calling visit_X before and leave_X after the children of every X node."""
+    visit_names = {k[6:] for k in table if k.startswith("visit_")}
+    leave_names = {k[6:] for k in table if k.startswith("leave_")}
+    stack: list[tuple[ast.AST, bool]] = [(tree, False)]
+    while stack:
+        node, leaving = stack.pop()
+        kind = type(node).__name__
+        if leaving:
+            for method in table[f"leave_{kind}"]:
+                method(node)
+            continue
+        if kind in visit_names:
+            for method in table[f"visit_{kind}"]:
+                method(node)
+        if kind in leave_names:
+            stack.append((node, True))
+        stack.extend((child, False) for child in reversed(list(ast.iter_child_nodes(node))))
+
+
+def analyse_unit(
+    unit: UnitLike, log_hints: LogHints | None = None, rule_classes: Iterable[type[Rule]] | None = None
+) -> EngineResult:
+    """Run the rules over one unit; a syntax error becomes a problem, never an exception."""
+    result = EngineResult()
+    start = time.perf_counter()
+    try:
+        tree = getattr(unit, "tree", None) or parse_python(unit.text, unit.path)
+    except Exception as exc:  # noqa: BLE001 - SyntaxError, ValueError, rules.parsing.SourceParseError: all one problem
+        result.problems.append(f"{unit.path}: could not parse ({type(exc).__name__}: {exc})")
+        return result
+    facts = Facts(tree, unit.text)
+    context = RuleContext(unit.path, unit.text, tree, facts, log_hints or LogHints(), unit.origin)
+    instances = [cls(context) for cls in (rule_classes or discover_rules())]
+    table = _dispatch_table(instances)
+    try:
+        if table:  # rules that only read facts in finish() need no walk
+            _walk(tree, table)
+    except RecursionError as exc:
+        result.problems.append(f"{unit.path}: analysis too deep ({exc})")
+    for rule in instances:
+        try:
+            rule.finish()
+        except RecursionError as exc:
+            result.problems.append(f"{unit.path}: {rule.ID} could not finish ({exc})")
+        result.violations.extend(rule.violations)
+    result.violations = _dedupe(result.violations)
+    result.seconds[unit.path] = time.perf_counter() - start
+    return result
+
+
+def _dedupe(violations: list[Violation]) -> list[Violation]:
+    seen: set[tuple] = set()
+    out = []
+    for v in violations:
+        key = (v.rule, v.path, v.line, v.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(v)
+    return out
+
+
+def analyse(
+    units: Iterable[UnitLike], log_hints: LogHints | None = None, rule_classes: Iterable[type[Rule]] | None = None
+) -> EngineResult:
+    """Run the rules over every Python unit (entry point first) and merge the results."""
+    total = EngineResult()
+    classes = tuple(rule_classes) if rule_classes is not None else None
+    for unit in units:
+        part = analyse_unit(unit, log_hints, classes)
+        total.violations.extend(part.violations)
+        total.problems.extend(part.problems)
+        total.seconds.update(part.seconds)
+    return total
+
+
+def check_source(text: str, path: str = "train_gpt.py", log_hints: LogHints | None = None,
+                 rule_classes: Iterable[type[Rule]] | None = None) -> EngineResult:
+    """Convenience for one source string (tests, docs)."""
+    return analyse([SourceUnit(path, text)], log_hints, rule_classes)

@@ -1,0 +1,270 @@
+"""Score-before-update analysis shared by the causality rules (#1017 C3/C4), read as ``facts.causality``.
+
+An *adaptation site* is a `.backward()` on a loss derived from validation data in a function that also steps an
+optimizer or mutates parameters. For each one we follow the calls that lead to it (up to the functions nobody
+calls) and decide:
+
+* **score-first**: on the way, a loop encloses the update and, earlier in the same iteration, accumulates a score
+  from validation data (the merged chunked TTT shape: score chunk c, then train on chunk c);
+* **pre-eval**: no such loop exists on some path that carries validation data to the update, i.e. the tokens are
+  trained on before (or without) being scored in that pass.
+
+It also records where validation data is scored after the update (the "same tokens scored later" evidence) and
+whether the trained parameters belong to a throwaway object deleted right after (a compile warm-up).
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from rules.facts_graph import FuncInfo
+from rules.facts_taint import EMPTY
+
+if TYPE_CHECKING:
+    from rules.facts import Event, Facts
+
+_MAX_DEPTH = 6
+
+
+@dataclass
+class Path:
+    """One chain of calls from the function of the update up to a function nobody calls."""
+
+    frames: list[tuple[FuncInfo, ast.AST]]  # (function, node in it leading to the update), innermost first
+    vals: frozenset  # validation sources carried to the update along this path
+    score_loop: ast.AST | None = None  # the loop proving score-first, when found
+    prior_score: "Event | None" = None  # the accumulation that precedes the update in that loop
+    later_score: "tuple[FuncInfo, Event] | None" = None  # validation scored after the update
+
+    @property
+    def nodes(self) -> list[ast.AST]:
+        return [node for _, node in self.frames]
+
+
+@dataclass
+class AdaptSite:
+    """A gradient update on validation data and how each call path reaches it."""
+
+    home: FuncInfo
+    backward: "Event"
+    step: "Event | None"
+    paths: list[Path] = field(default_factory=list)
+    fresh_tensors: str | None = None  # per-batch tensors (SLOT delta/bias) optimised instead of model weights
+    throwaway: str | None = None  # name of the locally built, then deleted, object whose parameters are trained
+
+    @property
+    def pre_eval_paths(self) -> list[Path]:
+        """Paths with no score-first loop; empty for SLOT-style per-batch tensors (the SLOT rule's business)."""
+        if self.fresh_tensors:
+            return []
+        return [p for p in self.paths if p.score_loop is None]
+
+    @property
+    def score_first_paths(self) -> list[Path]:
+        return [p for p in self.paths if p.score_loop is not None]
+
+
+class Causality:
+    """Adaptation sites of one module, computed once."""
+
+    def __init__(self, facts: "Facts") -> None:
+        self.facts = facts
+        self.sites: list[AdaptSite] = []
+        for func in facts.graph.functions:
+            own = [e for e in facts.events(func) if not e.chain]
+            all_events = facts.events(func)
+            for event in own:
+                if event.kind != "backward" or not facts.taint.resolve(event.labels):
+                    continue
+                step = next((e for e in all_events if e.kind in {"step", "mutate"} and e.pos > event.pos), None)
+                if step is None:
+                    continue  # gradients only (Hessians, saliency): no update
+                site = AdaptSite(func, event, step)
+                self._collect_paths(site, func, event.node, event.labels, [], 0)
+                if site.paths:
+                    site.throwaway = self._throwaway(func, step)
+                    site.fresh_tensors = self._fresh_tensors(func, step)
+                    self.sites.append(site)
+
+    # ---- paths -----------------------------------------------------------------------------------------------
+    def _collect_paths(self, site: AdaptSite, func: FuncInfo, anchor: ast.AST, labels: frozenset,
+                       frames: list, depth: int) -> None:
+        frames = frames + [(func, anchor)]
+        score = self._score_first(func, anchor)
+        if score is not None:
+            vals = self.facts.taint.resolve(labels)
+            if vals:
+                site.paths.append(Path(frames, vals, score[0], score[1]))
+            return
+        concrete = frozenset(label for label in labels if label[0] == "VAL")
+        if not func.call_sites or depth >= _MAX_DEPTH:
+            vals = self.facts.taint.resolve(labels)
+            if vals:
+                site.paths.append(Path(frames, vals, later_score=self._later_score(frames)))
+            return
+        fid = self.facts.taint.fid[id(func)]
+        for caller, call in func.call_sites:
+            outer = set(concrete)
+            for label in labels:
+                if label[0] == "P" and label[1] == fid:
+                    outer |= self._arg_labels(func, caller, call, label[2])
+                elif label[0] == "P":
+                    outer.add(label)
+            self._collect_paths(site, caller, call, frozenset(outer), frames, depth + 1)
+
+    def _arg_labels(self, callee: FuncInfo, caller: FuncInfo, call: ast.Call, index: int) -> frozenset:
+        offset = self.facts.graph.resolved[call][1]
+        taint = self.facts.taint
+        if offset and index == 0 and isinstance(call.func, ast.Attribute):
+            return taint.labels(call.func.value, caller)
+        position = index - offset
+        if 0 <= position < len(call.args) and not isinstance(call.args[position], ast.Starred):
+            return taint.labels(call.args[position], caller)
+        for kw in call.keywords:
+            if kw.arg == callee.params[index]:
+                return taint.labels(kw.value, caller)
+        return EMPTY
+
+    def _score_first(self, func: FuncInfo, anchor: ast.AST) -> tuple[ast.AST, "Event"] | None:
+        """A loop around ANCHOR in FUNC whose iteration scores validation data before reaching ANCHOR."""
+        loops = self.facts.enclosing_loops(anchor)
+        if not loops:
+            return None
+        anchor_pos = (anchor.lineno, anchor.col_offset)
+        for loop in loops:
+            for event in self.facts.events(func):
+                if event.kind == "accum" and not event.count_only and event.pos[:2] > anchor_pos \
+                        and self._inside(event.anchor, loop) and self.facts.taint.resolve(event.labels) \
+                        and self.prefix_only(func, anchor, event.anchor):
+                    return loop, event
+                if event.kind != "accum" or event.count_only or event.pos[:2] >= anchor_pos:
+                    continue
+                if event.anchor is anchor or not self._inside(event.anchor, loop):
+                    continue
+                if self.facts.taint.resolve(event.labels):
+                    return loop, event
+        return None
+
+    def prefix_only(self, func: FuncInfo, update: ast.AST, score: ast.AST) -> bool:
+        """True when the update trains on `x[:s]` and the score reads `x[s:...]`: adapting on the context that
+        precedes the scored positions (causal, e.g. a per-window bias fitted on already-scored context)."""
+        uppers = {u for _, u in _slice_bounds(func, update)}
+        lowers = {lo for lo, _ in _slice_bounds(func, score)}
+        return bool((uppers - {None}) & (lowers - {None}))
+
+    def _inside(self, node: ast.AST, ancestor: ast.AST) -> bool:
+        parents = self.facts.graph.parents
+        while node is not None:
+            if node is ancestor:
+                return True
+            node = parents.get(node)
+        return False
+
+    def _later_score(self, frames: list[tuple[FuncInfo, ast.AST]]) -> tuple[FuncInfo, "Event"] | None:
+        """The first validation score accumulated after the update, looking outwards along the call path."""
+        for func, anchor in frames:
+            end = (getattr(anchor, "end_lineno", anchor.lineno), getattr(anchor, "end_col_offset", 0))
+            for event in self.facts.events(func):
+                if event.kind == "accum" and not event.count_only and event.pos[:2] > end \
+                        and event.anchor is not anchor and self.facts.taint.resolve(event.labels):
+                    return func, event
+        return None
+
+    def _fresh_tensors(self, func: FuncInfo, step: "Event") -> str | None:
+        """Names of local tensors with requires_grad that the stepped optimizer trains (SLOT-style delta, bias)."""
+        node = step.node
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)):
+            return None
+        opt_value = _assigned_value(func, node.func.value.id)
+        if not isinstance(opt_value, ast.Call) or not opt_value.args or not isinstance(opt_value.args[0], ast.List):
+            return None
+        names = [e.id for e in opt_value.args[0].elts if isinstance(e, ast.Name)]
+        fresh = [n for n in names if _creates_grad_tensor(func, n)]
+        return ", ".join(fresh) if fresh and len(fresh) == len(opt_value.args[0].elts) else None
+
+    # ---- throwaway state -------------------------------------------------------------------------------------
+    def _throwaway(self, func: FuncInfo, step: "Event") -> str | None:
+        """Name of a fresh local object whose parameters the stepped optimizer trains, deleted after use."""
+        node = step.node
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)):
+            return None
+        opt_name = node.func.value.id
+        opt_value = _assigned_value(func, opt_name)
+        if not isinstance(opt_value, ast.Call):
+            return None
+        owners = {n.func.value.id for n in ast.walk(opt_value)
+                  if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+                  and n.func.attr in {"parameters", "named_parameters"} and isinstance(n.func.value, ast.Name)}
+        for owner in sorted(owners):
+            value = _assigned_value(func, owner)
+            if not isinstance(value, ast.Call) or owner in func.params:
+                continue
+            if _deleted_after(func, owner, node.lineno):
+                return owner
+        return None
+
+
+def _assigned_value(func: FuncInfo, name: str) -> ast.AST | None:
+    for node in func.nodes:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            value = node.value
+            while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
+                    and value.func.attr in {"to", "cuda", "float", "bfloat16"}:
+                value = value.func.value  # Adapter(...).to(device)
+            return value
+    return None
+
+
+def _deleted_after(func: FuncInfo, name: str, line: int) -> bool:
+    """True when the first mention of NAME after LINE (outside the loop body that uses it) is a `del` or a
+    re-binding, and the object is never returned or stored elsewhere."""
+    for node in func.nodes:
+        if isinstance(node, ast.Return) and node.value is not None and any(
+            isinstance(n, ast.Name) and n.id == name for n in ast.walk(node.value)
+        ):
+            return False
+        if isinstance(node, ast.Assign) and any(isinstance(t, (ast.Attribute, ast.Subscript)) for t in node.targets) \
+                and isinstance(node.value, ast.Name) and node.value.id == name:
+            return False
+    for node in func.nodes:
+        if isinstance(node, ast.Delete) and node.lineno > line and any(
+            isinstance(t, ast.Name) and t.id == name for t in node.targets
+        ):
+            return True
+    return False
+
+
+def _slice_bounds(func: FuncInfo, node: ast.AST, depth: int = 0, seen: set | None = None) -> set:
+    """(lower, upper) names of the slices that the data of NODE is cut with, following local assignments."""
+    seen = set() if seen is None else seen
+    bounds: set = set()
+    names: set[str] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Slice):
+            lower = sub.lower.id if isinstance(sub.lower, ast.Name) else None
+            upper = sub.upper.id if isinstance(sub.upper, ast.Name) else None
+            bounds.add((lower, upper))
+        elif isinstance(sub, ast.Name) and sub.id not in seen:
+            names.add(sub.id)
+    if depth >= 4 or not names:
+        return bounds
+    seen |= names
+    for stmt in func.nodes:
+        if isinstance(stmt, ast.Assign) and any(isinstance(t, ast.Name) and t.id in names for t in stmt.targets):
+            bounds |= _slice_bounds(func, stmt.value, depth + 1, seen)
+    return bounds
+
+
+def _creates_grad_tensor(func: FuncInfo, name: str) -> bool:
+    for node in func.nodes:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            for sub in ast.walk(node.value):
+                if isinstance(sub, ast.keyword) and sub.arg == "requires_grad":
+                    return True
+                if isinstance(sub, ast.Attribute) and sub.attr == "requires_grad_":
+                    return True
+    return False

@@ -1,0 +1,128 @@
+"""TTT-MULTIPASS-SCORE: an epoch loop that repeats score-then-train passes over the same validation tokens."""
+
+from __future__ import annotations
+
+import ast
+
+from rules.base import Invalid, Rule, Valid
+
+_MULTIPASS = '''import torch
+def eval_ttt(model, opt, val_tokens, epochs):
+    loss_sum = 0.0
+    for epoch in range(epochs):
+        loss_sum = 0.0
+        for i in range(0, val_tokens.numel() - 1024, 1024):
+            x, y = val_tokens[i:i + 1024], val_tokens[i + 1:i + 1025]
+            with torch.no_grad():
+                loss_sum += model(x, y).item()
+            model(x, y).backward()
+            opt.step()
+    return loss_sum
+print(eval_ttt(torch.nn.Linear(4, 4), None, torch.load("fineweb_val_000000.bin"), 3))
+'''
+
+_LEGAL = '''import torch
+def eval_ttt(model, opt, val_tokens, epochs):
+    loss_sum = 0.0
+    for i in range(0, val_tokens.numel() - 1024, 1024):
+        x, y = val_tokens[i:i + 1024], val_tokens[i + 1:i + 1025]
+        with torch.no_grad():
+            loss_sum += model(x, y).item()
+        for epoch in range(epochs):
+            model(x, y).backward()
+            opt.step()
+    return loss_sum
+print(eval_ttt(torch.nn.Linear(4, 4), None, torch.load("fineweb_val_000000.bin"), 3))
+'''
+
+_PER_DOC = '''import torch
+def eval_lora(model, val_tokens, docs):
+    loss_sum = 0.0
+    for start, end in docs:
+        lora = torch.nn.Linear(4, 4)
+        opt = torch.optim.Adam(lora.parameters())
+        for c in range(start, end, 256):
+            x, y = val_tokens[c:c + 256], val_tokens[c + 1:c + 257]
+            with torch.no_grad():
+                loss_sum += model(x, y, lora).item()
+            model(x, y, lora).backward()
+            opt.step()
+    return loss_sum
+val_tokens = torch.load("fineweb_val_000000.bin")
+print(eval_lora(torch.nn.Linear(4, 4), val_tokens, [(0, len(val_tokens))]))
+'''
+
+
+class MultipassScore(Rule):
+    """Flags an outer loop over epochs (its counter never selects which validation tokens are read) that encloses
+    both the scoring of validation tokens and training on them, so epoch 2 onwards scores tokens already trained on.
+
+    Why: valerio-oai on PR #568 (multi-epoch TTT counts as training on eval data) and the #677 clarification
+    (maintainer ruling; #1017 C3/C4).
+
+    Instead: put the epoch loop inside the per-chunk train phase, after the chunk's single scoring (#549).
+    """
+
+    ID = "TTT-MULTIPASS-SCORE"
+    CODE = "PG202"
+    MESSAGE = "Multi-epoch TTT re-scores validation tokens the model has already trained on."
+    VALID = [Valid(_LEGAL, name="epoch loop inside the chunk's train phase"),
+             Valid(_PER_DOC, name="per-document LoRA reset per document")]
+    INVALID = [Invalid(_MULTIPASS, expected_line=4, expected_severity="error", name="epoch loop around scoring")]
+
+    def finish(self) -> None:
+        facts = self.facts
+        adapt_lines = {site.backward.node for site in facts.causality.sites if not site.fresh_tensors}
+        for func in facts.graph.functions:
+            events = facts.events(func)
+            for loop in func.loops:
+                if not isinstance(loop, (ast.For, ast.AsyncFor)) or not self._is_epoch_loop(func, loop):
+                    continue
+                inside = [e for e in events if _within(facts, e.anchor, loop)]
+                scores = [e for e in inside if e.kind == "accum" and not e.count_only and facts.taint.resolve(e.labels)]
+                updates = [e for e in inside if e.kind == "backward" and e.node in adapt_lines
+                           and facts.taint.resolve(e.labels)]
+                if not scores or not updates:
+                    continue
+                severity, guards = self.gated_severity(loop)
+                source = facts.evidence_of_labels(facts.taint.resolve(scores[0].labels))
+                evidence = [source, (loop.lineno, "epoch loop: the same validation tokens every iteration"),
+                            (scores[0].line, "validation score accumulated inside it"),
+                            (updates[0].line, "training on validation data inside it")]
+                self.report(loop, f"Epoch loop at line {loop.lineno} scores and trains on the same validation "
+                            "tokens every epoch; later epochs score tokens already trained on.",
+                            severity=severity, evidence=[e for e in evidence if e and e[0]] + guards)
+
+    def _is_epoch_loop(self, func, loop: ast.For) -> bool:
+        """A counted loop whose counter does not pick the validation data read in its body."""
+        if self.facts.taint.resolve(self.facts.taint.labels(loop.iter, func)):
+            return False  # iterates over chunks, documents or windows of the data
+        counters = {n.id for n in ast.walk(loop.target) if isinstance(n, ast.Name)}
+        body = [n for stmt in loop.body for n in ast.walk(stmt)]
+        for _ in range(2):  # names computed from the counter
+            for node in body:
+                if isinstance(node, ast.Assign) and _mentions(node.value, counters):
+                    counters |= {n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        for node in body:
+            if isinstance(node, ast.Subscript) and _mentions(node.slice, counters) \
+                    and self.facts.taint.resolve(self.facts.taint.labels(node.value, func)):
+                return False
+            if isinstance(node, ast.Call) and any(_mentions(a, counters) for a in node.args) \
+                    and any(self.facts.taint.resolve(self.facts.taint.labels(a, func)) for a in node.args):
+                return False
+            if isinstance(node, (ast.For, ast.comprehension)) and node is not loop and _mentions(node.iter, counters):
+                return False
+        return True
+
+
+def _mentions(node: ast.AST, names: set[str]) -> bool:
+    return any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node))
+
+
+def _within(facts, node: ast.AST, ancestor: ast.AST) -> bool:
+    parents = facts.graph.parents
+    while node is not None:
+        if node is ancestor:
+            return True
+        node = parents.get(node)
+    return False

@@ -1,0 +1,163 @@
+"""TTT-PREEVAL-VAL: gradient updates on validation tokens before those tokens are scored."""
+
+from __future__ import annotations
+
+from rules.base import Invalid, Rule, Valid
+from rules.facts_evidence import describe_path
+
+_PREQUANT = '''import torch
+def load_validation_tokens(pattern, n):
+    return torch.load(pattern)[:n]
+def adapt(model, tokens, epochs):
+    opt = torch.optim.AdamW(model.parameters())
+    for _ in range(epochs):
+        for i in range(0, tokens.numel() - 1024, 1024):
+            chunk = tokens[i:i + 1025]
+            loss = model(chunk[:-1], chunk[1:])
+            loss.backward()
+            opt.step()
+def evaluate(model, tokens):
+    total = 0.0
+    for i in range(0, tokens.numel() - 1024, 1024):
+        with torch.no_grad():
+            total += model(tokens[i:i + 1024], tokens[i + 1:i + 1025]).item()
+    return total
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_*.bin", 10**6)
+    model = torch.nn.Linear(4, 4)
+    adapt(model, val_tokens, 3)
+    torch.save(model.state_dict(), "final_model.pt")
+    print(evaluate(model, val_tokens))
+main()
+'''
+
+_SCORE_FIRST = '''import torch
+def eval_ttt(model, val_tokens, chunk, epochs):
+    opt = torch.optim.SGD(model.parameters(), lr=0.002)
+    loss_sum = 0.0
+    num_chunks = val_tokens.numel() // chunk
+    for ci in range(num_chunks):
+        piece = val_tokens[ci * chunk:(ci + 1) * chunk + 1]
+        with torch.no_grad():
+            loss_sum += model(piece[:-1], piece[1:]).sum().item()
+        if ci < num_chunks - 1:
+            for _ in range(epochs):
+                loss = model(piece[:-1], piece[1:]).mean()
+                loss.backward()
+                opt.step()
+    return loss_sum
+val_tokens = torch.load("fineweb_val_000000.bin")
+print(eval_ttt(torch.nn.Linear(4, 4), val_tokens, 32768, 3))
+'''
+
+_GRAD_ON_SCORE = '''import torch
+def phased_ttt(model, opt, docs):
+    nll_total = torch.zeros(())
+    for doc in docs:
+        per_tok = model(doc[:-1], doc[1:])
+        with torch.no_grad():
+            nll_total += per_tok.detach().sum()
+        per_tok.mean().backward()
+        opt.step()
+    return nll_total
+val_tokens = torch.load("fineweb_val_000000.bin")
+docs = val_tokens.split(1024)
+print(phased_ttt(torch.nn.Linear(4, 4), torch.optim.SGD([], lr=0.1), docs))
+'''
+
+_TRAIN_DATA_TTT = '''import torch
+def adapt(model, tokens):
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for i in range(0, len(tokens) - 1, 512):
+        model(tokens[i:i + 512], tokens[i + 1:i + 513]).backward()
+        opt.step()
+train_tail = torch.load("fineweb_train_000079.bin")[-65536:]
+model = torch.nn.Linear(4, 4)
+adapt(model, train_tail)
+val_tokens = torch.load("fineweb_val_000000.bin")
+total = 0.0
+for i in range(0, len(val_tokens) - 1, 512):
+    total += model(val_tokens[i:i + 512], val_tokens[i + 1:i + 513]).item()
+print(total)
+'''
+
+_INLINE_MAIN = '''import os, torch
+class Hyperparameters:
+    val_files = os.path.join("data", "fineweb_val_*.bin")
+    prequant_ttt = bool(int(os.environ.get("PREQUANT_TTT", "1")))
+args = Hyperparameters()
+def main():
+    tokens = torch.load(args.val_files)
+    model = torch.nn.Linear(4, 4)
+    opt = torch.optim.AdamW(model.parameters())
+    if args.prequant_ttt:
+        for epoch in range(10):
+            loss = model(tokens[:-1], tokens[1:])
+            loss.backward()
+            opt.step()
+    score = 0.0
+    for i in range(0, tokens.numel(), 1024):
+        score += model(tokens[i:i + 1024], tokens[i + 1:i + 1025]).item()
+    print(score)
+main()
+'''
+
+_TRAIN_IN_EVAL = '''import torch
+def eval_val_sgd_ttt(model, val_tokens):
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    loss_sum = 0.0
+    for i in range(0, val_tokens.numel() - 1024, 1024):
+        x, y = val_tokens[i:i + 1024], val_tokens[i + 1:i + 1025]
+        model(x, y).backward()
+        opt.step()
+        with torch.no_grad():
+            loss_sum += model(x, y).item()
+    return loss_sum
+print(eval_val_sgd_ttt(torch.nn.Linear(4, 4), torch.load("fineweb_val_000000.bin")))
+'''
+
+_FLAG_OFF = _INLINE_MAIN.replace('"PREQUANT_TTT", "1"', '"PREQUANT_TTT", "0"')
+
+
+class PreEvalValTTT(Rule):
+    """Flags gradient updates (backward + optimizer step or parameter mutation) on a loss computed from validation
+    tokens when, on some call path, no loop scores those tokens first: the "pre-quant TTT" fine-tune on val_tokens
+    before serialize/quantize, train-then-score chunk loops, and inline adaptation in main().
+
+    Why: #1017 C3 (score before update). The README FAQ allows test-time training only on validation tokens already
+    evaluated; 0hq on #402, valerio-oai's bulk closures on #677 and cocohearts on #1972 ruled pre-quant TTT illegal.
+    Baking the adapted weights into the artifact does not make it legal.
+
+    Instead: score each chunk first (accumulate its loss), then train on that chunk only, never on a chunk that has
+    not been scored yet (the merged #549 / #1413 shape); or adapt on training data.
+    """
+
+    ID = "TTT-PREEVAL-VAL"
+    CODE = "PG201"
+    MESSAGE = "Validation tokens are trained on before they are scored (score-after-adapt, #1017 C3)."
+    VALID = [
+        Valid(_SCORE_FIRST, name="score-first chunk loop, epochs on the scored chunk, last chunk not trained"),
+        Valid(_GRAD_ON_SCORE, name="scored forward with grad on, same loss reused for training after scoring"),
+        Valid(_TRAIN_DATA_TTT, name="TTT on training data"),
+    ]
+    INVALID = [
+        Invalid(_PREQUANT, expected_line=10, expected_severity="error", name="pre-quant TTT helper"),
+        Invalid(_INLINE_MAIN, expected_line=13, expected_severity="error", name="inline in main, flag on"),
+        Invalid(_FLAG_OFF, expected_line=13, expected_severity="warning", name="inline in main, flag off"),
+        Invalid(_TRAIN_IN_EVAL, expected_line=7, expected_severity="error", name="train then score in eval"),
+    ]
+
+    def finish(self) -> None:
+        for site in self.facts.causality.sites:
+            if site.throwaway or not site.pre_eval_paths:
+                continue
+            path = site.pre_eval_paths[0]
+            severity = "error" if path.later_score else "warning"
+            severity, guard_evidence = self.gated_severity(path.nodes, severity)
+            evidence, later = describe_path(self.facts, site, path)
+            where = f"`{site.home.qualname}`" if site.home.parent else "module level"
+            message = f"{where} trains on validation data (line {site.backward.line}) before it is scored"
+            message += f"; the same data is scored later at line {later}." if later else \
+                "; no later scoring of it was found."
+            self.report(site.backward.node, message, severity=severity, evidence=evidence + guard_evidence,
+                        data={"function": site.home.qualname})

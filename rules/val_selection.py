@@ -1,0 +1,78 @@
+"""VAL-SELECTION: choosing between model states by comparing their validation scores."""
+
+from __future__ import annotations
+
+import ast
+
+from rules.base import Invalid, Rule, Valid
+
+_SELECT = '''import copy, torch
+def eval_val(model, val_tokens):
+    total = 0.0
+    with torch.no_grad():
+        for i in range(0, val_tokens.numel() - 1024, 1024):
+            total += model(val_tokens[i:i + 1024], val_tokens[i + 1:i + 1025]).item()
+    return total
+def main(model, swa_state, ema_state):
+    val_tokens = torch.load("fineweb_val_000000.bin")
+    model.load_state_dict(swa_state)
+    swa_bpb = eval_val(model, val_tokens)
+    model.load_state_dict(ema_state)
+    ema_bpb = eval_val(model, val_tokens)
+    if swa_bpb < ema_bpb:
+        model.load_state_dict(swa_state)
+    torch.save(model.state_dict(), "final_model.pt")
+main(torch.nn.Linear(4, 4), {}, {})
+'''
+_LOG_BOTH = _SELECT.replace('''    if swa_bpb < ema_bpb:
+        model.load_state_dict(swa_state)
+''', '''    print(f"swa:{swa_bpb} ema:{ema_bpb}")
+''')
+
+
+class ValSelection(Rule):
+    """Flags an `if` that compares two validation scores and then loads or copies a model state: best-of-k
+    selection on the test set.
+
+    Why: #1017 C4 in spirit; AGORA's checklist bans oracle/hindsight selection between scoring passes (community
+    only, so a warning); seen in PR #991 (SWA vs EMA chosen by val_bpb).
+
+    Instead: fix the choice in code, or select on a held-out slice of the training data.
+    """
+
+    ID = "VAL-SELECTION"
+    CODE = "PG206"
+    MESSAGE = "Model state chosen by comparing validation scores (best-of-k on the test set)."
+    VALID = [Valid(_LOG_BOTH, name="both scores logged, nothing selected")]
+    INVALID = [Invalid(_SELECT, expected_line=14, expected_severity="warning", name="SWA vs EMA by val_bpb")]
+
+    def finish(self) -> None:
+        for func in self.facts.graph.functions:
+            for node in func.nodes:
+                if isinstance(node, ast.If):
+                    self._check_if(node)
+
+    def _check_if(self, node: ast.If) -> None:
+        test = node.test
+        if not isinstance(test, ast.Compare) or len(test.comparators) != 1:
+            return
+        func = self.facts.function_of(node)
+        sides = [test.left, test.comparators[0]]
+        if not all(isinstance(s, (ast.Name, ast.Attribute, ast.Subscript)) for s in sides):
+            return
+        if not all(self.facts.is_val(s, func) for s in sides) or self.facts.enclosing_loops(node):
+            return
+        if not any(_selects_state(n) for stmt in node.body for n in ast.walk(stmt)):
+            return
+        severity, guards = self.gated_severity(node)
+        self.report(node, f"Line {node.lineno} keeps one model state over another by comparing validation "
+                    "scores.", severity=severity,
+                    evidence=[self.facts.val_evidence(sides[0], func), (node.lineno, "scores compared"),
+                              (node.body[0].lineno, "state selected")] + guards)
+
+
+def _selects_state(node: ast.AST) -> bool:
+    if isinstance(node, ast.Call):
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        return name in {"load_state_dict", "deepcopy", "state_dict", "copy_"}
+    return False
