@@ -67,6 +67,8 @@ FINAL_TAG_PATTERNS = (
 )
 _FINAL_TAG = re.compile("^(?:" + "|".join(FINAL_TAG_PATTERNS) + ")$")
 _DIAGNOSTIC_TAG = re.compile(r"(?i)diagnostic|pre[-_ ]?quant|post[-_ ]?ema(?!.*quant)|^val$|^eval$|baseline|^ema\b")
+_LINE_KEY = re.compile(r"([A-Za-z][A-Za-z0-9_]{1,40}):\S")
+_MAX_TAGS = 500  # a hostile log cannot grow the tag set without bound
 _FEATURE_MARKERS = {
     "prequant_ttt": "prequant_ttt",
     "legal_ttt": "legal_ttt",
@@ -361,6 +363,12 @@ class _Parser:
             if marker in low:
                 run.tags.add(tag)
                 run.line_of.setdefault(tag, n)
+        # The key of a `key:value` line names the phase that printed it (`ttt:start`, `prequant_ttt:done`,
+        # `ttt_epoch:1/3`): static rules use it to tell whether a flag-guarded path actually ran.
+        if (m := _LINE_KEY.match(s)) is not None and len(run.tags) < _MAX_TAGS:
+            key = m.group(1).lower()
+            run.tags.add(key)
+            run.line_of.setdefault(key, n)
 
     def _gpu(self, index: int, name: str) -> None:
         names = self.run.gpu_names

@@ -75,7 +75,7 @@ class LogHints:
                 return str(value)
         # a feature tag in the logs shows the guarded path ran: prequant_ttt_enabled ~ "prequant_ttt:done"
         stem = wanted.removesuffix("_enabled").removeprefix("enable_").removeprefix("use_")
-        if len(stem) >= 4 and self.saw(stem):
+        if len(stem) >= 3 and self.saw(stem):
             return "1"
         return None
 
