@@ -71,8 +71,8 @@ def check(path: Path, fmt: str, output: Path | None, against: str | None, policy
 
 
 @main.command(name="rules")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
-              show_default=True, help="Listing format.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "docs"]), default="text",
+              show_default=True, help="Listing format; `docs` is the full rule documentation (docs/rules.md).")
 def rules_cmd(fmt: str) -> None:
     """List every rule: ID, severity, summary and the ruling it rests on."""
     from harness.coverage import render_rules
@@ -221,19 +221,13 @@ def run() -> None:
     except UserError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except ValueError as exc:
-        # reference/ cannot import harness: its bad-input error is reference.outcome.InputError (a ValueError).
-        if type(exc).__name__ != "InputError" and os.environ.get("PGOLF_DEBUG"):
-            raise
-        if type(exc).__name__ != "InputError":
-            click.echo(f"error: internal failure (ValueError: {exc}); set PGOLF_DEBUG=1 for details", err=True)
-        else:
-            click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
     except KeyboardInterrupt:
         click.echo("error: interrupted", err=True)
         sys.exit(2)
     except Exception as exc:  # noqa: BLE001 - the contract is one line, never a traceback
+        if type(exc).__name__ == "InputError":  # reference/'s bad-input error (it cannot import harness)
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
         if os.environ.get("PGOLF_DEBUG"):
             raise
         click.echo(f"error: internal failure ({type(exc).__name__}: {exc}); set PGOLF_DEBUG=1 for details",
