@@ -115,6 +115,7 @@ def write_submission_json(out: Path, preset: str, seed: int, figures: dict, data
     values = list(seeds.values())
     data = {"schema_version": 1, "name": f"Reference trainer ({preset})", "author": "pgolf-harness reference",
             "date": datetime.date.today().isoformat(), "track": "non_record_16mb", "dataset": dataset_name,
+            "run_env": {"PRESET": preset},  # what `reproduce` must set for the script to pick this configuration
             "val_bpb": round(sum(v["val_bpb"] for v in values) / len(values), 8),
             "val_loss": round(sum(v["val_loss"] for v in values) / len(values), 8),
             "bytes_total": max(v["bytes_total"] or 0 for v in values), "seeds": dict(sorted(seeds.items()))}
