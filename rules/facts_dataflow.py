@@ -1,0 +1,462 @@
+"""Light data-flow facts for the scoring and data-access rules: who assigns what, where data comes from, run phases.
+
+The shared ``rules.facts`` module answers the TTT-family questions; the rules in this family need a few other,
+cheaper views of one script, computed once per tree and cached here:
+
+* ``FunctionFlow``: per function, every name's assigned expressions (flow-insensitive) and the transitive
+  closure of the names an expression depends on. Flow-insensitive on purpose: a value assigned on any branch
+  counts, which is what an auditor wants for "could validation tokens reach this call".
+* source predicates: validation data (``val_tokens``, ``fineweb_val_*`` globs, ``load_validation_tokens``) and
+  training data (``train_files``, ``fineweb_train_*`` globs, loader classes whose constructor reads them);
+* ``env_knobs``: hyperparameter attribute -> (environment variable, default) from ``os.environ.get`` reads;
+* ``Phases``: the training loop (the last loop that runs backward() and step() on training data) and the code
+  that runs after it (the rest of that function, the rest of its callers, and every function they call).
+
+Pure stdlib; no torch, no harness.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import weakref
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+from rules.facts_flags import collect_flag_defs
+from rules.facts_graph import Graph, build_graph
+
+FUNC_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef)
+LOOP_TYPES = (ast.For, ast.While, ast.AsyncFor)
+
+VAL_NAME = re.compile(r"^(val_tokens|val_files|val_token_ids|val_data|val_ids|val_stream|validation_tokens)$")
+TRAIN_NAME = re.compile(r"^(train_files|train_pattern|train_glob|train_shards?)$")
+
+
+def walk_shallow(node: ast.AST) -> Iterator[ast.AST]:
+    """Every node under NODE (NODE included) without entering nested function or class definitions."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        for child in ast.iter_child_nodes(current):
+            if child is not node and isinstance(child, (*FUNC_TYPES, ast.ClassDef, ast.Lambda)):
+                continue
+            stack.append(child)
+
+
+def last_name(node: ast.AST) -> str | None:
+    """``a.b.c`` -> "c"; ``x`` -> "x"; a call -> its callee's last name; else None."""
+    if isinstance(node, ast.Call):
+        node = node.func
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Name):
+        return node.id
+    return None
+
+
+def names_used(node: ast.AST) -> set[str]:
+    """Local names read anywhere in NODE, plus attribute names (``h.val_files`` gives "h" and "val_files")."""
+    out: set[str] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name):
+            out.add(sub.id)
+        elif isinstance(sub, ast.Attribute):
+            out.add(sub.attr)
+    return out
+
+
+def string_constants(node: ast.AST) -> Iterator[ast.Constant]:
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+            yield sub
+
+
+def _target_names(target: ast.AST) -> Iterator[tuple[str, ast.AST | None]]:
+    """Names bound by an assignment target; the element index is kept for tuple targets."""
+    if isinstance(target, ast.Name):
+        yield target.id, None
+    elif isinstance(target, ast.Attribute):
+        yield target.attr, None
+    elif isinstance(target, ast.Subscript):
+        # x[i] = v taints x (tables filled in place).
+        base = target.value
+        while isinstance(base, ast.Subscript):
+            base = base.value
+        name = last_name(base)
+        if name:
+            yield name, None
+    elif isinstance(target, (ast.Tuple, ast.List)):
+        for element in target.elts:
+            yield from _target_names(element.value if isinstance(element, ast.Starred) else element)
+
+
+class FunctionFlow:
+    """Flow-insensitive def-use facts for one function (or the module body)."""
+
+    def __init__(self, scope: ast.AST, nodes: Iterable[ast.AST] | None = None) -> None:
+        self.scope = scope
+        self.defs: dict[str, list[ast.AST]] = {}
+        # name -> (call, index) for ``a, b = f(...)``: lets a rule look into f's returned tuple.
+        self.unpacked: dict[str, tuple[ast.Call, int]] = {}
+        for node in nodes if nodes is not None else walk_shallow(scope):
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    self._bind(target, node.value)
+            elif isinstance(node, (ast.AugAssign, ast.AnnAssign)) and node.value is not None:
+                self._bind(node.target, node.value)
+                if isinstance(node, ast.AugAssign):
+                    # x op= v keeps x's old value too; nothing to add, x already depends on itself.
+                    pass
+            elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
+                self._bind(node.target, node.iter)
+            elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+                self._bind(node.optional_vars, node.context_expr)
+            elif isinstance(node, ast.NamedExpr):
+                self._bind(node.target, node.value)
+            elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+                # In-place fills: np.add.at(table, key, 1), t.copy_(v), t.scatter_add_(0, idx, src).
+                call = node.value
+                if isinstance(call.func, ast.Attribute) and call.func.attr.endswith("_") and not call.func.attr.startswith("_"):
+                    name = last_name(call.func.value)
+                    if name:
+                        self.defs.setdefault(name, []).append(call)
+        self._closure_cache: dict[int, frozenset[str]] = {}
+
+    def _bind(self, target: ast.AST, value: ast.AST) -> None:
+        if isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List)) and len(
+            target.elts
+        ) == len(value.elts):
+            for sub_target, sub_value in zip(target.elts, value.elts):
+                self._bind(sub_target, sub_value)
+            return
+        if isinstance(target, ast.Tuple) and isinstance(value, ast.Call):
+            for index, element in enumerate(target.elts):
+                if isinstance(element, ast.Name):
+                    self.unpacked.setdefault(element.id, (value, index))
+        for name, _ in _target_names(target):
+            self.defs.setdefault(name, []).append(value)
+
+    def closure(self, node: ast.AST, limit: int = 400) -> frozenset[str]:
+        """Every name NODE depends on, following assignments transitively inside this scope."""
+        key = id(node)
+        if key in self._closure_cache:
+            return self._closure_cache[key]
+        seen: set[str] = set()
+        todo = list(names_used(node))
+        while todo and len(seen) < limit:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            for value in self.defs.get(name, ()):
+                todo.extend(n for n in names_used(value) if n not in seen)
+        result = frozenset(seen)
+        self._closure_cache[key] = result
+        return result
+
+    def find_origin(self, node: ast.AST, predicate: Callable[[ast.AST], bool], limit: int = 400) -> ast.AST | None:
+        """The first sub-expression (of NODE or of a definition it depends on) that satisfies PREDICATE."""
+        seen: set[str] = set()
+        todo: list[ast.AST] = [node]
+        steps = 0
+        while todo and steps < limit:
+            steps += 1
+            current = todo.pop(0)
+            for sub in ast.walk(current):
+                if predicate(sub):
+                    return sub
+            for name in names_used(current):
+                if name not in seen:
+                    seen.add(name)
+                    todo.extend(self.defs.get(name, ()))
+        return None
+
+
+@dataclass
+class ScriptFacts:
+    """Everything this module computes for one tree, on top of the shared call graph (rules.facts_graph)."""
+
+    tree: ast.Module
+    graph: Graph
+    env_knobs: dict[str, tuple[str, object, int]] = field(default_factory=dict)  # name -> (ENV, default, line)
+    classes: dict[str, ast.ClassDef] = field(default_factory=dict)
+    flows: dict[int, FunctionFlow] = field(default_factory=dict)
+
+    @property
+    def parents(self) -> dict[ast.AST, ast.AST]:
+        return self.graph.parents
+
+    def flow(self, scope: ast.AST) -> FunctionFlow:
+        key = id(scope)
+        if key not in self.flows:
+            info = self.graph.func_of_node.get(scope)
+            self.flows[key] = FunctionFlow(scope, info.nodes if info is not None else None)
+        return self.flows[key]
+
+    def enclosing_function(self, node: ast.AST) -> ast.AST:
+        """The innermost function around NODE, or the module."""
+        info = self.graph.scope_of.get(node)
+        return info.node if info is not None else self.tree
+
+    def enclosing(self, node: ast.AST, types: tuple[type, ...]) -> Iterator[ast.AST]:
+        """Ancestors of NODE of the given TYPES, innermost first, up to its function."""
+        current = self.parents.get(node)
+        while current is not None:
+            if isinstance(current, types):
+                yield current
+            if isinstance(current, FUNC_TYPES):
+                return
+            current = self.parents.get(current)
+
+    def flow_of(self, node: ast.AST) -> FunctionFlow:
+        return self.flow(self.enclosing_function(node))
+
+    def nodes_of(self, scope: ast.AST) -> list[ast.AST]:
+        """The nodes that run in SCOPE's own body (nested functions excluded)."""
+        info = self.graph.func_of_node.get(scope)
+        return info.nodes if info is not None else list(walk_shallow(scope))
+
+    def callees(self, call: ast.Call) -> list[ast.AST]:
+        """Function definitions in this script that CALL may run (by last name; a class runs its __init__)."""
+        name = last_name(call.func)
+        if not name:
+            return []
+        if name in self.classes:
+            return [n for n in self.classes[name].body if isinstance(n, FUNC_TYPES) and n.name in ("__init__", "__call__")]
+        return [info.node for info in self.graph.by_name.get(name, ())]
+
+    def reachable_functions(self, roots: Iterable[ast.AST], limit: int = 2000) -> list[ast.AST]:
+        """Functions called (transitively) from the statements or functions ROOTS, in discovery order."""
+        out: list[ast.AST] = []
+        seen: set[int] = set()
+        todo = list(roots)
+        while todo and len(out) < limit:
+            current = todo.pop(0)
+            nodes = self.nodes_of(current) if isinstance(current, FUNC_TYPES) else ast.walk(current)
+            for sub in nodes:
+                if isinstance(sub, ast.Call):
+                    for callee in self.callees(sub):
+                        if id(callee) not in seen:
+                            seen.add(id(callee))
+                            out.append(callee)
+                            todo.append(callee)
+        return out
+
+    def knob_for(self, node: ast.AST) -> tuple[str, object, int] | None:
+        """The env variable behind an attribute or name read (``h.ppm_subset_tokens``), if any."""
+        name = last_name(node)
+        return self.env_knobs.get(name) if name else None
+
+
+_CACHE: "weakref.WeakKeyDictionary[ast.Module, ScriptFacts]" = weakref.WeakKeyDictionary()
+
+
+def script_facts(tree: ast.Module, shared: object | None = None) -> ScriptFacts:
+    """Facts for TREE, computed once and shared by every rule of this family; SHARED is the rule's ``self.facts``."""
+    cached = _CACHE.get(tree)
+    if cached is not None:
+        return cached
+    graph = getattr(shared, "graph", None) or build_graph(tree)
+    flag_defs = getattr(shared, "flag_defs", None)
+    if not isinstance(flag_defs, dict):
+        flag_defs = collect_flag_defs(tree)
+    facts = ScriptFacts(tree, graph)
+    for name, flag in flag_defs.items():
+        if getattr(flag, "env", None):
+            facts.env_knobs[name] = (flag.env, flag.default, flag.line)
+    for node in graph.class_body:
+        parent = graph.parents.get(node)
+        if isinstance(parent, ast.ClassDef):
+            facts.classes.setdefault(parent.name, parent)
+    _CACHE[tree] = facts
+    return facts
+
+
+def guarded_severity(rule: object, node: ast.AST, severity: str | None = None) -> tuple[str, list[tuple[int, str]]]:
+    """``rule.gated_severity`` when the shared facts can answer it; the plain severity otherwise."""
+    try:
+        return rule.gated_severity(node, severity)  # type: ignore[attr-defined]
+    except (AttributeError, NotImplementedError, TypeError):
+        return severity or rule.default_severity(), []  # type: ignore[attr-defined]
+
+
+def is_falsy_default(default: object) -> bool:
+    """True when an env default means "off": 0, "0", "", False, None."""
+    if default is None or default is False:
+        return True
+    text = str(default).strip().strip("'\"").lower()
+    if text in ("", "0", "false", "no", "off", "none"):
+        return True
+    try:
+        return float(text) == 0
+    except ValueError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------------- sources
+
+
+def is_val_source(node: ast.AST) -> bool:
+    """A node that produces validation data: a val-named variable, a fineweb_val glob, load_validation_tokens()."""
+    if isinstance(node, (ast.Name, ast.Attribute)):
+        name = last_name(node) or ""
+        return bool(VAL_NAME.match(name))
+    if isinstance(node, ast.Call):
+        name = (last_name(node.func) or "").lower()
+        return name in ("load_validation_tokens", "load_val_tokens")
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return "fineweb_val_" in node.value
+    return False
+
+
+def is_train_source(node: ast.AST) -> bool:
+    """A node that names training data: train_files-like variables or a fineweb_train glob."""
+    if isinstance(node, (ast.Name, ast.Attribute)):
+        return bool(TRAIN_NAME.match(last_name(node) or ""))
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return "fineweb_train_" in node.value
+    return False
+
+
+def train_reader_classes(facts: ScriptFacts) -> set[str]:
+    """Classes whose constructor opens training shards (``ShuffledSequenceLoader(h, device)``)."""
+    out: set[str] = set()
+    for name, cls in facts.classes.items():
+        for item in cls.body:
+            if isinstance(item, FUNC_TYPES) and item.name == "__init__":
+                if any(is_train_source(n) for n in ast.walk(item)) and _opens_files(item):
+                    out.add(name)
+    return out
+
+
+def _opens_files(func: ast.AST) -> bool:
+    for node in ast.walk(func):
+        if isinstance(node, ast.Call) and last_name(node.func) in ("glob", "open", "load_data_shard", "memmap", "fromfile", "iglob"):
+            return True
+    return False
+
+
+# ----------------------------------------------------------------------------------------------------- phases
+
+
+@dataclass
+class Phases:
+    """Where training ends and what runs after it."""
+
+    training_loop: ast.AST | None
+    post_statements: list[ast.AST]  # statements after the training loop (its function and callers')
+    post_functions: list[ast.AST]  # functions those statements call, transitively
+
+    def is_post_training(self, node: ast.AST, facts: ScriptFacts) -> bool:
+        """True when NODE runs after the training loop."""
+        if self.training_loop is None:
+            return False
+        for stmt in self.post_statements:
+            if _contains(stmt, node):
+                return True
+        func = facts.enclosing_function(node)
+        return any(func is f for f in self.post_functions) and not _contains(self.training_loop, node)
+
+
+def _contains(outer: ast.AST, inner: ast.AST) -> bool:
+    lo, hi = getattr(outer, "lineno", None), getattr(outer, "end_lineno", None)
+    line = getattr(inner, "lineno", None)
+    if lo is None or hi is None or line is None or not (lo <= line <= hi):
+        return False
+    return any(sub is inner for sub in ast.walk(outer))
+
+
+def _runs_backward_and_step(loop: ast.AST) -> bool:
+    calls = {last_name(n.func) for n in ast.walk(loop) if isinstance(n, ast.Call)}
+    return "backward" in calls and "step" in calls
+
+
+_PHASES: "weakref.WeakKeyDictionary[ast.Module, Phases]" = weakref.WeakKeyDictionary()
+
+
+def phases(facts: ScriptFacts) -> Phases:
+    """The training loop and the code after it; computed once per tree."""
+    cached = _PHASES.get(facts.tree)
+    if cached is not None:
+        return cached
+    readers = train_reader_classes(facts)
+    best: tuple[ast.AST, ast.AST] | None = None
+    all_loops = [loop for info in facts.graph.functions for loop in info.loops]
+    for node in all_loops:
+        if not _runs_backward_and_step(node):
+            continue
+        if any(isinstance(p, LOOP_TYPES) and _runs_backward_and_step(p) for p in facts.enclosing(node, LOOP_TYPES)):
+            continue  # keep the outermost loop
+        func = facts.enclosing_function(node)
+        flow = facts.flow(func)
+        used = flow.closure(node)
+        reads_train = any(TRAIN_NAME.match(n) for n in used) or bool(used & readers)
+        if not reads_train:
+            reads_train = any(is_train_source(v) for n in used for d in flow.defs.get(n, ()) for v in ast.walk(d))
+        if not reads_train:
+            # A loop drawing batches from a loader passed in (``loader.next_batch()``) is training too.
+            reads_train = any(
+                isinstance(n, ast.Call) and last_name(n.func) == "next_batch" for n in ast.walk(node)
+            ) and not any(VAL_NAME.match(n) for n in used)
+        if not reads_train:
+            continue
+        if best is None or node.end_lineno > best[0].end_lineno:
+            best = (node, func)
+    if best is None:
+        result = Phases(None, [], [])
+        _PHASES[facts.tree] = result
+        return result
+    loop, func = best
+    post: list[ast.AST] = []
+    _statements_after(loop, facts, post)
+    # Callers of the training function continue after the call.
+    seen_funcs = {id(func)}
+    todo = [func]
+    while todo:
+        current = todo.pop()
+        if not isinstance(current, FUNC_TYPES):
+            continue
+        for node in _calls_named(facts, current.name):
+            if True:
+                stmt = _statement_of(node, facts)
+                if stmt is not None:
+                    _statements_after(stmt, facts, post)
+                caller = facts.enclosing_function(node)
+                if id(caller) not in seen_funcs:
+                    seen_funcs.add(id(caller))
+                    todo.append(caller)
+    functions = [f for f in facts.reachable_functions(post) if f is not func]
+    result = Phases(loop, post, functions)
+    _PHASES[facts.tree] = result
+    return result
+
+
+def _calls_named(facts: ScriptFacts, name: str) -> list[ast.Call]:
+    return [n for info in facts.graph.functions for n in info.nodes if isinstance(n, ast.Call) and last_name(n.func) == name]
+
+
+def _statement_of(node: ast.AST, facts: ScriptFacts) -> ast.AST | None:
+    current: ast.AST | None = node
+    while current is not None and not isinstance(current, ast.stmt):
+        current = facts.parents.get(current)
+    return current
+
+
+def _statements_after(stmt: ast.AST, facts: ScriptFacts, out: list[ast.AST]) -> None:
+    """Append the statements that follow STMT in its block and in every enclosing block up to its function."""
+    current = stmt
+    while current is not None and not isinstance(current, (*FUNC_TYPES, ast.Module)):
+        parent = facts.parents.get(current)
+        if parent is None:
+            return
+        for field_name in ("body", "orelse", "finalbody", "handlers"):
+            block = getattr(parent, field_name, None)
+            if isinstance(block, list) and any(s is current for s in block):
+                index = next(i for i, s in enumerate(block) if s is current)
+                out.extend(block[index + 1 :])
+        if isinstance(parent, LOOP_TYPES) and parent is not stmt:
+            # Inside an enclosing loop the following iterations also come after; keep it simple: stop here.
+            pass
+        current = parent

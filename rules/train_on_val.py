@@ -1,0 +1,106 @@
+"""TRAIN-ON-VAL: the training data pattern or the training loader points at the validation split."""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from rules.base import Invalid, Rule, Valid
+from rules.facts_dataflow import TRAIN_NAME, is_val_source, last_name, phases, script_facts
+
+_LINK_VAL_AS_TRAIN = re.compile(
+    r"^\s*(?:ln\b[^\n]*|cp\b[^\n]*|mv\b[^\n]*)fineweb_val_\S*\s+\S*fineweb_train_", re.MULTILINE
+)
+
+
+class TrainOnVal(Rule):
+    """Flags a training file pattern naming ``fineweb_val_*`` and training loaders fed validation data.
+
+    Why: README FAQ: no training on the validation set before evaluating on it; PR #44 (a validation-only run made
+    by symlinking the val shard as the train shard) was closed (README text + maintainer closure).
+
+    Instead: train only on ``fineweb_train_*``; read validation only in the evaluation phase.
+    """
+
+    ID = "TRAIN-ON-VAL"
+    CODE = "PG108"
+    MESSAGE = "training reads the validation split"
+    VALID = [
+        Valid(
+            "train_files = 'data/fineweb_train_*.bin'\n"
+            "val_files = 'data/fineweb_val_*.bin'\n"
+            "def main(model, opt):\n"
+            "    loader = DistributedTokenLoader(train_files)\n"
+            "    for step in range(10):\n"
+            "        model(loader.next_batch()).backward()\n"
+            "        opt.step()\n"
+            "    return eval_val(model, load_validation_tokens(val_files))\n",
+            name="validation read only for evaluation",
+        ),
+        Valid("val_files = 'data/fineweb_val_*.bin'\nval = load_validation_tokens(val_files)\n",
+              name="val_files in eval code"),
+    ]
+    INVALID = [
+        Invalid("train_files = 'data/fineweb_val_*.bin'\n", expected_line=1, name="train pattern names the val split"),
+        Invalid(
+            "val_files = 'data/fineweb_val_*.bin'\n"
+            "def main(model, opt):\n"
+            "    loader = DistributedTokenLoader(val_files)\n"
+            "    for step in range(10):\n"
+            "        model(loader.next_batch()).backward()\n"
+            "        opt.step()\n",
+            expected_line=3,
+            name="training loader on val_files",
+        ),
+    ]
+
+    def finish(self) -> None:
+        facts = script_facts(self.context.tree, self.facts)
+        for info in facts.graph.functions:
+            for node in info.nodes:
+                if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    if any(TRAIN_NAME.match(last_name(t) or "") for t in targets) and any(
+                        isinstance(c, ast.Constant) and isinstance(c.value, str) and "fineweb_val_" in c.value
+                        for c in ast.walk(node.value)
+                    ):
+                        self.report(node, "training file pattern names the validation split",
+                                    evidence=[(node.lineno, ast.unparse(node)[:80])])
+        loop = phases(facts).training_loop
+        if loop is None:
+            loop = _any_training_loop(facts)
+        if loop is None:
+            return
+        flow = facts.flow_of(loop)
+        batch_sources = {
+            n.func.value.id for n in ast.walk(loop)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "next_batch"
+            and isinstance(n.func.value, ast.Name)
+        }
+        for name in sorted(batch_sources):
+            for value in flow.defs.get(name, ()):
+                if isinstance(value, ast.Call) and any(
+                    flow.find_origin(a, is_val_source) is not None for a in value.args
+                ):
+                    self.report(value, "training loader built on validation data",
+                                evidence=[(value.lineno, f"`{name}` = {ast.unparse(value)[:60]}"),
+                                          (loop.lineno, f"the training loop draws batches from `{name}`")])
+                    return
+
+
+def _any_training_loop(facts) -> ast.AST | None:
+    for info in facts.graph.functions:
+        for loop in info.loops:
+            calls = {last_name(n.func) for n in ast.walk(loop) if isinstance(n, ast.Call)}
+            if {"backward", "step", "next_batch"} <= calls:
+                return loop
+    return None
+
+
+def scan_text(path: str, text: str) -> list[tuple[int, str]]:
+    """(line, note) for shell lines in a README or script that link/copy a val shard as a train shard (PR #44)."""
+    out = []
+    for match in _LINK_VAL_AS_TRAIN.finditer(text):
+        line = text.count("\n", 0, match.start()) + 1
+        out.append((line, f"{path}: validation shard installed as a training shard: {match.group(0).strip()[:80]}"))
+    return out
