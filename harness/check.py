@@ -72,7 +72,7 @@ def check_submission(sub: Submission, options: CheckOptions, report: Report) -> 
     from harness.seeds import check_seeds
     from harness.significance import check_significance
     from harness.size import check_size
-    from harness.static_rules import run_static_rules
+    from harness.static_rules import run_static_rules, run_text_scans
     from harness.submission_json import load_claims
 
     allow = load_allow_list(options.allow_file)
@@ -88,6 +88,7 @@ def check_submission(sub: Submission, options: CheckOptions, report: Report) -> 
         _run_stage(report, "consistency", lambda: check_log_code(code, logs, report))
         _run_stage(report, "binding", lambda: check_binding(sub, code, logs, report))
         _run_stage(report, "rules", lambda: run_static_rules(code, logs, allow, report))
+        _run_stage(report, "text-scans", lambda: run_text_scans(sub, code, report))
         _note_unanalysable_code(code, report)
     _run_stage(report, "budgets", lambda: check_budgets(logs, claims, report))
     _run_stage(report, "metric", lambda: check_metric(logs, claims, report))

@@ -68,3 +68,37 @@ def run_static_rules(code: Any, logs: Iterable[Any], allow: Iterable[Any], repor
                 report.facts.setdefault("allowed", []).append({**finding.to_dict(), "allowed_reason": reason})
     report.facts.setdefault("timings", {})["static_rules"] = timings
     report.mark_checked(*implemented_rule_ids())
+
+
+# Files that are not Python but still say what runs: compiled C/C++ helpers, and shell commands in the README or in
+# shipped scripts (how the run was launched, e.g. a validation shard linked in as a training shard, PR #44).
+SHELL_SUFFIXES = (".sh", ".bash")
+MAX_SCAN_BYTES = 2_000_000  # larger text files are not read: a README or a helper is far smaller
+
+
+def _read_text(path) -> str | None:
+    try:
+        if path.stat().st_size > MAX_SCAN_BYTES:
+            return None
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def run_text_scans(sub: Any, code: Any, report: Report) -> None:
+    """Scan native sources (NGRAM-GATE-ON-TARGET) and launch instructions (TRAIN-ON-VAL) that the AST rules miss."""
+    from rules.ngram_gate_on_target import scan_native
+    from rules.train_on_val import scan_text
+
+    for rel in getattr(code, "native_sources", []) or []:
+        text = _read_text(sub.abs(rel))
+        for line, note in scan_native(rel, text) if text is not None else []:
+            report.add(Finding("NGRAM-GATE-ON-TARGET", "warning",
+                               f"per-position loop in compiled code gates a hint on the token being predicted: {note}",
+                               file=rel, line=line, source="static"))
+    launchers = [f for f in getattr(sub, "files", []) if f.name == "README.md" or f.suffix in SHELL_SUFFIXES]
+    for rel in launchers:
+        text = _read_text(sub.abs(rel))
+        for line, note in scan_text(rel.as_posix(), text) if text is not None else []:
+            report.add(Finding("TRAIN-ON-VAL", "error", f"training reads validation data: {note}",
+                               file=rel.as_posix(), line=line, source="static"))
