@@ -216,7 +216,7 @@ def run() -> None:
         click.echo("error: aborted", err=True)
         sys.exit(2)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {exc.format_message()} (see --help)", err=True)
         sys.exit(2)
     except UserError as exc:
         click.echo(f"error: {exc}", err=True)

@@ -46,7 +46,7 @@ def test_bad_input_is_one_line_and_exit_2(args, tmp_path):
     result = _run(*args)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr + result.stdout
-    assert 0 < len(result.stderr.strip().splitlines()) <= 3
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_check_json_contract(legal_submission):

@@ -1,0 +1,719 @@
+"""Runtime legality probes: run the submission's own evaluation at a tiny configuration and watch what it does.
+
+`python cli.py probe PATH` writes a small synthetic dataset in the challenge's shard format (random tokens, so any
+row of targets or inputs can be located uniquely in the validation or training stream), sets the script's own
+environment knobs to a tiny CPU configuration, and runs the script under harness/inject/ (one sandboxed process that
+forks one child per variant). The children record every cross-entropy call, every gradient and optimizer step, data
+file opens, calibration forwards and printed lines on one clock. From those traces:
+
+* C1 causality: a second run with the validation tokens perturbed from position t on; the scores of positions before
+  t (and the log-partition at t) must not change. A replica run first proves the script is deterministic.
+* C3/C4 score before update: no position's scored NLL may come after an update that used it as a target; the pass
+  whose mean matches the printed final val_loss is the one judged.
+* C2 normalization: when the printed score equals the mean of the observed -log softmax, it is normalized by
+  construction; otherwise the last target is set to every vocabulary entry in turn and the implied probabilities,
+  anchored by a run one token shorter, must sum to 1 (the PR #886 measurement).
+* Data access: validation files opened during training, training shards opened (or trained on) during evaluation,
+  calibration forwards on validation inputs.
+
+Every result is a finding with source="runtime"; what could not run is said in report.facts["probes"] and
+report.not_checked, and a script that cannot run at tiny scale is "could not probe" (exit 2), never a pass.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import UserError
+from harness.findings import Evidence, Finding, Report
+from harness.submission import load_submission
+
+INJECT_DIR = Path(__file__).resolve().parent / "inject"
+
+# Probe name -> the rulebook IDs it can judge (used by the rules listing).
+PROBE_RULES: dict[str, tuple[str, ...]] = {
+    "c1_causality": ("TTT-PREEVAL-VAL", "TTT-MULTIPASS-SCORE", "RESCORE-S1", "SLOT-SCORED-TARGETS",
+                     "NGRAM-GATE-ON-TARGET"),
+    "c3_score_before_update": ("TTT-PREEVAL-VAL", "TTT-MULTIPASS-SCORE", "RESCORE-S1", "SLOT-SCORED-TARGETS"),
+    "c2_normalization": ("NGRAM-TARGET-IN-KEY", "BYTE-MIXTURE-C2"),
+    "data_access": ("TRAIN-ON-VAL", "TRAIN-DATA-AT-EVAL", "GPTQ-CALIB-VAL"),
+}
+
+VOCAB = 32  # small enough for the C2 counterfactual sum (one run per token), large enough to locate rows
+KEY = 8  # tokens per locating key: 32^8 keys against a few thousand positions, collisions negligible
+VAL_TOKENS = 65537  # 65,536 targets: two chunks of the 32,768-token TTT chunk many scripts hard-code
+TRAIN_TOKENS = 32768
+TOL = 1e-5  # CPU, one thread, same shapes: unchanged positions reproduce bit for bit; this only absorbs printing
+Z_TOL = 0.02  # |sum of implied probabilities - 1| allowed in the C2 counterfactual
+MAX_COPY_BYTES = 50_000_000  # the script's folder is copied to the work folder; larger files are left out
+
+# The tiny configuration, through the environment variables the challenge's scripts read.
+TINY_ENV = {
+    "VOCAB_SIZE": str(VOCAB), "TRAIN_SEQ_LEN": "32", "EVAL_SEQ_LEN": "32", "EVAL_STRIDE": "16",
+    "ITERATIONS": "4", "WARMUP_STEPS": "0", "WARMDOWN_ITERS": "0", "TRAIN_BATCH_TOKENS": "512",
+    "VAL_BATCH_SIZE": "512", "VAL_LOSS_EVERY": "0", "TRAIN_LOG_EVERY": "1", "MAX_WALLCLOCK_SECONDS": "120",
+    "NUM_LAYERS": "1", "MODEL_DIM": "32", "NUM_HEADS": "2", "NUM_KV_HEADS": "1", "MLP_MULT": "2",
+    "TTT_CHUNK_TOKENS": "8192", "TTT_BATCH_SEQS": "32", "EVAL_BATCH": "64",
+    "DEVICE": "cpu", "COMPILE": "0", "PRESET": "cpu-smoke", "ACCUM_BASE": "1", "RUN_ID": "probe", "SEED": "1337",
+}
+
+
+@dataclass
+class ProbeOptions:
+    data_path: Path | None = None  # only its tokenizer is used (the token streams are always synthetic)
+    timeout: float = 300.0
+    val_tokens: int = VAL_TOKENS  # length of the synthetic validation stream (tests use a shorter one)
+
+
+# -----------------------------------------------------------------------------
+# The synthetic dataset
+
+def _write_shard(path: Path, tokens: np.ndarray) -> None:
+    header = np.zeros(256, dtype="<i4")
+    header[0], header[1], header[2] = 20240520, 1, len(tokens)
+    path.write_bytes(header.tobytes() + tokens.astype("<u2").tobytes())
+
+
+def _write_tokenizer(folder: Path, vocab: int, data_path: Path | None) -> Path:
+    """A SentencePiece model with exactly `vocab` pieces (byte tables need one); a user's own when it fits."""
+    import sentencepiece as spm
+
+    if data_path is not None:
+        for cand in sorted(Path(data_path).rglob(f"*{vocab}_bpe.model")):
+            return cand
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    words = ["".join(rng.choice(list("abcdefgh"), size=rng.integers(1, 7))) for _ in range(300)]
+    text = "\n".join(" ".join(rng.choice(words, size=12)) for _ in range(400))
+    corpus = folder / "corpus.txt"
+    corpus.write_text(text, encoding="utf-8")
+    prefix = folder / f"fineweb_{vocab}_bpe"
+    spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(prefix), vocab_size=vocab,
+                                   model_type="bpe", character_coverage=1.0, bos_id=-1, eos_id=-1, unk_id=0,
+                                   minloglevel=2)
+    return prefix.with_suffix(".model")
+
+
+@dataclass
+class Dataset:
+    root: Path
+    data_dir: Path
+    tokenizer: Path
+    val: np.ndarray
+    train: np.ndarray
+
+    def variant_dir(self, name: str, val: np.ndarray) -> Path:
+        """A dataset folder for one variant: the same training shard, its own validation stream."""
+        d = self.root / "variants" / name / self.data_dir.name
+        d.mkdir(parents=True, exist_ok=True)
+        _write_shard(d / "fineweb_train_000000.bin", self.train)
+        _write_shard(d / "fineweb_val_000000.bin", val)
+        return d
+
+
+def build_dataset(root: Path, data_path: Path | None, val_tokens: int = VAL_TOKENS) -> Dataset:
+    rng = np.random.default_rng(20240520)
+    val = rng.integers(0, VOCAB, val_tokens).astype(np.int64)
+    train = rng.integers(0, VOCAB, TRAIN_TOKENS).astype(np.int64)
+    tok = _write_tokenizer(root / "tokenizers", VOCAB, data_path)
+    data_dir = root / "datasets" / f"fineweb10B_sp{VOCAB}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    _write_shard(data_dir / "fineweb_train_000000.bin", train)
+    _write_shard(data_dir / "fineweb_val_000000.bin", val)
+    return Dataset(root, data_dir, tok, val, train)
+
+
+# -----------------------------------------------------------------------------
+# Locating recorded rows in the token streams
+
+class StreamIndex:
+    """Finds where a flattened batch of rows (targets or inputs) sits in one token stream."""
+
+    def __init__(self, stream: np.ndarray) -> None:
+        self.stream = stream
+        keys = _rolling_keys(stream)
+        order = np.argsort(keys, kind="stable")
+        self.keys, self.pos = keys[order], order
+        dup = np.zeros(len(keys), bool)
+        dup[1:] |= self.keys[1:] == self.keys[:-1]
+        dup[:-1] |= self.keys[1:] == self.keys[:-1]
+        self.keys, self.pos = self.keys[~dup], self.pos[~dup]  # ambiguous keys locate nothing
+
+    def locate(self, values: np.ndarray) -> np.ndarray:
+        """Stream position of each element (-1 where not found); -1 entries of `values` are masked targets."""
+        out = np.full(len(values), -1, dtype=np.int64)
+        if len(values) < KEY or not len(self.keys):
+            return out
+        keys = _rolling_keys(values)
+        masked = np.concatenate([[0], np.cumsum(values < 0)])
+        valid = masked[KEY:KEY + len(keys)] - masked[:len(keys)] == 0  # no ignored target inside the key
+        idx = np.clip(np.searchsorted(self.keys, keys), 0, len(self.keys) - 1)
+        hit = valid & (self.keys[idx] == keys)
+        out[:len(keys)][hit] = self.pos[idx[hit]]
+        for _ in range(KEY - 1):  # the tail of each row (fewer than KEY tokens left) follows its head
+            follow = np.zeros(len(values), bool)
+            follow[1:] = (out[1:] < 0) & (out[:-1] >= 0) & (values[1:] >= 0)
+            idx = np.nonzero(follow)[0]
+            if not len(idx):
+                break
+            nxt = out[idx - 1] + 1
+            ok = nxt < len(self.stream)
+            ok[ok] &= self.stream[nxt[ok]] == values[idx[ok]]
+            out[idx[ok]] = nxt[ok]
+        return out
+
+
+def _rolling_keys(a: np.ndarray) -> np.ndarray:
+    """int64 key of each window of KEY tokens (base VOCAB); tokens outside the vocabulary fold in harmlessly."""
+    n = len(a) - KEY + 1
+    if n <= 0:
+        return np.zeros(0, np.int64)
+    b = np.where(a < 0, VOCAB, np.minimum(a, 4 * VOCAB)).astype(np.int64)
+    keys = np.zeros(n, np.int64)
+    for j in range(KEY):
+        keys = keys * (4 * VOCAB + 1) + b[j:j + n]
+    return keys
+
+
+# -----------------------------------------------------------------------------
+# Reading one variant's trace
+
+@dataclass
+class Pass:
+    """One left-to-right scoring pass: the first no-grad observation of each validation position."""
+
+    index: int
+    start_tick: int
+    end_tick: int
+    first: dict[int, tuple[float, float, int]] = field(default_factory=dict)  # pos -> (nll, lse, tick)
+
+    @property
+    def mean_nll(self) -> float:
+        return float(np.mean([v[0] for v in self.first.values()])) if self.first else float("nan")
+
+
+@dataclass
+class Update:
+    tick: int
+    val_positions: np.ndarray  # validation targets whose gradients this update used
+    train_rows: int  # targets located in the training stream
+    free: bool  # the tensors stepped were created at eval time, not module parameters (the SLOT shape)
+
+
+@dataclass
+class Trace:
+    exit_code: int | None
+    log_lines: list[str]
+    passes: list[Pass]
+    updates: list[Update]
+    opens: list[tuple[int, str]]  # (tick, file name)
+    calib_val_rows: int  # calibration-forward inputs located in the validation stream
+    reported_loss: float | None
+    reported_decimals: int
+    notes: list[str]
+
+
+def _forward_followed_by_loss(events: list) -> list[bool]:
+    """For each `fwd` event: did a cross-entropy call come before the next forward or update?"""
+    out: list[bool] = []
+    for i, (kind, _, _) in enumerate(events):
+        if kind != "fwd":
+            continue
+        nxt = next((k for k, _, _ in events[i + 1:] if k in ("ce", "fwd", "update")), None)
+        out.append(nxt == "ce")
+    return out
+
+
+_LOSS = re.compile(r"val_loss[:=\s]+([0-9]+\.([0-9]+))")
+
+
+def _reported(lines: list[str]) -> tuple[float | None, int]:
+    """The last printed val_loss (the final metric, by the challenge's log dialect) and its decimals."""
+    for line in reversed(lines):
+        m = _LOSS.search(line)
+        if m:
+            return float(m.group(1)), len(m.group(2))
+    return None, 0
+
+
+def read_trace(npz: Path, log_path: Path, exit_code: int | None, val_index: StreamIndex,
+               train_index: StreamIndex) -> Trace:
+    lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines() if log_path.exists() else []
+    if not npz.exists():
+        return Trace(exit_code, lines, [], [], [], 0, *_reported(lines), ["no trace written"])
+    with np.load(npz, allow_pickle=False) as z:
+        targets, nll, lse = z["ce_targets"], z["ce_nll"], z["ce_lse"]
+        fwd_ids, fwd_sizes = z["fwd_ids"], z["fwd_sizes"]
+        events = json.loads(str(z["events"]))
+    passes: list[Pass] = []
+    updates: list[Update] = []
+    opens: list[tuple[int, str]] = []
+    notes: list[str] = []
+    pending_val: list[np.ndarray] = []
+    pending_train = 0
+    offset = fwd_offset = 0
+    calib_val = 0
+    gap = max(256, len(val_index.stream) // 8)  # a drop this far back in position starts a new pass
+    running_min = -1
+    for kind, tick, payload in events:
+        if kind == "ce":
+            n = payload["n"]
+            y, e_nll, e_lse = targets[offset:offset + n], nll[offset:offset + n], lse[offset:offset + n]
+            offset += n
+            vpos = val_index.locate(y)
+            if payload["grad"]:
+                pending_val.append(vpos[vpos > 0])
+                pending_train += int((train_index.locate(y) >= 0).sum())
+                continue
+            located = vpos > 0
+            if not located.any():
+                continue
+            low = int(vpos[located].min())
+            if not passes or low < running_min - gap:
+                passes.append(Pass(len(passes), tick, tick))
+                running_min = low
+            running_min = max(running_min, low)
+            cur = passes[-1]
+            cur.end_tick = tick
+            for p, a, b in zip(vpos[located].tolist(), e_nll[located].tolist(), e_lse[located].tolist()):
+                cur.first.setdefault(p, (a, b, tick))
+        elif kind == "update":
+            if payload["kind"] in ("backward", "grad"):
+                positions = np.unique(np.concatenate(pending_val)) if pending_val else np.zeros(0, np.int64)
+                updates.append(Update(tick, positions, pending_train, bool(payload.get("free", False))))
+                pending_val, pending_train = [], 0
+            elif payload["kind"] == "step" and updates and payload.get("free"):
+                updates[-1].free = True
+        elif kind == "open":
+            opens.append((tick, Path(payload["path"]).name))
+        elif kind == "note":
+            notes.append(payload["text"])
+    for size, scored in zip(fwd_sizes.tolist(), _forward_followed_by_loss(events)):
+        ids = fwd_ids[fwd_offset:fwd_offset + size]
+        fwd_offset += size
+        if not scored:  # a hooked forward whose output no loss consumed: statistics collection
+            calib_val += int((val_index.locate(ids) >= 0).sum())
+    loss, decimals = _reported(lines)
+    return Trace(exit_code, lines, passes, updates, opens, calib_val, loss, decimals, notes)
+
+
+# -----------------------------------------------------------------------------
+# Running the script
+
+@dataclass
+class Workspace:
+    root: Path
+    script: Path  # the copy that runs
+    sys_path: list[str]
+    display: str  # the script as findings name it, relative to the submission folder
+
+
+def _copy_script_folder(script: Path, dest: Path) -> tuple[Path, list[str]]:
+    """Copy the script's folder (files up to MAX_COPY_BYTES) so nothing the run writes lands in the user's folder.
+
+    When the folder is a package (has __init__.py), its parent goes on sys.path too, as `python -m` would."""
+    src = script.parent
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        skip = {"__pycache__", ".git", "logs"}
+        return {n for n in names if n in skip or (os.path.isfile(os.path.join(folder, n))
+                                                   and os.path.getsize(os.path.join(folder, n)) > MAX_COPY_BYTES)}
+
+    target = dest / src.name
+    shutil.copytree(src, target, ignore=ignore, symlinks=True)
+    sys_path = [str(target)]
+    if (src / "__init__.py").exists():
+        sys_path.append(str(dest))
+    return target / script.name, sys_path
+
+
+def _variant(ds: Dataset, work: Path, name: str, val: np.ndarray) -> dict:
+    data_dir = ds.variant_dir(name, val)
+    cwd = work / "runs" / name
+    cwd.mkdir(parents=True, exist_ok=True)
+    chunk = max(256, (len(ds.val) - 1) // 8 // 256 * 256)  # eight TTT chunks, a multiple of every stride
+    env = dict(TINY_ENV, DATA_PATH=str(data_dir), TOKENIZER_PATH=str(ds.tokenizer), TTT_CHUNK_TOKENS=str(chunk))
+    return {"name": name, "env": env, "cwd": str(cwd), "trace": str(cwd / "trace.npz"), "log": str(cwd / "out.log")}
+
+
+def _run_plan(ws: Workspace, variants: list[dict], timeout: float, tag: str) -> tuple[dict, str | None]:
+    """Run the variants in one sandboxed process; (name -> {"exit", "seconds"}, why it was stopped or None)."""
+    from harness import sandbox
+
+    plan = {"script": str(ws.script), "sys_path": ws.sys_path, "inject_dir": str(INJECT_DIR),
+            "variants": variants, "results": str(ws.root / f"results_{tag}.json"),
+            "variant_timeout_s": max(5.0, timeout / 2)}
+    plan_path = ws.root / f"plan_{tag}.json"
+    plan_path.write_text(json.dumps(plan), encoding="utf-8")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(ws.root), "LANG": "C.UTF-8",
+           "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
+           "TORCHDYNAMO_DISABLE": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    spec = sandbox.SandboxSpec(argv=[sys.executable, str(INJECT_DIR / "launch.py"), str(plan_path)],
+                               cwd=ws.root, env=env)
+    start = time.monotonic()
+    result = sandbox.run_sandboxed(spec, on_line=lambda _t, _line: None,
+                                   deadline=lambda now: "timeout" if now - start > timeout else None)
+    results_path = Path(plan["results"])
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    stopped = None
+    if result.killed_reason:
+        stopped = f"stopped after {timeout:.0f} s ({result.killed_reason})"
+    elif result.returncode not in (0, None) and not results:
+        stopped = f"the probe launcher exited with status {result.returncode}"
+    return results, stopped
+
+
+def _crash_reason(lines: list[str], exit_code: int | None) -> str:
+    """One line saying why the script stopped: its last exception line, else its last output line."""
+    for line in reversed(lines):
+        if re.match(r"^\s*([\w.]+(Error|Exception|Interrupt)|SystemExit|AssertionError)\b", line) or \
+                line.startswith("error:"):
+            return line.strip()[:300]
+    tail = next((ln.strip() for ln in reversed(lines) if ln.strip()), "")
+    if exit_code is not None and exit_code < 0:
+        return f"killed by signal {-exit_code}" + (f" after: {tail[:200]}" if tail else "")
+    return tail[:300] or f"exit status {exit_code} with no output"
+
+
+# -----------------------------------------------------------------------------
+# Judging the traces
+
+def _reported_pass(trace: Trace) -> Pass | None:
+    """The scoring pass whose mean NLL is the printed final val_loss (the last such pass)."""
+    if trace.reported_loss is None:
+        return None
+    tol = 0.6 * 10 ** -trace.reported_decimals + 2e-5
+    match = [p for p in trace.passes if p.first and abs(p.mean_nll - trace.reported_loss) <= tol]
+    return match[-1] if match else None
+
+
+def _c1_changes(base: Trace, other: Trace, t: int) -> list[dict]:
+    """Per pass: positions before t whose NLL changed, positions up to t whose log-partition changed."""
+    out = []
+    for a, b in zip(base.passes, other.passes):
+        common = [p for p in a.first if p in b.first and p <= t]
+        nll = [p for p in common if p < t and abs(a.first[p][0] - b.first[p][0]) > TOL]
+        lse = [p for p in common if abs(a.first[p][1] - b.first[p][1]) > TOL]
+        out.append({"pass": a.index, "compared": len(common), "nll_changed": len(nll), "lse_changed": len(lse),
+                    "first_changed": min(nll + lse) if (nll or lse) else None})
+    return out
+
+
+def _contamination(p: Pass, updates: list[Update]) -> list[tuple[int, Update]]:
+    """Scored positions of pass `p` whose score came after an update that used them as targets."""
+    first_update: dict[int, Update] = {}
+    for u in updates:
+        for pos in u.val_positions.tolist():
+            first_update.setdefault(pos, u)
+    out = []
+    for pos, (_, _, tick) in p.first.items():
+        u = first_update.get(pos)
+        if u is not None and u.tick < tick:
+            out.append((pos, u))
+    return out
+
+
+@dataclass
+class Phases:
+    train_start: int | None
+    train_end: int | None
+    eval_start: int | None
+
+
+def _phases(trace: Trace) -> Phases:
+    first_pass = trace.passes[0].start_tick if trace.passes else None
+    before = [u for u in trace.updates if first_pass is None or u.tick < first_pass]
+    train = [u.tick for u in before if u.train_rows > 0]
+    if not any(u.train_rows for u in trace.updates):  # never trained on the training stream: what it trained on
+        train = [u.tick for u in before]  # before scoring was its training phase
+    start, end = (min(train), max(train)) if train else (None, None)
+    evals = [p.start_tick for p in trace.passes if end is None or p.start_tick > end]
+    return Phases(start, end, min(evals) if evals else None)
+
+
+def _classify(p: Pass, u: Update, trace: Trace, phases: Phases) -> str:
+    """Which rule an update-before-score in pass `p` breaks, from where the update sits on the clock."""
+    if phases.train_end is not None and u.tick <= phases.train_end:
+        return "TRAIN-ON-VAL"
+    if u.free:  # tensors made at eval time and stepped on scored targets
+        return "SLOT-SCORED-TARGETS"
+    if p.start_tick <= u.tick <= p.end_tick:
+        return "TTT-PREEVAL-VAL"  # trained on a chunk, then scored it, inside one pass
+    adapting = [q for q in trace.passes if q.index < p.index and q.start_tick <= u.tick and
+                any(q.start_tick <= v.tick <= q.end_tick and len(v.val_positions) for v in trace.updates)]
+    if adapting:  # an earlier score-first pass adapted on these tokens; this pass scores them again
+        adapts_inside = any(p.start_tick <= v.tick <= p.end_tick and len(v.val_positions) for v in trace.updates)
+        return "TTT-MULTIPASS-SCORE" if adapts_inside else "RESCORE-S1"
+    return "TTT-PREEVAL-VAL"
+
+
+_C3_MESSAGES = {
+    "TRAIN-ON-VAL": "validation targets were trained on during the training phase, before they were scored",
+    "TTT-PREEVAL-VAL": "validation tokens were used as training targets before their score was recorded",
+    "SLOT-SCORED-TARGETS": "eval-time tensors were optimised on the very targets that were then scored (SLOT)",
+    "TTT-MULTIPASS-SCORE": "the reported pass re-scores tokens an earlier adapting pass already trained on",
+    "RESCORE-S1": "the reported score is a second pass over tokens the model already adapted on",
+}
+
+
+class Probe:
+    """One probe session over one script: runs the variants and turns the traces into findings."""
+
+    def __init__(self, ws: Workspace, ds: Dataset, report: Report, timeout: float) -> None:
+        self.ws, self.ds, self.report = ws, ds, report
+        self.deadline = time.monotonic() + timeout
+        self.val_index, self.train_index = StreamIndex(ds.val), StreamIndex(ds.train)
+        self.probes: dict[str, dict] = {}
+        self.report.facts["probes"] = self.probes
+
+    def _left(self) -> float:
+        return max(1.0, self.deadline - time.monotonic())
+
+    def _traces(self, variants: list[dict], results: dict, streams: dict[str, np.ndarray]) -> dict[str, Trace]:
+        out = {}
+        for v in variants:
+            if v["name"] not in results:
+                continue
+            index = self.val_index if streams.get(v["name"]) is None else StreamIndex(streams[v["name"]])
+            out[v["name"]] = read_trace(Path(v["trace"]), Path(v["log"]), results[v["name"]]["exit"], index,
+                                        self.train_index)
+        return out
+
+    def finding(self, rule: str, message: str, data: dict, severity: str = "error",
+                evidence: tuple[Evidence, ...] = ()) -> None:
+        self.report.add(Finding(rule, severity, message, file=self.ws.display, evidence=evidence, data=data,
+                                source="runtime"))
+
+    def run(self) -> None:
+        n = len(self.ds.val)
+        t = n - n // 4 + 3  # inside the last quarter, off any power-of-two row boundary
+        perturbed = self.ds.val.copy()
+        rng = np.random.default_rng(7)
+        perturbed[t:] = (perturbed[t:] + rng.integers(1, VOCAB, n - t)) % VOCAB
+        work = self.ws.root
+        variants = [_variant(self.ds, work, "base", self.ds.val), _variant(self.ds, work, "replica", self.ds.val),
+                    _variant(self.ds, work, "c1", perturbed)]
+        variants[0]["stop_on_failure"] = True
+        results, stopped = _run_plan(self.ws, variants, self._left(), "main")
+        traces = self._traces(variants, results, {"c1": perturbed})
+        base = traces.get("base")
+        if base is None or base.exit_code != 0:
+            reason = stopped or _crash_reason(base.log_lines if base else [], base.exit_code if base else None)
+            self.could_not_probe(f"the script does not run at probe scale on CPU: {reason}")
+            return
+        self.report.facts["probe_run"] = {
+            "seconds": {k: v["seconds"] for k, v in results.items()}, "val_targets": n - 1, "perturb_from": t,
+            "vocab": VOCAB, "passes": [{"pass": p.index, "positions": len(p.first), "mean_nll": round(p.mean_nll, 6)}
+                                       for p in base.passes],
+            "reported_val_loss": base.reported_loss, "updates_on_val": sum(1 for u in base.updates
+                                                                          if len(u.val_positions)),
+            "notes": base.notes[:5]}
+        phases = _phases(base)
+        self.data_access(base, phases)
+        if not base.passes:
+            self.could_not_probe("no validation scoring was observed (the score does not go through "
+                                 "torch.nn.functional.cross_entropy on validation targets)")
+            return
+        reported = _reported_pass(base)
+        judged = [reported] if reported is not None else base.passes
+        self.report.facts["probe_run"]["reported_pass"] = None if reported is None else reported.index
+        c1 = self.causality(base, traces, judged, t)
+        c3_rules = self.score_before_update(base, judged, phases, c1)
+        if c1 and not c3_rules:
+            self.unexplained_c1(base, c1)
+        self.normalization(base, reported)
+
+    def could_not_probe(self, reason: str) -> None:
+        self.report.could_not_check.append(reason)
+        for name, rules in PROBE_RULES.items():
+            self.probes.setdefault(name, {"ran": False, "reason": reason})
+            for rule in rules:
+                self.report.skip(rule, f"runtime probe did not run: {reason}")
+
+    # --- data access -----------------------------------------------------------------------------------------
+    def data_access(self, trace: Trace, ph: Phases) -> None:
+        val_opens = [name for tick, name in trace.opens if name.startswith("fineweb_val")
+                     and ph.train_start is not None and ph.train_start < tick < (ph.train_end or 0)]
+        train_opens = [name for tick, name in trace.opens if name.startswith("fineweb_train")
+                       and ph.eval_start is not None and tick > ph.eval_start]
+        eval_train_updates = sum(u.train_rows for u in trace.updates
+                                 if ph.eval_start is not None and u.tick > ph.eval_start)
+        self.probes["data_access"] = {
+            "ran": True, "training_phase_known": ph.train_start is not None, "val_opens_during_training":
+                len(val_opens), "train_opens_during_eval": len(train_opens),
+            "train_targets_used_during_eval": eval_train_updates, "calibration_inputs_from_val": trace.calib_val_rows}
+        if val_opens:
+            self.finding("TRAIN-ON-VAL", f"a validation file was opened {len(val_opens)} time(s) while training "
+                         f"steps were still running ({val_opens[0]})", {"opens": len(val_opens)})
+        if train_opens or eval_train_updates:
+            what = (f"training shards were opened {len(train_opens)} time(s)" if train_opens else
+                    f"{eval_train_updates} training-stream targets were trained on")
+            self.finding("TRAIN-DATA-AT-EVAL", f"{what} after the evaluation had started",
+                         {"opens": len(train_opens), "train_targets": eval_train_updates})
+        if trace.calib_val_rows:
+            self.finding("GPTQ-CALIB-VAL", f"{trace.calib_val_rows} validation tokens went through hooked forward "
+                         "passes that fed no loss (calibration statistics collected on validation data)",
+                         {"tokens": trace.calib_val_rows})
+        if ph.train_start is None:
+            self.report.skip("TRAIN-ON-VAL", "runtime probe: no training step on the training stream was seen, "
+                                              "so there was no training phase to watch")
+            self.report.mark_checked("TRAIN-DATA-AT-EVAL", "GPTQ-CALIB-VAL")
+        else:
+            self.report.mark_checked("TRAIN-ON-VAL", "TRAIN-DATA-AT-EVAL", "GPTQ-CALIB-VAL")
+
+    # --- C3/C4 -------------------------------------------------------------------------------------------------
+    def score_before_update(self, trace: Trace, judged: list[Pass], ph: Phases, c1: dict | None) -> set[str]:
+        by_rule: dict[str, list[tuple[Pass, int]]] = {}
+        for p in judged:
+            for pos, u in _contamination(p, trace.updates):
+                by_rule.setdefault(_classify(p, u, trace, ph), []).append((p, pos))
+        self.probes["c3_score_before_update"] = {
+            "ran": True, "passes_judged": [p.index for p in judged],
+            "scored_after_update": {rule: len(v) for rule, v in by_rule.items()}}
+        for rule, hits in by_rule.items():
+            passes = sorted({p.index for p, _ in hits})
+            first = min(h[1] for h in hits)
+            message = (f"{_C3_MESSAGES[rule]}: {len(hits)} scored position(s) in pass {passes} were scored after an "
+                       f"update that used them (first at position {first})")
+            data = {"positions": len(hits), "passes": passes, "first_position": first}
+            if c1:
+                message += f"; C1 confirms it: {c1['what']}"
+                data["c1"] = c1["data"]
+            self.finding(rule, message, data)
+        self.report.mark_checked(*PROBE_RULES["c3_score_before_update"])
+        return set(by_rule)
+
+    # --- C1 ----------------------------------------------------------------------------------------------------
+    def causality(self, base: Trace, traces: dict[str, Trace], judged: list[Pass], t: int) -> dict | None:
+        """Run the C1 comparison; returns {"what", "data"} when the judged passes changed, else None."""
+        replica, c1 = traces.get("replica"), traces.get("c1")
+        reason = None
+        if replica is None or c1 is None or replica.exit_code != 0 or c1.exit_code != 0:
+            reason = "the perturbed or replica run did not finish"
+        elif len(replica.passes) != len(base.passes) or any(
+                c["nll_changed"] or c["lse_changed"] for c in _c1_changes(base, replica, len(self.ds.val))):
+            reason = "two identical runs scored differently (the script is not deterministic on CPU)"
+        if reason is not None:
+            self.probes["c1_causality"] = {"ran": False, "reason": reason}
+            for rule in PROBE_RULES["c1_causality"]:
+                self.report.skip(rule, f"runtime C1 probe: {reason}")
+            return None
+        changes = _c1_changes(base, c1, t)
+        judged_ids = {p.index for p in judged}
+        bad = [c for c in changes if c["pass"] in judged_ids and (c["nll_changed"] or c["lse_changed"])]
+        self.probes["c1_causality"] = {"ran": True, "perturbed_from": t, "passes": changes,
+                                       "reported_val_loss": [base.reported_loss, c1.reported_loss]}
+        self.report.mark_checked(*PROBE_RULES["c1_causality"])
+        if not bad:
+            return None
+        nll, lse = sum(c["nll_changed"] for c in bad), sum(c["lse_changed"] for c in bad)
+        compared = sum(c["compared"] for c in bad)
+        what = (f"changing validation tokens from position {t} on changed the scores of {nll} of {compared} "
+                f"positions before {t}" + (f" and the predicted distribution at {lse} positions" if lse else ""))
+        return {"what": what, "data": {"perturbed_from": t, "nll_changed": nll, "lse_changed": lse,
+                                       "compared": compared, "passes": [c["pass"] for c in bad]}}
+
+    def unexplained_c1(self, base: Trace, c1: dict) -> None:
+        """A C1 change that no update-before-score explains: the prediction reads tokens it may not see."""
+        rule = ("SLOT-SCORED-TARGETS" if any(u.free for u in base.updates) else
+                "TTT-PREEVAL-VAL" if any(len(u.val_positions) for u in base.updates) else "NGRAM-GATE-ON-TARGET")
+        self.finding(rule, f"C1 violation: {c1['what']} (the prediction depends on tokens at or after the one "
+                     "scored)", c1["data"])
+
+    # --- C2 ----------------------------------------------------------------------------------------------------
+    def normalization(self, base: Trace, reported: Pass | None) -> None:
+        rules = PROBE_RULES["c2_normalization"]
+        if reported is not None:
+            self.probes["c2_normalization"] = {
+                "ran": True, "method": "the printed val_loss equals the mean -log softmax of the observed logits "
+                                      f"(pass {reported.index}), a normalized distribution by construction"}
+            self.report.mark_checked(*rules)
+            return
+        why = None
+        if base.reported_loss is None:
+            why = "the script printed no val_loss line"
+        elif base.reported_decimals < 6:
+            why = f"the printed val_loss has {base.reported_decimals} decimals; the counterfactual sum needs 6"
+        if why is None:
+            why = self._counterfactual_sum(base)
+        if why is not None:
+            self.probes["c2_normalization"] = {"ran": False, "reason": why}
+            for rule in rules:
+                self.report.skip(rule, f"runtime C2 probe: {why}")
+
+    def _counterfactual_sum(self, base: Trace) -> str | None:
+        """Set the last target to every token; with a run one token shorter as the anchor, the implied
+        probabilities of the last position must sum to 1. Returns why it could not be measured, else None."""
+        val, last = self.ds.val, len(self.ds.val) - 1
+        streams = {"c2_anchor": val[:-1]}
+        for v in range(VOCAB):
+            if v != val[-1]:
+                s = val.copy()
+                s[-1] = v
+                streams[f"c2_v{v}"] = s
+        variants = [_variant(self.ds, self.ws.root, name, s) for name, s in streams.items()]
+        results, stopped = _run_plan(self.ws, variants, self._left(), "c2")
+        traces = self._traces(variants, results, {k: v for k, v in streams.items() if k == "c2_anchor"})
+        traces["base"] = base
+        if stopped or any(tr.exit_code != 0 or tr.reported_loss is None for tr in traces.values()) \
+                or len(traces) != VOCAB + 1:
+            return stopped or "a counterfactual run failed or printed no val_loss"
+        anchor = traces["c2_anchor"]
+        if not anchor.passes or not base.passes:
+            return "no scoring pass observed to count the scored tokens"
+        a, b = anchor.passes[-1], base.passes[-1]
+        drift = [p for p in a.first if p in b.first and abs(a.first[p][0] - b.first[p][0]) > TOL]
+        if drift or len(b.first) != len(a.first) + 1 or last not in b.first:
+            return "the evaluation is not prefix-stable (dropping the last token changed other scores)"
+        n_a, n_b = len(a.first), len(b.first)
+        anchor_total = anchor.reported_loss * n_a
+        implied = {name: math.exp(-(tr.reported_loss * n_b - anchor_total)) for name, tr in traces.items()
+                   if name != "c2_anchor"}
+        z = sum(implied.values())
+        self.probes["c2_normalization"] = {"ran": True, "method": "counterfactual sum over the last target",
+                                           "implied_mass": round(z, 6)}
+        self.report.mark_checked(*PROBE_RULES["c2_normalization"])
+        if abs(z - 1) > Z_TOL:
+            self.finding("NGRAM-TARGET-IN-KEY", f"C2 violation: the probabilities the scoring path implies for the "
+                         f"last validation position sum to {z:.4f} over the {VOCAB}-token vocabulary, not 1",
+                         {"implied_mass": z, "vocab": VOCAB, "position": last})
+        return None
+
+
+# -----------------------------------------------------------------------------
+# Entry point
+
+def probe_path(path: Path, options: ProbeOptions) -> Report:
+    """Probe the submission at PATH (a folder with train_gpt.py, or one .py script); never raises on bad scripts."""
+    sub = load_submission(Path(path))
+    report = Report(target=str(path))
+    if sub.script is None:
+        report.could_not_check.append("no train_gpt.py to run")
+        return report
+    if options.timeout <= 0:
+        raise UserError("--timeout must be positive")
+    tmp = Path(tempfile.mkdtemp(prefix="pgolf-probe-"))
+    try:
+        script, sys_path = _copy_script_folder(sub.script.resolve(), tmp / "src")
+        ws = Workspace(tmp, script, sys_path, sub.script.relative_to(sub.root).as_posix())
+        if options.val_tokens < 4 * KEY * 32:
+            raise UserError("the probe's validation stream must hold at least 1,024 tokens")
+        ds = build_dataset(tmp / "data", options.data_path, options.val_tokens)
+        Probe(ws, ds, report, options.timeout).run()
+    except OSError as exc:
+        report.could_not_check.append(f"probe could not set up its work folder: {exc}")
+    finally:
+        if not os.environ.get("PGOLF_PROBE_KEEP"):  # debugging aid: keep the work folder
+            shutil.rmtree(tmp, ignore_errors=True)
+    return report

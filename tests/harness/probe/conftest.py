@@ -1,0 +1,30 @@
+"""Fixtures for the runtime probe tests: the tiny fixture scripts and a cache of their probe reports."""
+
+from pathlib import Path
+
+import pytest
+
+from harness.probe import ProbeOptions, probe_path
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+REPO = Path(__file__).resolve().parents[3]
+SMALL = ProbeOptions(timeout=240, val_tokens=4097)  # 4,096 targets: eight 512-token TTT chunks
+
+
+@pytest.fixture(scope="session")
+def probed():
+    """Probe a fixture script (or a repo path) once per session and return its Report."""
+    cache = {}
+
+    def run(name: str):
+        if name not in cache:
+            path = REPO / name if "/" in name else FIXTURES / f"{name}.py"
+            cache[name] = probe_path(path, SMALL)
+        return cache[name]
+
+    return run
+
+
+@pytest.fixture()
+def fixtures_dir() -> Path:
+    return FIXTURES
