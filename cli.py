@@ -215,6 +215,9 @@ def run() -> None:
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)
         sys.exit(2)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.format_message())  # bare `python cli.py`: the help, not an error
+        sys.exit(0)
     except click.ClickException as exc:
         click.echo(f"error: {exc.format_message()} (see --help)", err=True)
         sys.exit(2)
