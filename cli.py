@@ -58,14 +58,16 @@ def main() -> None:
               help="Reviewer allow-list (TOML or JSON): entries with rule, optional file/line, and a reason.")
 @click.option("--strict-size", is_flag=True,
               help="Judge the cap on the shipped bytes only, never on a logged wrapper size.")
+@click.option("--probe", is_flag=True,
+              help="Also run the runtime legality probes (runs the script at tiny scale on CPU; seconds to minutes).")
 def check(path: Path, fmt: str, output: Path | None, against: str | None, policy: str,
-          allow_file: Path | None, strict_size: bool) -> None:
+          allow_file: Path | None, strict_size: bool, probe: bool) -> None:
     """Static verdict on a submission folder or a single script."""
     from harness.check import CheckOptions, check_path
     from harness.render import render
 
     report = check_path(path, CheckOptions(against=against, policy=policy, allow_file=allow_file,
-                                           strict_size=strict_size))
+                                           strict_size=strict_size, probe=probe))
     _emit(render(report, fmt), output)
     sys.exit(report.exit_code)
 

@@ -31,6 +31,12 @@ STAGE_RULES: dict[str, tuple[str, ...]] = {
     "significance": ("SIGNIFICANCE",),
 }
 
+# How each stage judges: from the code, the logs, the artifact files, or by running the code.
+STAGE_KIND = {"layout": "files", "code": "code", "logs": "logs", "claims-load": "logs", "claims": "logs",
+              "size": "artifact+logs", "consistency": "logs+code", "binding": "logs+code", "rules": "static code",
+              "text-scans": "static code", "budgets": "logs", "metric": "logs", "seeds": "logs",
+              "significance": "statistics", "probe": "runtime probe"}
+
 # Rules that only running the code can settle; `probe` and `reproduce` judge them at run time.
 RUNTIME_ONLY_REASON = "needs a run: use `probe` or `reproduce --probe`"
 
@@ -41,11 +47,14 @@ class CheckOptions:
     policy: str = "readme"  # "readme" (0.005 nats, p < 0.01) or "frontier" (Welch, p < 0.25)
     allow_file: Path | None = None  # reviewer allow-list
     strict_size: bool = False  # judge the cap on shipped bytes only
+    probe: bool = False  # also run the runtime probes (slow: runs the script at tiny scale)
+    probe_timeout: float = 300.0
 
 
 def _run_stage(report: Report, name: str, stage: Callable[[], object]) -> object:
     """Run one stage; an unexpected failure becomes a could-not-check entry instead of a traceback."""
     started = time.perf_counter()
+    before = set(report.checked)
     try:
         return stage()
     except UserError:
@@ -57,6 +66,8 @@ def _run_stage(report: Report, name: str, stage: Callable[[], object]) -> object
         return None
     finally:
         report.facts.setdefault("timings_ms", {})[name] = round((time.perf_counter() - started) * 1000, 1)
+        for rule in [r for r in report.checked if r not in before]:
+            report.facts.setdefault("judged_by", {}).setdefault(rule, []).append(STAGE_KIND.get(name, name))
 
 
 def check_submission(sub: Submission, options: CheckOptions, report: Report) -> Report:
@@ -95,9 +106,23 @@ def check_submission(sub: Submission, options: CheckOptions, report: Report) -> 
     _run_stage(report, "seeds", lambda: check_seeds(sub, code, claims, logs, report))
     _run_stage(report, "significance",
                lambda: check_significance(claims, logs, options.against, options.policy, report))
+    if options.probe:
+        _run_stage(report, "probe", lambda: _probe(sub, options, report))
     apply_allow_list(report, allow)
     _list_unchecked(report)
     return report
+
+
+def _probe(sub: Submission, options: CheckOptions, report: Report) -> None:
+    """Run the runtime probes and fold their findings in: those rules are then proven at run time."""
+    from harness.probe import ProbeOptions, probe_path
+
+    probed = probe_path(Path(sub.script if sub.single_script else sub.root), ProbeOptions(timeout=options.probe_timeout))
+    report.merge(probed, "probe")
+    for rule in probed.checked:  # also the rules a static stage judged before: now proven at run time too
+        kinds = report.facts.setdefault("judged_by", {}).setdefault(rule, [])
+        if "runtime probe" not in kinds:
+            kinds.append("runtime probe")
 
 
 def check_path(path: Path, options: CheckOptions | None = None) -> Report:

@@ -84,6 +84,17 @@ class Report:
             if rule not in self.checked:
                 self.checked.append(rule)
 
+    def merge(self, other: "Report", stage: str) -> None:
+        """Fold another report (a probe run, a re-run) into this one; its facts go under facts[stage]."""
+        self.findings.extend(other.findings)
+        for rule in other.checked:
+            self.mark_checked(rule)
+        for item in other.not_checked:
+            if item.rule not in self.checked:
+                self.skip(item.rule, f"{stage}: {item.reason}")
+        self.could_not_check.extend(f"{stage}: {reason}" for reason in other.could_not_check)
+        self.facts[stage] = other.facts
+
     @property
     def errors(self) -> list[Finding]:
         return [f for f in self.findings if f.severity == "error"]

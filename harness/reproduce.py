@@ -633,6 +633,11 @@ def reproduce(opts: ReproduceOptions, progress: Progress = lambda _m: None) -> R
         report.could_not_check.append("the submission folder changed during the re-run (by something outside "
                                       "the sandbox); the results may not belong to the shipped code")
     aggregate(sub_dir, results, rows, opts, report)
+    if opts.probe:
+        from harness.probe import ProbeOptions, probe_path
+
+        progress("running the runtime legality probes (tiny configuration, synthetic data)")
+        report.merge(probe_path(sub_dir, ProbeOptions()), "probe")
     text = write_reports(report, results, rows, opts)
     return ReproduceResult(text=text, exit_code=report.exit_code, report=report, results_dir=results, seeds=rows)
 
