@@ -179,7 +179,7 @@ def _non_final(claim_text: str, runs: list[LogRun], attr: str) -> Comparison | N
                     return Comparison("pre_quant_step", f"claim {claim_text} equals only the pre-quantization "
                                       f"step {m.step} eval (line {m.line} of {run.path}); final score {final}",
                                       [run.path])
-                return Comparison("non_final", f"the {m.tag!r} line {m.line} of {run.path}, not its final score",
+                return Comparison("non_final", f"{m.tag!r} line {m.line} of {run.path}, not its final score",
                                   [run.path])
     return None
 
