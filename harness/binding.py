@@ -13,9 +13,7 @@ import hashlib
 import json
 import platform
 import shutil
-import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +58,8 @@ def unwrapped_code(sub: Submission, code: Any = None) -> tuple[bytes, str]:
 
 def library_versions() -> dict[str, str]:
     """Installed versions, read from package metadata (nothing is imported)."""
+    from importlib import metadata  # only re-runs write headers: keep `check`'s start-up free of it
+
     out = {"python": platform.python_version()}
     for name in LIBRARIES:
         try:
@@ -79,6 +79,8 @@ def hardware() -> dict[str, Any]:
                 break
     except OSError:
         pass
+    import subprocess
+
     gpus: list[str] = []
     if shutil.which("nvidia-smi"):
         try:
