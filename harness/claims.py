@@ -267,8 +267,15 @@ def _check_seeds(claims: Claims, runs: list[LogRun], report: Report) -> None:
         elsewhere = [r for r in runs if equal_at(claim.val_bpb_text, _dec(r.final.val_bpb_text),
                                                  decimals_of(r.final.val_bpb_text))]
         hint = f"; it equals {elsewhere[0].path} (seed {elsewhere[0].seed})" if elsewhere else ""
+        # The claim may be another score line of the same run (e.g. the sliding-window score printed before a
+        # diverged TTT pass, 04-04_SP4096): the log supports it, only the choice of line is questionable.
+        same_log = next((m for r in candidates for m in r.metrics
+                         if m.val_bpb_text and equal_at(claim.val_bpb_text, _dec(m.val_bpb_text),
+                                                        decimals_of(m.val_bpb_text))), None)
+        if same_log is not None and not hint:
+            hint = f"; it equals the {same_log.tag!r} line {same_log.line} of the same log"
         run = candidates[0]
-        report.add(Finding("SIGNIFICANCE", "warning" if elsewhere else "error",
+        report.add(Finding("SIGNIFICANCE", "warning" if elsewhere or same_log is not None else "error",
                            f"seed {seed} claims val_bpb {claim.val_bpb_text} but {run.path} reports "
                            f"{run.final.val_bpb_text} ({run.final.tag}){hint}",
                            file=run.path, line=run.final.line, seed=seed, source="log",

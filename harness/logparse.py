@@ -22,6 +22,8 @@ from typing import Iterable
 MAX_SOURCE_CHARS = 2_000_000  # cap on the embedded source kept per log (bounded memory on huge logs)
 MAX_METRIC_LINES = 200_000  # a log with more metric lines than this is not a training log; stop collecting
 SEPARATOR = "=" * 100
+LATER_DUMP_MIN_LINES = 20  # a block between separators shorter than this is a banner, not a script
+_LOOKS_LIKE_SOURCE = re.compile(r"(?m)^(?:import \w|from [\w.]+ import |def \w+\(|class \w+)")
 DIVERGED_BPB_GAP = 0.05  # last score this much worse than an earlier score in the same log: flag it
 
 _NUM = r"(-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|nan|inf|-inf)"
@@ -126,6 +128,8 @@ class LogRun:
     gpu_names: list[str] = field(default_factory=list)
     embedded_source: str | None = None
     embedded_source_line: int | None = None  # first line of the dump in the log
+    # Logs that hold several runs one after another dump the source again before each later separator: (text, line).
+    later_sources: list[tuple[str, int]] = field(default_factory=list)
     source_truncated: bool = False
     hyperparameters: dict[str, str] = field(default_factory=dict)
     tags: set[str] = field(default_factory=set)
@@ -190,6 +194,9 @@ class _Parser:
         self.pre_lines: list[str] = []  # text before the first separator: maybe an embedded source dump
         self.pre_chars = 0
         self.pre_start = 1
+        self.block_lines: list[str] = []  # lines since the last separator (after the first): maybe a later dump
+        self.block_chars = 0
+        self.block_start = 1
         self.mode = "normal"  # normal | hyper | await_source | source
         self.source_parts: list[str] = []
         self.source_chars = 0
@@ -208,6 +215,11 @@ class _Parser:
 
     def _on_separator(self) -> None:
         run = self.run
+        if self.seen_separator and self.mode == "normal" and self.block_lines:
+            text = "".join(self.block_lines)
+            if len(self.block_lines) >= LATER_DUMP_MIN_LINES and _LOOKS_LIKE_SOURCE.search(text):
+                run.later_sources.append((text, self.block_start))
+        self.block_lines, self.block_chars, self.block_start = [], 0, self.lineno + 1
         if self.mode == "source":
             run.embedded_source = "".join(self.source_parts)
             self.source_parts = []
@@ -246,6 +258,12 @@ class _Parser:
         if self.mode == "source":
             self._keep_source(self.source_parts, line + "\n")
             return
+        if self.seen_separator and self.mode == "normal":
+            if self.block_chars + len(line) < MAX_SOURCE_CHARS:
+                self.block_lines.append(line + "\n")
+                self.block_chars += len(line) + 1
+            else:
+                self.block_lines = []  # too long to be a dump of the script: stop buffering this block
         if not self.seen_separator and self.pre_chars < MAX_SOURCE_CHARS:
             self.pre_lines.append(line + "\n")
             self.pre_chars += len(line) + 1

@@ -180,8 +180,8 @@ def check_size(sub: Submission, code: CodeBundle, logs: Iterable[Any], report: R
         report.add(Finding("ARTIFACT-CAP-16MB", "warning", f"artifact {artifact.path}: {artifact.problem}",
                            file=artifact.path, source="artifact", data={"bytes": artifact.bytes}))
     if code.entry is None:
-        report.skip("ARTIFACT-CAP-16MB", "no entry script: code bytes unknown")
         report.skip("CODE-COUNTING", "no entry script")
+        _judge_logged_totals_only(logs, report)
         return
     rows = _rows(logs, artifact, code)
     if not rows:
@@ -315,3 +315,19 @@ def _uncounted_warning(code: CodeBundle, uncounted: dict[str, int] | None, repor
         file=next(iter(files)), data={"files": dict(files), "not_counted_by_logs": dict(missing),
                                       "bytes": sum(files.values())},
         evidence=tuple(Evidence(p, None, code.reached_by.get(p, "runs at run time")) for p in files)))
+
+
+def _judge_logged_totals_only(logs: list, report: Report) -> None:
+    """Without a shipped script the code bytes are unknown, but a logged total over the cap is still over it."""
+    over = [r for r in logs if getattr(r, "total_size_bytes", None) and r.total_size_bytes > CAP_BYTES]
+    for run in over:
+        report.add(Finding(
+            "ARTIFACT-CAP-16MB", "error",
+            f"seed {run.seed}: the log reports a total of {run.total_size_bytes:,} bytes, over the "
+            f"{CAP_BYTES:,}-byte cap by {run.total_size_bytes - CAP_BYTES:,} (no shipped script to recount)",
+            file=run.path, line=(getattr(run, "line_of", {}) or {}).get("total_size"), seed=run.seed, source="log",
+            data={"logged_total": run.total_size_bytes}))
+    if any(getattr(r, "total_size_bytes", None) for r in logs):
+        report.mark_checked("ARTIFACT-CAP-16MB")
+    else:
+        report.skip("ARTIFACT-CAP-16MB", "no entry script and no logged total: code bytes unknown")
