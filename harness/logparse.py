@@ -23,6 +23,7 @@ MAX_SOURCE_CHARS = 2_000_000  # cap on the embedded source kept per log (bounded
 MAX_METRIC_LINES = 200_000  # a log with more metric lines than this is not a training log; stop collecting
 SEPARATOR = "=" * 100
 LATER_DUMP_MIN_LINES = 20  # a block between separators shorter than this is a banner, not a script
+_SOURCE_START = re.compile(r'(?:"""|\'\'\'|import \w|from [\w.]+ import |#!)')
 _LOOKS_LIKE_SOURCE = re.compile(r"(?m)^(?:import \w|from [\w.]+ import |def \w+\(|class \w+)")
 DIVERGED_BPB_GAP = 0.05  # last score this much worse than an earlier score in the same log: flag it
 
@@ -216,9 +217,13 @@ class _Parser:
     def _on_separator(self) -> None:
         run = self.run
         if self.seen_separator and self.mode == "normal" and self.block_lines:
-            text = "".join(self.block_lines)
-            if len(self.block_lines) >= LATER_DUMP_MIN_LINES and _LOOKS_LIKE_SOURCE.search(text):
-                run.later_sources.append((text, self.block_start))
+            # A later run's dump follows the previous run's last lines: it starts at the first line that can
+            # open a Python file (a docstring, an import, a shebang).
+            start = next((i for i, text in enumerate(self.block_lines) if _SOURCE_START.match(text)), None)
+            if start is not None and len(self.block_lines) - start >= LATER_DUMP_MIN_LINES:
+                text = "".join(self.block_lines[start:])
+                if _LOOKS_LIKE_SOURCE.search(text):
+                    run.later_sources.append((text, self.block_start + start))
         self.block_lines, self.block_chars, self.block_start = [], 0, self.lineno + 1
         if self.mode == "source":
             run.embedded_source = "".join(self.source_parts)

@@ -15,8 +15,8 @@ def _errors(folder, rule):
 def test_log_of_several_runs_is_judged_by_its_last_dump(make_submission):
     """A log holding an older run and then the shipped one compares the last source dump."""
     older = SCRIPT.replace("hello", "older")
-    log = (f"{older}{SEP}\nfinal_int8_zlib_roundtrip_exact val_loss:2.2 val_bpb:1.30\n{SEP}\n"
-           f"{SCRIPT}{SEP}\nfinal_int8_zlib_roundtrip_exact val_loss:2.1 val_bpb:1.25\n")
+    log = (f"{older}{SEP}\nRunning PyTorch 2.9\n{SEP}\nfinal_int8_zlib_roundtrip_exact val_loss:2.2 val_bpb:1.30\n"
+           f"{SCRIPT}{SEP}\nRunning PyTorch 2.9\n{SEP}\nfinal_int8_zlib_roundtrip_exact val_loss:2.1 val_bpb:1.25\n")
     folder = make_submission({"train_gpt.py": SCRIPT, "train.log": log})
     assert _errors(folder, "LOG-CODE-CONSISTENCY") == []
 
