@@ -33,7 +33,9 @@ One rule per module in the ``rules`` package; the engine finds every ``Rule`` su
 * Shared analysis lives in ``self.facts`` (``rules.facts.Facts``), computed lazily once per unit and shared by all
   rules: validation-data taint across functions, the call graph and the entry point's call order, per-loop facts
   (backward, optimizer step, parameter mutation, score accumulation, last-chunk guards), gradient contexts, and
-  environment-flag guards with their defaults. Read it; never recompute it in a rule.
+  environment-flag guards with their defaults. Read it; never recompute it in a rule. For speed (``check`` has a
+  0.6 s budget), iterate ``func.nodes`` or ``self.facts.graph.of_type(...)`` / ``graph.subtree(node)`` rather than
+  ``ast.walk`` over a whole function or the tree, and cache per-node answers you ask for more than once.
 * ``self.report(node_or_line, message=None, *, severity=None, evidence=())`` records a ``Violation``. ``severity``
   defaults to the catalogue's default for ``ID``; ``evidence`` is an iterable of ``(line, note)`` pairs naming
   where the validation data came from, where the update happens, where the same tokens are scored.

@@ -1,8 +1,10 @@
-"""Run every static rule over the Python units of a submission: one parse and one tree walk per unit.
+"""Run every static rule over the Python units of a submission: one parse and one tree traversal per unit.
 
-Rules are found by walking the ``rules`` package (every ``Rule`` subclass with an ID); the walk dispatches
-``visit_<NodeType>`` / ``leave_<NodeType>`` to every rule defining them (Fixit-style batched visitors), then calls
-each rule's ``finish()``. Shared facts are computed lazily once per unit. Suppression comments are not honoured.
+Rules are found by walking the ``rules`` package (every ``Rule`` subclass with an ID). ``visit_<NodeType>`` is
+dispatched to every rule defining it (Fixit-style batched visitors) over the preorder that the shared facts graph
+records in its single traversal, so rules and facts share one walk; a rule defining ``leave_<NodeType>`` gets a
+classic pre/post-order walk instead. Then each rule's ``finish()`` runs. Shared facts are computed lazily once per
+unit. Suppression comments are not honoured.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Iterable, Protocol
 import rules
 from rules.base import LogHints, Rule, RuleContext, Violation
 from rules.facts import Facts
+from rules.facts_graph import SKIPPED_TYPES
 
 
 class UnitLike(Protocol):
@@ -82,6 +85,29 @@ def _dispatch_table(instances: list[Rule]) -> dict[str, list]:
     return table
 
 
+def _dispatch(facts: Facts, table: dict[str, list]) -> None:
+    """Call visit_X on every X node in source order, reusing the preorder the facts graph already built (one
+    traversal for facts and rules); rules with leave_X, or visiting context/operator singletons, get a full walk."""
+    wanted: dict[type, list] = {}
+    for name, methods in table.items():
+        kind = getattr(ast, name[6:], None)
+        if name.startswith("leave_") or not isinstance(kind, type) or kind in SKIPPED_TYPES:
+            _walk(facts.tree, table)
+            return
+        wanted[kind] = methods
+    if len(wanted) == 1:
+        ((kind, methods),) = wanted.items()
+        for node in facts.graph.of_type(kind):
+            for method in methods:
+                method(node)
+        return
+    for node in facts.graph.preorder:
+        methods = wanted.get(type(node))
+        if methods:
+            for method in methods:
+                method(node)
+
+
 def _walk(tree: ast.AST, table: dict[str, list]) -> None:
     """One pre/post-order walk calling visit_X before and leave_X after the children of every X node."""
     visit_names = {k[6:] for k in table if k.startswith("visit_")}
@@ -119,7 +145,7 @@ def analyse_unit(
     table = _dispatch_table(instances)
     try:
         if table:  # rules that only read facts in finish() need no walk
-            _walk(tree, table)
+            _dispatch(facts, table)
     except RecursionError as exc:
         result.problems.append(f"{unit.path}: analysis too deep ({exc})")
     for rule in instances:

@@ -3,7 +3,10 @@
 What a rule can ask (all line numbers are the unit's own):
 
 * ``graph`` (rules.facts_graph.Graph): functions (``FuncInfo``), ``scope_of`` node, ``parents``, resolved calls,
-  call sites; ``function_of(node)``; ``enclosing_loops(node)``; ``loop_iteration_kind(loop)``.
+  call sites; ``function_of(node)``; ``enclosing_loops(node)``; ``loop_iteration_kind(loop)``. Built in the one
+  traversal of the unit (the engine's visit_X dispatch reuses it): ``graph.preorder`` (every node, source order),
+  ``graph.of_type(ast.Call)`` and ``graph.subtree(node)`` replace ``ast.walk`` over the tree or a function body.
+  Context and operator singletons (Load, Store, Add, ...) are not part of it.
 * taint: ``is_val(expr)``, ``val_labels(expr)``, ``val_evidence(expr)`` -> (line, note) naming where validation
   data came from; ``param_is_val(func, name)``.
 * events: ``events(func)`` -> list of ``Event`` (backward / step / mutate / accum) of a function, including the
@@ -276,7 +279,7 @@ class Facts:
     # ---- environment flags -----------------------------------------------------------------------------------
     @cached_property
     def flag_defs(self) -> dict[str, FlagDef]:
-        return collect_flag_defs(self.tree)
+        return collect_flag_defs(self.tree, self.graph)
 
     def flag_guards(self, node: ast.AST, _depth: int = 0) -> list[FlagGuard]:
         """Flag tests on the way to NODE: enclosing ifs, earlier early-returns, and guards of every call site."""
@@ -351,8 +354,15 @@ def _accumulator_names(func: FuncInfo) -> set[str]:
     """Names initialised in FUNC as a running total: a number, an empty or zero-filled list, a zeros tensor."""
     names: set[str] = set()
     for node in func.nodes:
-        if isinstance(node, ast.Assign) and _is_initial_total(node.value):
-            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        if not isinstance(node, ast.Assign):
+            continue
+        for target in node.targets:
+            if isinstance(target, ast.Name) and _is_initial_total(node.value):
+                names.add(target.id)
+            elif isinstance(target, (ast.Tuple, ast.List)) and isinstance(node.value, (ast.Tuple, ast.List)) \
+                    and len(target.elts) == len(node.value.elts):  # loss_sum, token_count = 0.0, 0
+                names |= {t.id for t, v in zip(target.elts, node.value.elts)
+                          if isinstance(t, ast.Name) and _is_initial_total(v)}
     return names
 
 

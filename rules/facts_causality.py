@@ -106,6 +106,8 @@ class Causality:
             return
         fid = self.facts.taint.fid[id(func)]
         for caller, call in func.call_sites:
+            if self.dead_at_call(func, anchor, call):
+                continue  # `if order == "train_first":` with the caller leaving order at its default
             outer = set(concrete)
             for label in labels:
                 if label[0] == "P" and label[1] == fid:
@@ -113,6 +115,25 @@ class Causality:
                 elif label[0] == "P":
                     outer.add(label)
             self._collect_paths(site, caller, call, frozenset(outer), frames, depth + 1)
+
+    def dead_at_call(self, func: FuncInfo, anchor: ast.AST, call: ast.Call) -> bool:
+        """True when ANCHOR sits in a branch of FUNC that cannot run for this CALL: an `if` testing parameters
+        that the call passes as constants or leaves at their constant defaults, evaluating the other way."""
+        parents = self.facts.graph.parents
+        values = None
+        child, parent = anchor, parents.get(anchor)
+        while parent is not None and parent is not func.node:
+            if isinstance(parent, (ast.If, ast.IfExp)) and child is not parent.test:
+                if values is None:
+                    values = _constant_params(func, call, self.facts.graph.resolved[call][1])
+                    if not values:
+                        return False
+                outcome = _evaluate(parent.test, values)
+                in_body = any(child is n for n in parent.body) if isinstance(parent, ast.If) else child is parent.body
+                if outcome is not None and outcome != in_body:
+                    return True
+            child, parent = parent, parents.get(parent)
+        return False
 
     def _arg_labels(self, callee: FuncInfo, caller: FuncInfo, call: ast.Call, index: int) -> frozenset:
         offset = self.facts.graph.resolved[call][1]
@@ -268,3 +289,75 @@ def _creates_grad_tensor(func: FuncInfo, name: str) -> bool:
                 if isinstance(sub, ast.Attribute) and sub.attr == "requires_grad_":
                     return True
     return False
+
+
+_UNKNOWN = object()
+
+
+def _constant_params(func: FuncInfo, call: ast.Call, offset: int) -> dict[str, object]:
+    """Parameters of FUNC whose value at CALL is a literal: passed as a constant, or left at a constant default."""
+    node = func.node
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return {}
+    if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+        return {}
+    args = node.args
+    positional = [*args.posonlyargs, *args.args]
+    defaults = dict(zip([a.arg for a in positional][len(positional) - len(args.defaults):], args.defaults))
+    defaults.update({a.arg: d for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None})
+    passed: dict[str, ast.AST] = {}
+    for i, arg in enumerate(call.args):
+        if i + offset < len(positional):
+            passed[positional[i + offset].arg] = arg
+    passed.update({k.arg: k.value for k in call.keywords if k.arg})
+    rebound = {n.id for n in func.nodes if type(n) is ast.Name and not isinstance(n.ctx, ast.Load)}
+    out: dict[str, object] = {}
+    for name in func.params:
+        if name in rebound:
+            continue  # `if mode is None: mode = "train_first"`: the value at the test is not the argument
+        expr = passed.get(name, defaults.get(name))
+        if isinstance(expr, ast.Constant):
+            out[name] = expr.value
+    return out
+
+
+def _evaluate(test: ast.AST, values: dict[str, object]) -> bool | None:
+    """The truth of a small test over known parameter values (==, !=, in, is, not, and, or), else None."""
+    value = _value(test, values)
+    return None if value is _UNKNOWN else bool(value)
+
+
+def _value(node: ast.AST, values: dict[str, object]) -> object:
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        return values.get(node.id, _UNKNOWN)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        inner = _value(node.operand, values)
+        return _UNKNOWN if inner is _UNKNOWN else not inner
+    if isinstance(node, ast.BoolOp):
+        parts = [_value(v, values) for v in node.values]
+        decisive = (lambda v: not v) if isinstance(node.op, ast.And) else bool
+        if any(p is not _UNKNOWN and decisive(p) for p in parts):
+            return isinstance(node.op, ast.Or)
+        return _UNKNOWN if any(p is _UNKNOWN for p in parts) else parts[-1]
+    if isinstance(node, ast.Compare) and len(node.ops) == 1:
+        left, right = _value(node.left, values), _value(node.comparators[0], values)
+        if left is _UNKNOWN or right is _UNKNOWN:
+            return _UNKNOWN
+        op = node.ops[0]
+        try:
+            if isinstance(op, (ast.Eq, ast.Is)):
+                return left == right
+            if isinstance(op, (ast.NotEq, ast.IsNot)):
+                return left != right
+            if isinstance(op, ast.In):
+                return left in right  # type: ignore[operator]
+            if isinstance(op, ast.NotIn):
+                return left not in right  # type: ignore[operator]
+        except TypeError:
+            return _UNKNOWN
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        items = [_value(e, values) for e in node.elts]
+        return _UNKNOWN if any(i is _UNKNOWN for i in items) else tuple(items)
+    return _UNKNOWN

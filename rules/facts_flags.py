@@ -150,24 +150,68 @@ def _compare(op: ast.cmpop, left: Any, right: Any) -> Any:
         return _UNKNOWN
 
 
-def collect_flag_defs(tree: ast.Module) -> dict[str, FlagDef]:
-    """Every `name = <expr reading os.environ>` (class attributes of Hyperparameters, module or function locals)."""
+def collect_flag_defs(tree: ast.Module, graph: Any = None) -> dict[str, FlagDef]:
+    """Every `name = <expr reading os.environ>` (class attributes of Hyperparameters, module or function locals).
+
+    With GRAPH (rules.facts_graph.Graph of TREE) only the environment reads are visited, not the whole tree."""
     defs: dict[str, FlagDef] = {}
     pending: list[tuple[str, ast.AST, str | None, int]] = []
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
-            env_calls = [n for n in ast.walk(node.value) if _is_environ_get(n)]
-            if not env_calls:
-                continue
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for target in targets:
-                name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None)
-                if name:
-                    pending.append((name, node.value, _env_name(env_calls[0]), node.lineno))
+    for node, first_env_call in (_env_assignments(graph) if graph is not None else _env_assignments_walk(tree)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        for target in targets:
+            name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None)
+            if name:
+                pending.append((name, node.value, _env_name(first_env_call), node.lineno))
     evaluator = FlagEvaluator(defs)
     for name, value, env, line in pending:
         defs[name] = FlagDef(name, env, evaluator.value(value), line)
     return defs
+
+
+def _env_assignments_walk(tree: ast.Module) -> list[tuple[ast.AST, ast.Call]]:
+    """(assignment, its first environment read) in ast.walk order."""
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            env_calls = [n for n in ast.walk(node.value) if _is_environ_get(n)]
+            if env_calls:
+                out.append((node, env_calls[0]))
+    return out
+
+
+def _env_assignments(graph: Any) -> list[tuple[ast.AST, ast.Call]]:
+    """The same as _env_assignments_walk, found from the environment reads upwards (same order: breadth-first)."""
+    found: dict[int, tuple[tuple, ast.AST, tuple, ast.Call]] = {}
+    parents = graph.parents
+    order = {}
+    for call in graph.of_type(ast.Call):
+        if not _is_environ_get(call):
+            continue
+        node, depth = call, 0
+        while node is not None and not isinstance(node, ast.stmt):
+            node, depth = parents.get(node), depth + 1
+        if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None or not _inside(call, node.value,
+                                                                                                  parents):
+            continue
+        if not order:
+            order = {id(n): i for i, n in enumerate(graph.preorder)}
+        stmt_depth, up = 0, parents.get(node)
+        while up is not None:
+            stmt_depth, up = stmt_depth + 1, parents.get(up)
+        key = (stmt_depth, order[id(node)])
+        call_key = (depth, order[id(call)])
+        old = found.get(id(node))
+        if old is None or call_key < old[2]:
+            found[id(node)] = (key, node, call_key, call)
+    return [(node, call) for _, node, _, call in sorted(found.values(), key=lambda item: item[0])]
+
+
+def _inside(node: ast.AST, ancestor: ast.AST, parents: dict) -> bool:
+    while node is not None:
+        if node is ancestor:
+            return True
+        node = parents.get(node)
+    return False
 
 
 def mentions_flag(test: ast.AST, defs: dict[str, FlagDef]) -> str | None:

@@ -58,6 +58,39 @@ class Graph:
     by_name: dict[str, list[FuncInfo]]
     class_body: set[ast.AST]  # statements written directly in a class body
     resolved: dict[ast.Call, tuple[FuncInfo, int]] = field(default_factory=dict)  # call -> (callee, offset)
+    preorder: list[ast.AST] = field(default_factory=list)  # every visited node, the module first, source order
+    _index: dict[int, int] | None = None
+    _end: list[int] | None = None
+    _by_type: dict[type, list[ast.AST]] | None = None
+
+    def of_type(self, *types: type) -> list[ast.AST]:
+        """Nodes of exactly these types, in source (pre-)order."""
+        if self._by_type is None:
+            table: dict[type, list[ast.AST]] = {}
+            for node in self.preorder:
+                table.setdefault(type(node), []).append(node)
+            self._by_type = table
+        if len(types) == 1:
+            return self._by_type.get(types[0], [])
+        return [n for n in self.preorder if type(n) in types] if types else []
+
+    def subtree(self, node: ast.AST) -> list[ast.AST]:
+        """NODE and every node under it (what ast.walk yields, minus context/operator singletons), in preorder."""
+        if self._index is None:
+            index = {id(n): i for i, n in enumerate(self.preorder)}
+            end = list(range(1, len(self.preorder) + 1))
+            parents = self.parents
+            for i in range(len(self.preorder) - 1, 0, -1):
+                parent = parents.get(self.preorder[i])
+                if parent is not None:
+                    j = index[id(parent)]
+                    if end[i] > end[j]:
+                        end[j] = end[i]
+            self._index, self._end = index, end
+        i = self._index.get(id(node))
+        if i is None:
+            return list(ast.walk(node))
+        return self.preorder[i:self._end[i]]  # type: ignore[index]
 
     def resolve(self, call: ast.Call, scope: FuncInfo) -> tuple[FuncInfo, int] | None:
         """The script function a call runs, and how many leading parameters the call does not pass (self)."""
@@ -76,24 +109,50 @@ class Graph:
         return None
 
 
+def _concrete_subclasses(*bases: type) -> frozenset:
+    out: set = set()
+    todo = list(bases)
+    while todo:
+        cls = todo.pop()
+        for sub in cls.__subclasses__():
+            out.add(sub)
+            todo.append(sub)
+    return frozenset(out)
+
+
+# context and operator nodes are shared singletons with no position: never scopes, parents or analysis targets
+SKIPPED_TYPES = _concrete_subclasses(ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)
+_AST = ast.AST
+
+
 def build_graph(tree: ast.Module) -> Graph:
-    """Walk the tree once: scopes, parents, functions, loops, and the resolved call graph."""
+    """Walk the tree once: scopes, parents, functions, loops, the preorder, and the resolved call graph.
+
+    Context and operator singletons (Load, Store, Add, Eq, ...) are not visited."""
     module = FuncInfo(tree, "<module>", "<module>", [], None)
     functions = [module]
     func_of_node: dict[ast.AST, FuncInfo] = {tree: module}
     parents: dict[ast.AST, ast.AST] = {}
     scope_of: dict[ast.AST, FuncInfo] = {}
     class_body: set[ast.AST] = set()
+    preorder: list[ast.AST] = [tree]
+    skipped = SKIPPED_TYPES
+    func_types = _FUNC_TYPES
+    loop_types = LOOP_TYPES
+    class_def = ast.ClassDef
     # (node, scope, enclosing class name or None): iterative pre-order so source order is kept
     stack: list[tuple[ast.AST, FuncInfo, str | None]] = [(c, module, None) for c in reversed(tree.body)]
     for child in tree.body:
         parents[child] = tree
+    pop, push = stack.pop, stack.append
     while stack:
-        node, scope, cls = stack.pop()
+        node, scope, cls = pop()
+        preorder.append(node)
         scope_of[node] = scope
         scope.nodes.append(node)
-        inner_scope, inner_cls = scope, cls
-        if isinstance(node, _FUNC_TYPES):
+        kind = type(node)
+        inner_scope, inner_cls = scope, None
+        if kind in func_types:
             qual = f"{scope.qualname}.{node.name}" if scope is not module else node.name
             if cls:
                 qual = f"{cls}.{node.name}"
@@ -102,27 +161,36 @@ def build_graph(tree: ast.Module) -> Graph:
             func_of_node[node] = info
             if cls is None:
                 scope.local_funcs.setdefault(node.name, info)
-            inner_scope, inner_cls = info, None
-        elif isinstance(node, ast.ClassDef):
+            inner_scope = info
+        elif kind is class_def:
             inner_cls = node.name
             class_body.update(node.body)
-        elif isinstance(node, LOOP_TYPES):
+        elif kind in loop_types:
             scope.loops.append(node)
-        children = list(ast.iter_child_nodes(node))
-        for child in reversed(children):
-            parents[child] = node
-            # decorators and default values run in the enclosing scope; only the body is the new scope
-            if isinstance(node, _FUNC_TYPES) and (child in node.decorator_list or child is node.args):
-                stack.append((child, scope, cls))
-            else:
-                stack.append((child, inner_scope, inner_cls if isinstance(node, ast.ClassDef) else None))
+        children: list[tuple[ast.AST, FuncInfo, str | None]] = []
+        for name in kind._fields:
+            value = getattr(node, name, None)
+            # only a function's body is its new scope; decorators, defaults and annotations run outside
+            child_scope = inner_scope if (name == "body" or inner_scope is scope) else scope
+            child_cls = inner_cls if child_scope is scope else None
+            if type(value) is list:
+                for item in value:
+                    if isinstance(item, _AST) and type(item) not in skipped:
+                        parents[item] = node
+                        children.append((item, child_scope, child_cls))
+            elif isinstance(value, _AST) and type(value) not in skipped:
+                parents[value] = node
+                children.append((value, child_scope, child_cls))
+        for entry in reversed(children):
+            push(entry)
     by_name: dict[str, list[FuncInfo]] = {}
     for info in functions[1:]:
         by_name.setdefault(info.name, []).append(info)
-    graph = Graph(module, functions, func_of_node, parents, scope_of, by_name, class_body)
+    graph = Graph(module, functions, func_of_node, parents, scope_of, by_name, class_body, preorder=preorder)
+    call = ast.Call
     for info in functions:
         for node in info.nodes:
-            if isinstance(node, ast.Call):
+            if type(node) is call:
                 target = graph.resolve(node, info)
                 if target is not None:
                     graph.resolved[node] = target

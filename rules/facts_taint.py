@@ -1,10 +1,20 @@
 """Validation-data taint: which values in the script derive from the validation split, across functions.
 
-Labels: ("VAL", line) for a value derived from a validation source first seen at that line, and ("P", id, i) for
-"whatever the caller passed as parameter i of function id". Each function is analysed once, flow-insensitively,
-with its parameters symbolic; a call to a script function substitutes the callee's return summary with the labels
-of the actual arguments (so a helper used for both training and validation batches does not taint training), and
-a parameter is VAL when some call site passes VAL into it (fixed point over the call graph).
+Labels: ("VAL", line, note) for a value derived from a validation source first seen at that line, and ("P", id, i)
+for "whatever the caller passed as parameter i of function id". Each function is analysed once, flow-insensitively,
+with its parameters symbolic, giving a *summary*: the labels of its return value in terms of its own sources and
+its parameters. A call to a script function substitutes the summary with the labels of the actual arguments at that
+call site, so a helper shared by the training and the validation loaders (`shard_paths(pattern)`,
+`read_shard(path)`) taints only the validation side. A parameter is VAL when some call site passes VAL into it
+(fixed point over the call graph); rules resolve parameters per call path where it matters (facts_causality).
+
+Objects are handled the same way. Attributes stored on `self` in a method of class C are fields of C's class family
+(C, its script bases and subclasses): concrete validation data stored there is seen by every read of that field on
+a C instance, while a method parameter stored there (`self.paths = shard_paths(pattern)` in `__init__`) makes the
+*instance* derive from the argument: `C(train_pattern)` is not validation data, `C(val_pattern)` is, and a method
+called on it (`stream.take(n)`, whose summary reads `self`) gets the receiver's labels. A receiver whose class is
+known (`totals = Totals()`, `totals: Totals`) stores into that class's fields; other attribute stores are keyed by
+attribute name only (read by every attribute of that name).
 
 Sources: string constants naming `fineweb_val_` files, attributes (and otherwise unbound names) such as
 `val_tokens`, `val_files`, `val_bytes`, `val_data`; everything computed from them is derived.
@@ -16,13 +26,23 @@ import ast
 import re
 from typing import Iterable
 
-from rules.facts_graph import FuncInfo, Graph
+from rules.facts_graph import SKIPPED_TYPES, FuncInfo, Graph
 
 VAL_NAME = re.compile(r"^(val|valid|validation)_(tokens?|toks|files?|data|bytes?|ids|stream|docs?|seqs?)$")
 VAL_STRING = re.compile(r"fineweb_val|val_bytes_|_val_\*")
 # in-place methods whose receiver takes in the labels of their arguments
 _MUTATORS = {"append", "extend", "insert", "update", "add", "put", "copy_", "add_", "index_copy_",
              "index_add_", "scatter_", "scatter_add_", "masked_scatter_", "set_", "push"}
+# calls that return their receiver's object (`Model(cfg).to(device)`)
+_SAME_OBJECT = {"to", "cuda", "cpu", "float", "half", "bfloat16", "eval", "train", "requires_grad_"}
+# methods returning a view of (or an element held by) their receiver, so filling the result fills the receiver
+_ALIASING = {"setdefault", "get", "view", "reshape", "narrow", "select", "view_as", "flatten", "squeeze", "unsqueeze"}
+_FLOW_TYPES = frozenset({ast.Assign, ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor, ast.comprehension,
+                         ast.withitem, ast.NamedExpr, ast.Return, ast.Yield, ast.YieldFrom, ast.Call, ast.arg})
+_COMPREHENSIONS = frozenset({ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp})
+_SKIPPED = SKIPPED_TYPES
+_OPAQUE = frozenset({ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef})
+_ANY_FIELD = "*"  # field key for "somewhere in the instance" (a method stores an argument through self.m(arg))
 
 Label = tuple
 Labels = frozenset
@@ -38,11 +58,183 @@ class Taint:
         self.env: dict[FuncInfo, dict[str, frozenset]] = {}
         self.bound: dict[FuncInfo, set[str]] = {}
         self.summary: dict[FuncInfo, frozenset] = {f: EMPTY for f in graph.functions}
-        self.attr_taint: dict[str, frozenset] = {}
+        self.attr_taint: dict[str, frozenset] = {}  # attribute name -> VAL stored through an unknown receiver
+        self.fields: dict[tuple[str, str], frozenset] = {}  # (class family, attribute) -> VAL stored in it
+        self.attr_any: dict[str, frozenset] = {}  # attribute name -> VAL stored under that name anywhere
+        self.stored_params: dict[FuncInfo, frozenset] = {}  # method -> indices of parameters kept in self
         self.param_val: dict[tuple[int, int], frozenset] = {}  # (fid, i) -> VAL labels reaching it
         self._compiled: dict[ast.AST, tuple] = {}
+        self._lookup_cache: dict[tuple[int, str], FuncInfo | None] = {}
+        self._init_classes()
+        self._types: dict[FuncInfo, dict[str, str]] = {}
+        self._infer_types()
+        self._local_names = self._comprehension_names()
         self._flows = {f: self._collect_flows(f) for f in graph.functions}
         self._solve()
+
+    # ---- classes and receiver types -------------------------------------------------------------------------
+    def _init_classes(self) -> None:
+        graph = self.graph
+        defs: dict[str, list[ast.ClassDef]] = {}
+        for node in graph.class_body:
+            parent = graph.parents.get(node)
+            if isinstance(parent, ast.ClassDef):
+                defs.setdefault(parent.name, [])
+                if parent not in defs[parent.name]:
+                    defs[parent.name].append(parent)
+        self.class_defs = {name: nodes[0] for name, nodes in defs.items() if len(nodes) == 1}
+        root: dict[str, str] = {name: name for name in self.class_defs}
+
+        def find(name: str) -> str:
+            while root[name] != name:
+                root[name] = root[root[name]]
+                name = root[name]
+            return name
+
+        for name, node in self.class_defs.items():
+            for base in node.bases:
+                base_name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", None)
+                if base_name in root and base_name != name:
+                    root[find(name)] = find(base_name)
+        self.family = {name: find(name) for name in self.class_defs}
+        methods: dict[str, dict[str, FuncInfo]] = {}
+        for func in graph.functions:
+            if func.class_name in self.class_defs and graph.parents.get(func.node) is self.class_defs[func.class_name]:
+                methods.setdefault(func.class_name, {})[func.name] = func
+        self.init_of: dict[str, FuncInfo | None] = {}
+        for name in self.class_defs:
+            self.init_of[name] = self._find_init(name, methods, set())
+
+    def _find_init(self, name: str, methods: dict, seen: set) -> FuncInfo | None:
+        if name in seen:
+            return None
+        seen.add(name)
+        init = methods.get(name, {}).get("__init__")
+        if init is not None:
+            return init
+        for base in self.class_defs[name].bases:
+            base_name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", None)
+            if base_name in self.class_defs:
+                found = self._find_init(base_name, methods, seen)
+                if found is not None:
+                    return found
+        return None
+
+    def _class_of_expr(self, value: ast.AST | None) -> str | None:
+        """The script class an expression builds: `C(...)`, `C(...).to(device)`, `C(n) if flag else None`."""
+        while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
+                and value.func.attr in _SAME_OBJECT:
+            value = value.func.value
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id in self.class_defs:
+            return value.func.id
+        if isinstance(value, ast.IfExp):
+            return self._class_of_expr(value.body) or self._class_of_expr(value.orelse)
+        return None
+
+    def _class_of_annotation(self, ann: ast.AST | None) -> str | None:
+        if ann is None:
+            return None
+        if isinstance(ann, ast.Constant) and isinstance(ann.value, str):
+            try:
+                ann = ast.parse(ann.value, mode="eval").body
+            except SyntaxError:
+                return None
+        if isinstance(ann, ast.BinOp) and isinstance(ann.op, ast.BitOr):  # C | None
+            return self._class_of_annotation(ann.left) or self._class_of_annotation(ann.right)
+        if isinstance(ann, ast.Subscript):  # Optional[C]
+            return self._class_of_annotation(ann.slice)
+        name = ann.attr if isinstance(ann, ast.Attribute) else getattr(ann, "id", None)
+        return name if name in self.class_defs else None
+
+    def _infer_types(self) -> None:
+        """Local names and parameters whose value is an instance of a known script class."""
+        conflicts: dict[FuncInfo, set[str]] = {}
+        for func in self.graph.functions:
+            types: dict[str, str] = {}
+            bad: set[str] = set()
+
+            def note(name: str, cls: str | None) -> None:
+                if cls is None:
+                    return
+                if types.get(name, cls) != cls:
+                    bad.add(name)
+                types[name] = cls
+
+            if func.node is not self.graph.module.node:
+                args = func.node.args  # type: ignore[attr-defined]
+                for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
+                    note(arg.arg, self._class_of_annotation(arg.annotation))
+            if func.is_method and func.params[0] == "self" and func.class_name in self.class_defs:
+                types["self"] = func.class_name
+            for node in func.nodes:
+                kind = type(node)
+                if kind is ast.Assign:
+                    for target in node.targets:
+                        if isinstance(target, ast.Name):
+                            note(target.id, self._class_of_expr(node.value))
+                        elif isinstance(target, (ast.Tuple, ast.List)) and isinstance(node.value, (ast.Tuple, ast.List)):
+                            for t, v in zip(target.elts, node.value.elts):
+                                if isinstance(t, ast.Name):
+                                    note(t.id, self._class_of_expr(v))
+                elif kind is ast.AnnAssign and isinstance(node.target, ast.Name):
+                    note(node.target.id, self._class_of_annotation(node.annotation) or self._class_of_expr(node.value))
+            for name in bad:
+                types.pop(name, None)
+            self._types[func] = types
+            conflicts[func] = bad
+        # parameters typed by their call sites: every resolved call passes an instance of the same class
+        for _ in range(2):
+            for func in self.graph.functions:
+                if not func.call_sites:
+                    continue
+                types = self._types[func]
+                for index, name in enumerate(func.params):
+                    if name in types or name in conflicts[func]:
+                        continue
+                    seen: set[str | None] = set()
+                    for caller, call in func.call_sites:
+                        arg = _argument(func, call, self.graph.resolved[call][1], index)
+                        seen.add(self._type_of(arg.id, caller) if isinstance(arg, ast.Name) else None)
+                    if len(seen) == 1 and None not in seen:
+                        types[name] = seen.pop()  # type: ignore[assignment]
+
+    def _type_of(self, name: str, scope: FuncInfo) -> str | None:
+        chain: FuncInfo | None = scope
+        while chain is not None:
+            found = self._types.get(chain, {}).get(name)
+            if found is not None:
+                return found
+            if name in chain.params:
+                return None
+            chain = chain.parent
+        return None
+
+    def _owner(self, receiver: ast.AST, scope: FuncInfo) -> str | None:
+        """The class family of an attribute's receiver when it is known (self, a typed name, a class name)."""
+        if not isinstance(receiver, ast.Name):
+            return None
+        cls = self._type_of(receiver.id, scope)
+        if cls is None and receiver.id in self.class_defs:
+            cls = receiver.id
+        return self.family.get(cls) if cls else None
+
+    def _comprehension_names(self) -> dict[ast.Name, str]:
+        """Names bound by a comprehension's `for` are local to it: `[read(p) for p in val_paths]` and
+        `[read(p) for p in train_paths]` in one function are two different `p`s. Maps each such Name node to a
+        key unique to its comprehension (the first iterable is evaluated outside, so it keeps outer names)."""
+        out: dict[ast.Name, str] = {}
+        comps = [n for f in self.graph.functions for n in f.nodes if type(n) in _COMPREHENSIONS]
+        comps.sort(key=lambda n: (n.lineno, n.col_offset, -n.end_lineno, -n.end_col_offset))  # outer first
+        for comp in comps:
+            names = {n.id for gen in comp.generators for n in ast.walk(gen.target) if type(n) is ast.Name}
+            if not names:
+                continue
+            key = f"@{comp.lineno}:{comp.col_offset}"
+            outside = {id(n) for n in ast.walk(comp.generators[0].iter)}
+            for node in ast.walk(comp):
+                if type(node) is ast.Name and node.id in names and id(node) not in outside:
+                    out[node] = node.id + key  # a nested comprehension comes later and rebinds its own names
+        return out
 
     # ---- compiling expressions into atoms -------------------------------------------------------------------
     def atoms(self, expr: ast.AST | None, scope: FuncInfo) -> tuple:
@@ -56,48 +248,82 @@ class Taint:
             hit = self._compiled[expr] = tuple(out)
         return hit
 
+    def _pairs(self, call: ast.Call, callee: FuncInfo, offset: int, scope: FuncInfo) -> tuple:
+        pairs = [(i + offset, self.atoms(arg, scope)) for i, arg in enumerate(call.args)]
+        for kw in call.keywords:
+            if kw.arg in callee.params:
+                pairs.append((callee.params.index(kw.arg), self.atoms(kw.value, scope)))
+        return tuple(pairs)
+
     def _compile(self, node: ast.AST, scope: FuncInfo, out: list) -> None:
-        if isinstance(node, ast.Name):
-            out.append(("n", node.id))
-        elif isinstance(node, ast.Attribute):
-            out.append(("a", node.attr, node.lineno))
+        kind = type(node)
+        if kind is ast.Name:
+            out.append(("n", self._local_names.get(node, node.id)))
+        elif kind is ast.Attribute:
+            out.append(("a", node.attr, node.lineno, self._owner(node.value, scope)))
             self._compile(node.value, scope, out)
-        elif isinstance(node, ast.Constant):
+        elif kind is ast.Constant:
             if isinstance(node.value, str) and VAL_STRING.search(node.value):
                 out.append(("v", ("VAL", node.lineno, f"`{node.value[:40]}`")))
-        elif isinstance(node, ast.Subscript):
+        elif kind is ast.Subscript:
             self._compile(node.value, scope, out)  # the index selects, it does not carry data
-        elif isinstance(node, ast.Call):
+        elif kind is ast.Call:
+            starred = any(type(a) is ast.Starred for a in node.args)
             target = self.graph.resolved.get(node)
-            if target is not None and not any(isinstance(a, ast.Starred) for a in node.args):
+            if target is not None and not starred:
                 callee, offset = target
-                pairs = []
-                for i, arg in enumerate(node.args):
-                    pairs.append((i + offset, self.atoms(arg, scope)))
-                for kw in node.keywords:
-                    if kw.arg in callee.params:
-                        pairs.append((callee.params.index(kw.arg), self.atoms(kw.value, scope)))
                 receiver = self.atoms(node.func.value, scope) if offset and isinstance(node.func, ast.Attribute) else ()
-                out.append(("c", callee, tuple(pairs), receiver))
-            else:
-                for child in ast.iter_child_nodes(node):
-                    self._compile(child, scope, out)
-        elif isinstance(node, (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef)):
+                out.append(("c", callee, self._pairs(node, callee, offset, scope), receiver))
+                return
+            init = self._constructor(node, scope)
+            if init is not None and not starred:
+                out.append(("k", init, self._pairs(node, init, 1, scope)))
+                return
+            self._compile_children(node, scope, out)
+        elif kind in _OPAQUE:
             return
         else:
-            for child in ast.iter_child_nodes(node):
-                self._compile(child, scope, out)
+            self._compile_children(node, scope, out)
+
+    def _compile_children(self, node: ast.AST, scope: FuncInfo, out: list) -> None:
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if type(value) is list:
+                for item in value:
+                    if isinstance(item, ast.AST) and type(item) not in _SKIPPED:
+                        self._compile(item, scope, out)
+            elif isinstance(value, ast.AST) and type(value) not in _SKIPPED:
+                self._compile(value, scope, out)
+
+    def _constructor(self, call: ast.Call, scope: FuncInfo) -> FuncInfo | None:
+        """The `__init__` a call `C(...)` of a script class runs (None for other calls or classes without one)."""
+        func = call.func
+        if isinstance(func, ast.Name) and func.id in self.class_defs and self._type_of(func.id, scope) is None:
+            return self.init_of.get(func.id)
+        return None
 
     # ---- evaluating ------------------------------------------------------------------------------------------
     def lookup(self, name: str, scope: FuncInfo) -> frozenset:
-        chain: FuncInfo | None = scope
-        while chain is not None:
-            if name in self.bound.get(chain, ()):
-                return self.env[chain].get(name, EMPTY)
-            chain = chain.parent
+        key = (id(scope), name)
+        try:
+            home = self._lookup_cache[key]
+        except KeyError:
+            home = None
+            chain: FuncInfo | None = scope
+            while chain is not None:
+                if name in self.bound.get(chain, ()):
+                    home = chain
+                    break
+                chain = chain.parent
+            if self._flows_ready:
+                self._lookup_cache[key] = home
+        if home is not None:
+            return self.env[home].get(name, EMPTY)
         if VAL_NAME.match(name):  # an unbound validation name (a global set elsewhere, an exec'd fragment)
             return frozenset({("VAL", 0, f"`{name}`")})
         return EMPTY
+
+    _flows_ready = False
 
     def eval_atoms(self, atoms: Iterable, scope: FuncInfo) -> frozenset:
         out: set = set()
@@ -106,12 +332,18 @@ class Taint:
             if kind == "n":
                 out |= self.lookup(atom[1], scope)
             elif kind == "a":
-                if VAL_NAME.match(atom[1]):
-                    out.add(("VAL", atom[2], f"`.{atom[1]}`"))
-                out |= self.attr_taint.get(atom[1], EMPTY)
+                attr, owner = atom[1], atom[3]
+                if VAL_NAME.match(attr):
+                    out.add(("VAL", atom[2], f"`.{attr}`"))
+                if owner is None:
+                    out |= self.attr_any.get(attr, EMPTY)
+                else:
+                    out |= self.fields.get((owner, attr), EMPTY)
+                    out |= self.fields.get((owner, _ANY_FIELD), EMPTY)
+                    out |= self.attr_taint.get(attr, EMPTY)
             elif kind == "v":
                 out.add(atom[1])
-            else:
+            elif kind == "c":
                 _, callee, pairs, receiver = atom
                 out |= self.eval_atoms(receiver, scope)
                 summary = self.summary[callee]
@@ -121,6 +353,11 @@ class Taint:
                         out |= self._arg_labels(pairs, label[2], scope)
                     else:
                         out.add(label)
+            else:  # "k" (constructor) and "s" (method keeping its arguments): the kept arguments' labels
+                stored = self.stored_params.get(atom[1], EMPTY)
+                for index, arg_atoms in atom[2]:
+                    if index in stored:
+                        out |= self.eval_atoms(arg_atoms, scope)
         return frozenset(out)
 
     def _arg_labels(self, pairs: tuple, index: int, scope: FuncInfo) -> frozenset:
@@ -142,8 +379,8 @@ class Taint:
         return frozenset(out)
 
     # ---- flows -----------------------------------------------------------------------------------------------
-    def _collect_flows(self, scope: FuncInfo) -> list[tuple[str, str, tuple]]:
-        flows: list[tuple[str, str, tuple]] = []
+    def _collect_flows(self, scope: FuncInfo) -> list[tuple]:
+        flows: list[tuple] = []
         bound: set[str] = set()
         fid = self.fid[id(scope)]
         env: dict[str, frozenset] = {}
@@ -154,39 +391,57 @@ class Taint:
             for name in scope.params:  # an entry point nobody calls: trust its parameter names
                 if VAL_NAME.match(name):
                     env[name] = env[name] | {("VAL", scope.line, f"parameter `{name}`")}
+        self_name = scope.params[0] if scope.is_method and scope.class_name in self.family else None
 
-        def bind(target: ast.AST, atoms: tuple, in_class: bool = False) -> None:
+        def bind(target: ast.AST, atoms: tuple, class_name: str | None = None) -> None:
             if isinstance(target, ast.Name):
-                if in_class:
-                    flows.append(("attr", target.id, atoms))
+                if class_name is not None:  # a class attribute
+                    flows.append(("field", (self.family.get(class_name, class_name), target.id), atoms, False))
                 else:
-                    flows.append(("bind", target.id, atoms))
-                    bound.add(target.id)
+                    name = self._local_names.get(target, target.id)
+                    flows.append(("bind", name, atoms, None))
+                    bound.add(name)
             elif isinstance(target, ast.Attribute):
-                flows.append(("attr", target.attr, atoms))
+                receiver = target.value
+                if self_name is not None and isinstance(receiver, ast.Name) and receiver.id == self_name:
+                    flows.append(("field", (self.family[scope.class_name], target.attr), atoms, True))
+                    return
+                owner = self._owner(receiver, scope)
+                if owner is not None:
+                    flows.append(("field", (owner, target.attr), atoms, False))
+                else:
+                    flows.append(("attr", target.attr, atoms, None))
             elif isinstance(target, ast.Subscript):
                 base = target.value
                 while isinstance(base, ast.Subscript):
                     base = base.value
-                if isinstance(base, ast.Name):
-                    flows.append(("bind", base.id, atoms))
+                if isinstance(base, (ast.Name, ast.Attribute)):
+                    bind(base, atoms)
             elif isinstance(target, (ast.Tuple, ast.List)):
                 for elt in target.elts:
-                    bind(elt.value if isinstance(elt, ast.Starred) else elt, atoms, in_class)
+                    bind(elt.value if isinstance(elt, ast.Starred) else elt, atoms, class_name)
+            elif isinstance(target, ast.Call) and isinstance(target.func, ast.Attribute) \
+                    and target.func.attr in _ALIASING:
+                bind(target.func.value, atoms)  # by_len.setdefault(n, []).append(row) fills by_len
 
+        class_body = self.graph.class_body
+        parents = self.graph.parents
         for node in scope.nodes:
-            in_class = node in self.graph.class_body
-            if isinstance(node, ast.Assign):
+            kind = type(node)
+            if kind not in _FLOW_TYPES:
+                continue
+            owner_class = parents[node].name if node in class_body else None  # type: ignore[attr-defined]
+            if kind is ast.Assign:
                 value = node.value
                 for target in node.targets:
                     if isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List)) \
                             and len(target.elts) == len(value.elts):
                         for t, v in zip(target.elts, value.elts):
-                            bind(t, self.atoms(v, scope), in_class)
+                            bind(t, self.atoms(v, scope), owner_class)
                     else:
-                        bind(target, self.atoms(value, scope), in_class)
+                        bind(target, self.atoms(value, scope), owner_class)
             elif isinstance(node, (ast.AugAssign, ast.AnnAssign)) and node.value is not None:
-                bind(node.target, self.atoms(node.value, scope), in_class)
+                bind(node.target, self.atoms(node.value, scope), owner_class)
             elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
                 bind(node.target, self.atoms(node.iter, scope))
             elif isinstance(node, ast.withitem) and node.optional_vars is not None:
@@ -194,11 +449,22 @@ class Taint:
             elif isinstance(node, ast.NamedExpr):
                 bind(node.target, self.atoms(node.value, scope))
             elif isinstance(node, (ast.Return, ast.Yield, ast.YieldFrom)) and node.value is not None:
-                flows.append(("ret", "", self.atoms(node.value, scope)))
-            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _MUTATORS:
-                args = tuple(a for arg in [*node.args, *(k.value for k in node.keywords)]
-                             for a in self.atoms(arg, scope))
-                bind(node.func.value, args)
+                flows.append(("ret", "", self.atoms(node.value, scope), None))
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                if node.func.attr in _MUTATORS:
+                    args = tuple(a for arg in [*node.args, *(k.value for k in node.keywords)]
+                                 for a in self.atoms(arg, scope))
+                    bind(node.func.value, args)
+                target = self.graph.resolved.get(node)
+                if target is not None and target[1] == 1 and isinstance(node.func.value, (ast.Name, ast.Attribute)):
+                    # obj.method(arg) where the method keeps arg in self: the object takes in arg's labels
+                    callee = target[0]
+                    atoms = (("s", callee, self._pairs(node, callee, 1, scope)),)
+                    receiver = node.func.value
+                    if self_name is not None and isinstance(receiver, ast.Name) and receiver.id == self_name:
+                        flows.append(("field", (self.family[scope.class_name], _ANY_FIELD), atoms, True))
+                    else:
+                        bind(receiver, atoms)
             elif isinstance(node, ast.arg) and node.arg not in bound:
                 bound.add(node.arg)  # lambda parameters and the like: bound, never tainted
         self.env[scope] = env
@@ -206,14 +472,26 @@ class Taint:
         return flows
 
     def _solve(self) -> None:
-        """Iterate flows, return summaries and parameter taint until nothing changes."""
+        """Iterate flows, return summaries, fields and parameter taint until nothing changes."""
+        self._flows_ready = True
+        env_version = {scope: 0 for scope in self._flows}
+        stamps: dict[FuncInfo, tuple] = {}
+        shared_version = 0  # bumped whenever a summary, field, attribute or stored parameter grows
+        chains = {scope: _chain(scope) for scope in self._flows}
         for _ in range(12):
             changed = False
             for scope, flows in self._flows.items():
+                if not flows:
+                    continue
+                stamp = (shared_version, tuple(env_version.get(c, 0) for c in chains[scope]))
+                if stamps.get(scope) == stamp:
+                    continue  # nothing this scope reads has grown since it was last evaluated
+                before = shared_version
                 env = self.env[scope]
+                fid = self.fid[id(scope)]
                 for _inner in range(6):
                     inner_changed = False
-                    for kind, name, atoms in flows:
+                    for kind, name, atoms, extra in flows:
                         labels = self.eval_atoms(atoms, scope)
                         if not labels:
                             continue
@@ -222,20 +500,42 @@ class Taint:
                             if not labels <= old:
                                 env[name] = old | labels
                                 inner_changed = True
-                        elif kind == "attr":
-                            vals = self.resolve(labels)  # attributes are shared: only concrete VAL crosses
-                            old = self.attr_taint.get(name, EMPTY)
-                            if vals and not vals <= old:
-                                self.attr_taint[name] = old | vals
-                                inner_changed = changed = True
-                        else:
+                                env_version[scope] += 1
+                        elif kind == "ret":
                             old = self.summary[scope]
                             if not labels <= old:
                                 self.summary[scope] = old | labels
                                 changed = True
+                                shared_version += 1
+                        else:  # "attr" / "field": shared across calls, so only concrete VAL crosses
+                            if extra:  # stored on self: the method's own parameters stay with the instance
+                                own = {label for label in labels if label[0] == "P" and label[1] == fid}
+                                kept = {label[2] for label in own if label[2] > 0}
+                                old_kept = self.stored_params.get(scope, EMPTY)
+                                if not kept <= old_kept:
+                                    self.stored_params[scope] = old_kept | kept
+                                    inner_changed = changed = True
+                                    shared_version += 1
+                                labels = labels - own
+                            vals = self.resolve(labels)
+                            if not vals:
+                                continue
+                            table = self.fields if kind == "field" else self.attr_taint
+                            old = table.get(name, EMPTY)
+                            if not vals <= old:
+                                table[name] = old | vals
+                                attr = name[1] if kind == "field" else name
+                                self.attr_any[attr] = self.attr_any.get(attr, EMPTY) | vals
+                                inner_changed = changed = True
+                                shared_version += 1
                     if not inner_changed:
                         break
-            changed |= self._propagate_params()
+                # a scope that grew shared state itself may read it back (recursion): evaluate it again next round
+                stamps[scope] = (before if shared_version != before else shared_version,
+                                 tuple(env_version.get(c, 0) for c in chains[scope]))
+            if self._propagate_params():
+                changed = True
+                shared_version += 1
             if not changed:
                 break
 
@@ -254,3 +554,25 @@ class Taint:
                         self.param_val[(cid, index)] = old | vals
                         changed = True
         return changed
+
+
+def _chain(scope: FuncInfo) -> tuple[FuncInfo, ...]:
+    """SCOPE and the functions enclosing it (closures read their names)."""
+    out = []
+    chain: FuncInfo | None = scope
+    while chain is not None:
+        out.append(chain)
+        chain = chain.parent
+    return tuple(out)
+
+
+def _argument(callee: FuncInfo, call: ast.Call, offset: int, index: int) -> ast.AST | None:
+    """The expression a call passes for parameter INDEX of CALLEE (positional or keyword), or None."""
+    position = index - offset
+    if 0 <= position < len(call.args) and not isinstance(call.args[position], ast.Starred):
+        return call.args[position]
+    name = callee.params[index] if index < len(callee.params) else None
+    for kw in call.keywords:
+        if kw.arg == name:
+            return kw.value
+    return None

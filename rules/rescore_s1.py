@@ -38,6 +38,26 @@ _DIAGNOSTIC = _COMMON + '''def main():
 main()
 '''
 
+_EITHER = _COMMON + '''def main(use_ttt):
+    val_tokens = torch.load("fineweb_val_000000.bin")
+    model = torch.nn.Linear(4, 4)
+    if use_ttt:
+        score = eval_val_ttt(model, torch.optim.SGD(model.parameters(), lr=0.01), val_tokens)
+    else:
+        score = eval_val(model, val_tokens)
+    print(f"final val_bpb:{score}")
+main(True)
+'''
+_RESCORE_IN_HELPER = _COMMON + '''def report(model, val_tokens):
+    print(f"final val_bpb:{eval_val(model, val_tokens)}")
+def main():
+    val_tokens = torch.load("fineweb_val_000000.bin")
+    model = torch.nn.Linear(4, 4)
+    eval_val_ttt(model, torch.optim.SGD(model.parameters(), lr=0.01), val_tokens)
+    report(model, val_tokens)
+main()
+'''
+
 
 class RescoreAfterAdapt(Rule):
     """Flags a validation scoring pass that runs after a pass which scored and adapted on the same validation data
@@ -53,8 +73,11 @@ class RescoreAfterAdapt(Rule):
     ID = "RESCORE-S1"
     CODE = "PG203"
     MESSAGE = "Validation data is scored again after a pass that adapted on it (s1 re-score)."
-    VALID = [Valid(_DIAGNOSTIC, name="diagnostic eval before TTT, TTT score reported")]
-    INVALID = [Invalid(_RESCORE, expected_line=21, expected_severity="error", name="second eval after TTT")]
+    VALID = [Valid(_DIAGNOSTIC, name="diagnostic eval before TTT, TTT score reported"),
+             Valid(_EITHER, name="TTT pass or plain pass, one of the two branches")]
+    INVALID = [Invalid(_RESCORE, expected_line=21, expected_severity="error", name="second eval after TTT"),
+               Invalid(_RESCORE_IN_HELPER, expected_line=23, expected_severity="error",
+                       name="second eval after TTT, inside a reporting helper")]
 
     def finish(self) -> None:
         for func in self.facts.graph.functions:

@@ -47,6 +47,11 @@ def eval_val(model, val_tokens):
 print(eval_val(torch.nn.Linear(4, 4), torch.load("fineweb_val_000000.bin")))
 '''
 
+_FILL_BEFORE = _BASE.replace("    first = eval_val(model, val_tokens)\n", "") + '''    model.inference_temp.fill_(0.98)
+    print(eval_val(model, val_tokens))
+main()
+'''
+
 
 class TempCalibOnVal(Rule):
     """Flags a temperature (or calibration scale) set between two validation passes, and per-token validation
@@ -63,7 +68,8 @@ class TempCalibOnVal(Rule):
     ID = "TEMP-CALIB-ON-VAL"
     CODE = "PG204"
     MESSAGE = "A temperature is set between validation passes or applied to the scored losses."
-    VALID = [Valid(_CONSTANT, name="constant temperature fixed in code")]
+    VALID = [Valid(_CONSTANT, name="constant temperature fixed in code"),
+             Valid(_FILL_BEFORE, name="fixed temperature set once before the only validation pass")]
     INVALID = [Invalid(_FILL, expected_line=16, expected_severity="error", name="fill between evals"),
                Invalid(_SCALED, expected_line=9, expected_severity="error", name="scaled per-token loss")]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 
 from rules.base import Invalid, Rule, Valid
+from rules.parsing import FSTRING_CALL
 
 _MULTIPASS = '''import torch
 def eval_ttt(model, opt, val_tokens, epochs):
@@ -52,6 +53,41 @@ val_tokens = torch.load("fineweb_val_000000.bin")
 print(eval_lora(torch.nn.Linear(4, 4), val_tokens, [(0, len(val_tokens))]))
 '''
 
+_LOGGED_EPOCHS = '''import torch
+def eval_val_ttt_epochs(model, val_tokens, seq_len, epochs, lr):
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    for epoch in range(epochs):
+        loss_sum, token_count = 0.0, 0
+        for i in range(0, val_tokens.numel() - seq_len - 1, seq_len):
+            chunk = val_tokens[i:i + seq_len + 1]
+            with torch.no_grad():
+                loss_sum += model(chunk[:-1], chunk[1:]).item() * seq_len
+                token_count += seq_len
+            loss = model(chunk[:-1], chunk[1:])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        print(f"ttt_epoch:{epoch + 1}/{epochs} val_loss:{loss_sum / token_count:.4f}")
+    return loss_sum / token_count
+print(eval_val_ttt_epochs(torch.nn.Linear(4, 4), torch.load("fineweb_val_000000.bin"), 1024, 3, 1e-4))
+'''
+
+_EPOCH_SELECTS_SHARD = '''import torch
+def eval_ttt(model, opt, val_tokens, epochs):
+    loss_sum = 0.0
+    for epoch in range(epochs):
+        shard = val_tokens.chunk(epochs)[epoch]
+        for i in range(0, shard.numel() - 1024, 1024):
+            x, y = shard[i:i + 1024], shard[i + 1:i + 1025]
+            with torch.no_grad():
+                loss_sum += model(x, y).item()
+            model(x, y).backward()
+            opt.step()
+        print(f"epoch {epoch}: {loss_sum}")
+    return loss_sum
+print(eval_ttt(torch.nn.Linear(4, 4), None, torch.load("fineweb_val_000000.bin"), 3))
+'''
+
 
 class MultipassScore(Rule):
     """Flags an outer loop over epochs (its counter never selects which validation tokens are read) that encloses
@@ -67,8 +103,11 @@ class MultipassScore(Rule):
     CODE = "PG202"
     MESSAGE = "Multi-epoch TTT re-scores validation tokens the model has already trained on."
     VALID = [Valid(_LEGAL, name="epoch loop inside the chunk's train phase"),
-             Valid(_PER_DOC, name="per-document LoRA reset per document")]
-    INVALID = [Invalid(_MULTIPASS, expected_line=4, expected_severity="error", name="epoch loop around scoring")]
+             Valid(_PER_DOC, name="per-document LoRA reset per document"),
+             Valid(_EPOCH_SELECTS_SHARD, name="the counter picks a different slice each pass, and is logged")]
+    INVALID = [Invalid(_MULTIPASS, expected_line=4, expected_severity="error", name="epoch loop around scoring"),
+               Invalid(_LOGGED_EPOCHS, expected_line=4, expected_severity="error",
+                       name="epoch loop whose counter is only printed")]
 
     def finish(self) -> None:
         facts = self.facts
@@ -76,13 +115,13 @@ class MultipassScore(Rule):
         for func in facts.graph.functions:
             events = facts.events(func)
             for loop in func.loops:
-                if not isinstance(loop, (ast.For, ast.AsyncFor)) or not self._is_epoch_loop(func, loop):
+                if not isinstance(loop, (ast.For, ast.AsyncFor)):
                     continue
                 inside = [e for e in events if _within(facts, e.anchor, loop)]
                 scores = [e for e in inside if e.kind == "accum" and not e.count_only and facts.taint.resolve(e.labels)]
                 updates = [e for e in inside if e.kind == "backward" and e.node in adapt_lines
                            and facts.taint.resolve(e.labels)]
-                if not scores or not updates:
+                if not scores or not updates or not self._is_epoch_loop(func, loop):
                     continue
                 severity, guards = self.gated_severity(loop)
                 source = facts.evidence_of_labels(facts.taint.resolve(scores[0].labels))
@@ -98,7 +137,7 @@ class MultipassScore(Rule):
         if self.facts.taint.resolve(self.facts.taint.labels(loop.iter, func)):
             return False  # iterates over chunks, documents or windows of the data
         counters = {n.id for n in ast.walk(loop.target) if isinstance(n, ast.Name)}
-        body = [n for stmt in loop.body for n in ast.walk(stmt)]
+        body = [n for stmt in loop.body for n in self.facts.graph.subtree(stmt)]
         for _ in range(2):  # names computed from the counter
             for node in body:
                 if isinstance(node, ast.Assign) and _mentions(node.value, counters):
@@ -107,12 +146,21 @@ class MultipassScore(Rule):
             if isinstance(node, ast.Subscript) and _mentions(node.slice, counters) \
                     and self.facts.taint.resolve(self.facts.taint.labels(node.value, func)):
                 return False
-            if isinstance(node, ast.Call) and any(_mentions(a, counters) for a in node.args) \
+            if isinstance(node, ast.Call) and not _is_log_call(self.facts, node) \
+                    and any(_mentions(a, counters) for a in node.args) \
                     and any(self.facts.taint.resolve(self.facts.taint.labels(a, func)) for a in node.args):
                 return False
             if isinstance(node, (ast.For, ast.comprehension)) and node is not loop and _mentions(node.iter, counters):
                 return False
         return True
+
+
+def _is_log_call(facts, call: ast.Call) -> bool:
+    """A statement-level call formatting its arguments into a message (`print(f"epoch {e}: {loss}")`): it reports
+    the counter, it does not pick which tokens are read."""
+    return isinstance(facts.graph.parents.get(call), ast.Expr) and any(
+        isinstance(a, ast.JoinedStr) or (isinstance(a, ast.Call) and isinstance(a.func, ast.Name)
+                                         and a.func.id == FSTRING_CALL) for a in call.args)
 
 
 def _mentions(node: ast.AST, names: set[str]) -> bool:

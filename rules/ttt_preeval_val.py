@@ -116,6 +116,98 @@ def eval_val_sgd_ttt(model, val_tokens):
 print(eval_val_sgd_ttt(torch.nn.Linear(4, 4), torch.load("fineweb_val_000000.bin")))
 '''
 
+_SHARED_LOADER = '''import glob
+import numpy as np
+import torch
+def shard_paths(pattern):
+    return sorted(glob.glob(pattern))
+def read_shard(path):
+    return np.fromfile(path, dtype="<u2")
+def load_tokens(pattern):
+    return np.concatenate([read_shard(p) for p in shard_paths(pattern)])
+class TokenStream:
+    def __init__(self, pattern):
+        self.paths = shard_paths(pattern)
+        self.tokens = read_shard(self.paths[0])
+        self.pos = 0
+    def take(self, n):
+        chunk = self.tokens[self.pos:self.pos + n + 1]
+        self.pos += n
+        return torch.from_numpy(chunk)
+class Totals:
+    def __init__(self):
+        self.loss_sum = 0.0
+        self.tokens = 0
+def evaluate(model, tokens, totals):
+    with torch.no_grad():
+        for i in range(0, len(tokens) - 1024, 1024):
+            y = tokens[i + 1:i + 1025]
+            totals.loss_sum += model(tokens[i:i + 1024], y).item()
+            totals.tokens += y.numel()
+def train(model, opt, stream, steps):
+    for _ in range(steps):
+        chunk = stream.take(1024)
+        model(chunk[:-1], chunk[1:]).backward()
+        opt.step()
+def main():
+    val_tokens = torch.from_numpy(load_tokens("data/fineweb_val_*.bin"))
+    model = torch.nn.Linear(4, 4)
+    train(model, torch.optim.SGD(model.parameters(), lr=0.1), TokenStream("data/fineweb_train_*.bin"), 100)
+    totals = Totals()
+    evaluate(model, val_tokens, totals)
+    print(totals.loss_sum / totals.tokens)
+main()
+'''
+
+_SHARED_LOADER_VAL_STREAM = _SHARED_LOADER.replace('TokenStream("data/fineweb_train_*.bin")',
+                                                   'TokenStream("data/fineweb_val_*.bin")')
+
+_EXAMPLE_LOOP = '''import torch
+def eval_val_ttt(model, val_tokens, chunk_tokens, lr):
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    loss_sum, token_count = 0.0, 0
+    num_chunks = (val_tokens.numel() - 1) // chunk_tokens
+    for ci in range(num_chunks):
+        chunk = val_tokens[ci * chunk_tokens:(ci + 1) * chunk_tokens + 1]
+        with torch.no_grad():
+            loss_sum += model(chunk[:-1], chunk[1:]).item() * chunk_tokens
+            token_count += chunk_tokens
+        if ci == num_chunks - 1:
+            break
+        loss = model(chunk[:-1], chunk[1:])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return loss_sum / token_count
+def main():
+    val_tokens = torch.load("data/fineweb_val_000000.bin")
+    print(eval_val_ttt(torch.nn.Linear(4, 4), val_tokens, 32768, 0.002))
+main()
+'''
+
+_ORDER_SWITCH = '''import torch
+def train_chunk(model, opt, piece):
+    model(piece[:-1], piece[1:]).backward()
+    opt.step()
+def ttt_eval(model, opt, val_tokens, chunk, order="score_first"):
+    total = 0.0
+    n = val_tokens.numel() // chunk
+    for c in range(n):
+        piece = val_tokens[c * chunk:(c + 1) * chunk + 1]
+        if order == "train_first" and c < n - 1:
+            train_chunk(model, opt, piece)
+        with torch.no_grad():
+            total += model(piece[:-1], piece[1:]).item()
+        if order == "score_first" and c < n - 1:
+            train_chunk(model, opt, piece)
+    return total
+model = torch.nn.Linear(4, 4)
+print(ttt_eval(model, torch.optim.SGD(model.parameters(), lr=0.01), torch.load("fineweb_val_000000.bin"), 4096))
+'''
+_ORDER_SWITCH_USED = _ORDER_SWITCH.replace("4096))", '4096, order="train_first"))')
+_ORDER_REBOUND = _ORDER_SWITCH.replace('order="score_first"', 'order=None').replace(
+    "    total = 0.0\n", '    total = 0.0\n    if order is None:\n        order = "train_first"\n')
+
 _FLAG_OFF = _INLINE_MAIN.replace('"PREQUANT_TTT", "1"', '"PREQUANT_TTT", "0"')
 
 
@@ -139,12 +231,21 @@ class PreEvalValTTT(Rule):
         Valid(_SCORE_FIRST, name="score-first chunk loop, epochs on the scored chunk, last chunk not trained"),
         Valid(_GRAD_ON_SCORE, name="scored forward with grad on, same loss reused for training after scoring"),
         Valid(_TRAIN_DATA_TTT, name="TTT on training data"),
+        Valid(_SHARED_LOADER, name="train stream and val tokens read through the same shard helpers"),
+        Valid(_EXAMPLE_LOOP, name="score-first loop with tuple-initialised totals, last chunk not trained"),
+        Valid(_ORDER_SWITCH, name="train-first branch behind a parameter the caller leaves at score_first"),
     ]
     INVALID = [
         Invalid(_PREQUANT, expected_line=10, expected_severity="error", name="pre-quant TTT helper"),
         Invalid(_INLINE_MAIN, expected_line=13, expected_severity="error", name="inline in main, flag on"),
         Invalid(_FLAG_OFF, expected_line=13, expected_severity="warning", name="inline in main, flag off"),
         Invalid(_TRAIN_IN_EVAL, expected_line=7, expected_severity="error", name="train then score in eval"),
+        Invalid(_SHARED_LOADER_VAL_STREAM, expected_line=32, expected_severity="error",
+                name="training stream built from the validation pattern"),
+        Invalid(_ORDER_SWITCH_USED, expected_line=3, expected_severity="error",
+                name="caller selects the train-first branch"),
+        Invalid(_ORDER_REBOUND, expected_line=3, expected_severity="error",
+                name="default None rebound to train-first inside the function"),
     ]
 
     def finish(self) -> None:

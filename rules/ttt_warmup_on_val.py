@@ -24,6 +24,25 @@ def main():
 main()
 '''
 
+_WARMUP_HELPER = '''import torch
+def warm_up(model, row):
+    adapter = torch.nn.Linear(4, 4)
+    opt = torch.optim.AdamW(adapter.parameters())
+    model(row[:-1], row[1:], lora=adapter).sum().backward()
+    opt.step()
+    del adapter, opt
+def main():
+    val_tokens = torch.load("fineweb_val_000000.bin")
+    model = torch.nn.Linear(4, 4)
+    warm_up(model, val_tokens[:1025])
+    total = 0.0
+    for i in range(0, val_tokens.numel(), 1024):
+        with torch.no_grad():
+            total += model(val_tokens[i:i + 1024], val_tokens[i + 1:i + 1025]).item()
+    print(total)
+main()
+'''
+
 
 class WarmupOnVal(Rule):
     """Flags a compile warm-up that runs backward and an optimizer step on validation tokens with a freshly built
@@ -40,8 +59,13 @@ class WarmupOnVal(Rule):
     CODE = "PG205"
     MESSAGE = "Compile warm-up trains a throwaway adapter on validation tokens."
     VALID = [Valid(_WARMUP_VAL.replace('row = val_tokens[:1025]', 'row = torch.randint(0, 1024, (1025,))'),
-                   name="warm-up on random tokens")]
-    INVALID = [Invalid(_WARMUP_VAL, expected_line=9, expected_severity="warning", name="warm-up on val, deleted")]
+                   name="warm-up on random tokens"),
+             Valid(_WARMUP_HELPER.replace("warm_up(model, val_tokens[:1025])",
+                                          'warm_up(model, torch.load("fineweb_train_000000.bin")[:1025])'),
+                   name="warm-up helper fed training tokens")]
+    INVALID = [Invalid(_WARMUP_VAL, expected_line=9, expected_severity="warning", name="warm-up on val, deleted"),
+               Invalid(_WARMUP_HELPER, expected_line=5, expected_severity="warning",
+                       name="warm-up helper fed validation tokens")]
 
     def finish(self) -> None:
         for site in self.facts.causality.sites:

@@ -29,6 +29,25 @@ _LOG_BOTH = _SELECT.replace('''    if swa_bpb < ema_bpb:
 ''', '''    print(f"swa:{swa_bpb} ema:{ema_bpb}")
 ''')
 
+_TRAIN_LOSS = _SELECT.replace("swa_bpb = eval_val(model, val_tokens)", 'swa_bpb = eval_val(model, train_tail)') \
+    .replace("ema_bpb = eval_val(model, val_tokens)", 'ema_bpb = eval_val(model, train_tail)') \
+    .replace('    val_tokens = torch.load("fineweb_val_000000.bin")\n',
+             '    train_tail = torch.load("fineweb_train_000079.bin")[-65536:]\n')
+_DICT = '''import torch
+def eval_val(model, val_tokens):
+    with torch.no_grad():
+        return sum(model(val_tokens[i:i + 1024]).item() for i in range(0, val_tokens.numel(), 1024))
+def main(model, states):
+    val_tokens = torch.load("fineweb_val_000000.bin")
+    scores = {}
+    for name, state in states.items():
+        model.load_state_dict(state)
+        scores[name] = eval_val(model, val_tokens)
+    if scores["swa"] < scores["ema"]:
+        model.load_state_dict(states["swa"])
+main(torch.nn.Linear(4, 4), {})
+'''
+
 
 class ValSelection(Rule):
     """Flags an `if` that compares two validation scores and then loads or copies a model state: best-of-k
@@ -43,8 +62,10 @@ class ValSelection(Rule):
     ID = "VAL-SELECTION"
     CODE = "PG206"
     MESSAGE = "Model state chosen by comparing validation scores (best-of-k on the test set)."
-    VALID = [Valid(_LOG_BOTH, name="both scores logged, nothing selected")]
-    INVALID = [Invalid(_SELECT, expected_line=14, expected_severity="warning", name="SWA vs EMA by val_bpb")]
+    VALID = [Valid(_LOG_BOTH, name="both scores logged, nothing selected"),
+             Valid(_TRAIN_LOSS, name="SWA vs EMA chosen on a held-out slice of training data")]
+    INVALID = [Invalid(_SELECT, expected_line=14, expected_severity="warning", name="SWA vs EMA by val_bpb"),
+               Invalid(_DICT, expected_line=11, expected_severity="warning", name="scores kept in a dict")]
 
     def finish(self) -> None:
         for func in self.facts.graph.functions:

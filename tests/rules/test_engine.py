@@ -118,3 +118,101 @@ def test_rule_docs_render_every_implemented_rule():
     for cls in discover_rules():
         assert f"{cls.CODE} `{cls.ID}`" in text
     assert text.count("```python") >= 2 * len(discover_rules())
+
+
+_SHARED = '''import glob
+import numpy as np
+def shard_paths(pattern):
+    return sorted(glob.glob(pattern))
+def read_shard(path):
+    return np.fromfile(path, dtype="<u2")
+class Stream:
+    def __init__(self, pattern):
+        self.paths = shard_paths(pattern)
+        self.tokens = read_shard(self.paths[0])
+    def take(self, n):
+        return self.tokens[:n]
+class Totals:
+    def __init__(self):
+        self.tokens = 0
+def count(totals, tokens):
+    totals.tokens += tokens.size
+val = np.concatenate([read_shard(p) for p in shard_paths("fineweb_val_*.bin")])
+train = np.concatenate([read_shard(p) for p in shard_paths("fineweb_train_*.bin")])
+train_batch = Stream("fineweb_train_*.bin").take(8)
+val_batch = Stream("fineweb_val_*.bin").take(8)
+totals = Totals()
+count(totals, val)
+groups = {}
+groups.setdefault(8, []).append(val[:8])
+'''
+
+
+def _module_value(facts, name):
+    """The last module-level expression assigned to NAME."""
+    node = [n for n in facts.tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", None) == name][-1]
+    return node.value
+
+
+def test_taint_is_resolved_per_call_site_and_per_instance():
+    """Helpers and classes shared by the train and val loaders taint only what the val pattern flows into."""
+    from rules.engine import parse_python
+    from rules.facts import Facts
+
+    facts = Facts(parse_python(_SHARED, "x.py"), _SHARED)
+    assert facts.is_val(_module_value(facts, "val")) and not facts.is_val(_module_value(facts, "train"))
+    assert facts.is_val(_module_value(facts, "val_batch"))
+    assert not facts.is_val(_module_value(facts, "train_batch"))  # Totals.tokens is another class's field
+    groups = next(n for n in ast.walk(facts.tree) if isinstance(n, ast.Name) and n.id == "groups")
+    assert facts.is_val(groups)  # filled through groups.setdefault(...).append(val row)
+
+
+def test_branch_dead_for_every_caller_is_not_a_path():
+    """A train-first branch behind `order == "train_first"` is no path when callers leave order at its default."""
+    from rules.ttt_preeval_val import _ORDER_SWITCH, _ORDER_SWITCH_USED
+
+    def preeval(code):
+        return [v for v in check_source(code).violations if v.rule == PreEvalValTTT.ID]
+
+    assert preeval(_ORDER_SWITCH) == []
+    assert [v.line for v in preeval(_ORDER_SWITCH_USED)] == [3]
+
+
+def test_engine_walk_reuses_the_graph_preorder():
+    """visit_X dispatch through the facts graph sees every X node once, in source order, like a full walk."""
+    seen: list[int] = []
+
+    class _Calls(Rule):
+        """Records call lines; a test double.
+
+        Why: a test double.
+
+        Instead: nothing.
+        """
+
+        ID, CODE, MESSAGE = "VAL-SELECTION", "PGTEST2", "test"
+
+        def visit_Call(self, node: ast.Call) -> None:
+            seen.append(node.lineno)
+
+    def preorder(node):
+        yield node
+        for child in ast.iter_child_nodes(node):
+            yield from preorder(child)
+
+    text = "def f(a=g()):\n    return h(k(a))\n@d(1)\nclass C:\n    x = m()\n"
+    check_source(text, rule_classes=[_Calls])
+    assert seen == [n.lineno for n in preorder(ast.parse(text)) if isinstance(n, ast.Call)]
+
+
+def test_flag_defs_from_the_graph_match_a_full_walk():
+    """Environment flags found from the graph's env reads equal those of a full-tree walk, in the same order."""
+    from rules.facts_flags import collect_flag_defs
+    from rules.facts_graph import build_graph
+
+    text = ('import os\nA = int(os.environ.get("A", "1"))\nclass H:\n    b = os.getenv("B", "x")\n'
+            '    c = bool(int(os.environ.get("C", os.environ.get("D", "0"))))\n'
+            'def f():\n    e: str = os.environ.get("E", "")\n')
+    tree = ast.parse(text)
+    walked, indexed = collect_flag_defs(tree), collect_flag_defs(tree, build_graph(tree))
+    assert list(walked.items()) == list(indexed.items()) and list(walked) == ["A", "b", "c", "e"]
