@@ -42,14 +42,43 @@ def units_for(text: str, path: str) -> list[SourceUnit]:
     return units
 
 
-def run_entry(repo: str, commit: str, path: str, rule_ids: set[str]) -> tuple[list, float] | None:
+def context_evidence(repo: str, commit: str, path: str, names: list[str]) -> tuple[object, list]:
+    """What `check` also reads next to the script: run logs (which flag-guarded paths ran) and launch commands in
+    the README (a validation shard linked in as training data). Returns (log hints, TRAIN-ON-VAL text hits)."""
+    from harness.logparse import parse_log
+    from harness.static_rules import log_hints_from
+    from rules.train_on_val import scan_text
+
+    folder = str(Path(path).parent)
+    runs, text_hits = [], []
+    for name in names:
+        text = git_show(repo, commit, f"{folder}/{name}")
+        if text is None:
+            continue
+        if name.endswith((".log", ".txt")):
+            runs.append(parse_log(text, name))
+        elif name == "README.md" or name.endswith(".sh"):
+            text_hits += scan_text(name, text)
+    return log_hints_from(runs), text_hits
+
+
+def run_entry(repo: str, commit: str, path: str, rule_ids: set[str],
+              context: list[str] | None = None) -> tuple[list, float] | None:
     text = git_show(repo, commit, path)
     if text is None:
         return None
+    hints, text_hits = context_evidence(repo, commit, path, context) if context else (None, [])
     start = time.perf_counter()
-    result = analyse(units_for(text, path))
+    result = analyse(units_for(text, path), hints)
     seconds = time.perf_counter() - start
-    return [v for v in result.violations if v.rule in rule_ids], seconds
+    violations = [v for v in result.violations if v.rule in rule_ids]
+    if text_hits and "TRAIN-ON-VAL" in rule_ids:
+        from rules.base import Violation
+
+        violations += [Violation(rule="TRAIN-ON-VAL", code="README", severity="error", message=note, path="README.md",
+                                 line=line)
+                       for line, note in text_hits]
+    return violations, seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", default=DEFAULT_CORPUS)
     parser.add_argument("--rules", default="", help="comma-separated rule IDs (default: all implemented)")
     parser.add_argument("--main", action="store_true", help="also check every merged record at main")
+    parser.add_argument("--code-only", action="store_true",
+                        help="ignore the entry's logs and README (by default they are read, as `check` reads them)")
     args = parser.parse_args(argv)
     repo = os.environ.get("PG_REPO") or (DEFAULT_REPO if Path(DEFAULT_REPO).exists() else "")
     if not repo:
@@ -69,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'entry':45} {'label':8} {'expected':40} {'errors':40} {'warnings':30} {'s':>6}")
     for entry in entries:
         entry_repo = EXTRA_REPOS.get(entry.get("source_repo", ""), repo)
-        got = run_entry(entry_repo, entry["commit"], entry["path"], rule_ids)
+        got = run_entry(entry_repo, entry["commit"], entry["path"], rule_ids,
+                        None if args.code_only else entry.get("context_files"))
         if got is None:
             print(f"{entry['id']:45} unreadable at {entry['commit'][:10]}:{entry['path']}")
             continue
