@@ -307,7 +307,9 @@ class Facts:
         if scope.call_sites and _depth < 4:
             site_guards = [self.flag_guards(call, _depth + 1) for _, call in scope.call_sites]
             if all(site_guards):  # reachable only through guarded calls
-                guards.extend(site_guards[0])
+                # The code runs when any call site runs: judge it by the site least switched off by default
+                # (#779: one call behind TTT_ONLY=0, another behind `mixer is not None`).
+                guards.extend(min(site_guards, key=lambda gs: sum(g.enabled(None)[0] is False for g in gs)))
         self._guards[node] = guards
         return guards
 

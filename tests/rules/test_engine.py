@@ -216,3 +216,40 @@ def test_flag_defs_from_the_graph_match_a_full_walk():
     tree = ast.parse(text)
     walked, indexed = collect_flag_defs(tree), collect_flag_defs(tree, build_graph(tree))
     assert list(walked.items()) == list(indexed.items()) and list(walked) == ["A", "b", "c", "e"]
+
+
+MULTI_SITE = '''
+import os
+import torch
+
+def adapt(model, val_tokens):
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for i in range(0, len(val_tokens) - 64, 64):
+        loss = model(val_tokens[i:i + 64])
+        loss.backward()
+        opt.step()
+
+def score(model, val_tokens):
+    loss_sum = 0.0
+    with torch.no_grad():
+        for i in range(0, len(val_tokens) - 64, 64):
+            loss_sum += float(model(val_tokens[i:i + 64]))
+    return loss_sum
+
+def main():
+    model = torch.nn.Linear(4, 4)
+    val_tokens = torch.load("fineweb_val_000000.bin")
+    if os.environ.get("REPLAY_ONLY", "0") == "1":
+        adapt(model, val_tokens)
+    else:
+        adapt(model, val_tokens)
+    print(score(model, val_tokens))
+'''
+
+
+def test_code_reached_from_an_unguarded_call_site_keeps_its_error():
+    """A function called both behind an off-by-default flag and on the default path is judged by the default path."""
+    from rules.engine import check_source
+
+    hits = [v for v in check_source(MULTI_SITE).violations if v.rule == "TTT-PREEVAL-VAL"]
+    assert [v.severity for v in hits] == ["error"]
