@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.records_source import MAIN_REF, find_repo, materialize_records  # noqa: E402
 from harness.claims import check_claims  # noqa: E402
 from harness.findings import Report  # noqa: E402
 from harness.logparse import load_logs  # noqa: E402
@@ -27,32 +28,13 @@ from harness.submission_json import load_claims  # noqa: E402
 MATCH_KINDS = {"all", "pre_rounded", "subset", "single", "non_final"}  # pre_quant_step counts as a mismatch
 
 
-def records_root(repo: Path, ref: str, scratch: Path) -> Path | None:
-    """An extracted folder of track folders: PG_REPO itself, its records/, or `git archive REF records`."""
-    is_git = (repo / "HEAD").is_file() or (repo / ".git").exists()
-    if not is_git:
-        return repo / "records" if (repo / "records").is_dir() else repo
-    archive = scratch / "records.tar"
-    with open(archive, "wb") as out:
-        done = subprocess.run(["git", "-C", str(repo), "archive", ref, "records"], stdout=out,
-                              stderr=subprocess.PIPE, text=True)
-    if done.returncode != 0:
-        print(f"skipped: git archive {ref} records failed in {repo}: {done.stderr.strip()[:200]}")
-        return None
-    with tarfile.open(archive) as tar:
-        tar.extractall(scratch, filter="data")
-    return scratch / "records"
-
-
 def main() -> int:
-    repo = os.environ.get("PG_REPO")
-    if not repo or not Path(repo).exists():
+    repo = find_repo()
+    if repo is None:
         print("skipped: set PG_REPO to a parameter-golf git repository or an extracted records/ folder")
         return 0
     with tempfile.TemporaryDirectory() as tmp:
-        root = records_root(Path(repo), os.environ.get("PG_REF", "main"), Path(tmp))
-        if root is None:
-            return 0
+        root = materialize_records(repo, Path(tmp), os.environ.get("PG_REF", MAIN_REF))
         folders = sorted(p for track in root.iterdir() if track.is_dir() for p in track.iterdir() if p.is_dir())
         tally: collections.Counter[str] = collections.Counter()
         tags: collections.Counter[str] = collections.Counter()
