@@ -93,14 +93,21 @@ class _Loader:
         self.regular = {f.as_posix() for f in sub.files}
         self.queue: list[tuple[str, str, str]] = []  # (relative path, origin, text)
 
-    def add_python(self, rel: str, origin: str, reached: str) -> None:
+    def _count(self, rel: str, reached: str) -> bytes | None:
+        """Read a file whose code runs and count its bytes; None when it was counted already or is unreadable."""
         if rel in self.bundle.counted_files:
-            return
+            return None
         data = self._read(rel)
         if data is None:
-            return
+            return None
         self.bundle.counted_files[rel] = len(data)
         self.bundle.reached_by[rel] = reached
+        return data
+
+    def add_python(self, rel: str, origin: str, reached: str) -> None:
+        data = self._count(rel, reached)
+        if data is None:
+            return
         try:
             text = decode_source(data, rel)
         except SourceParseError as exc:
@@ -109,13 +116,9 @@ class _Loader:
         self.queue.append((rel, origin, text))
 
     def add_native(self, rel: str, reached: str) -> None:
-        if rel in self.bundle.counted_files:
-            return
-        data = self._read(rel)
+        data = self._count(rel, reached)
         if data is None:
             return
-        self.bundle.counted_files[rel] = len(data)
-        self.bundle.reached_by[rel] = reached
         self.bundle.native_sources.append(rel)
         # Local headers a compiled source includes run too.
         for match in re.finditer(rb'#\s*include\s*"([^"\n]+)"', data):

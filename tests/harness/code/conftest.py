@@ -76,20 +76,11 @@ COMPLETE = {
 
 
 @pytest.fixture
-def folder(tmp_path):
+def folder(make_submission):
     """Factory: write {relative path: text | bytes} into a dated folder and return its Path."""
 
     def _make(files: dict[str, str | bytes], name: str = "2026-04-01_Example") -> Path:
-        root = tmp_path / name
-        root.mkdir(parents=True, exist_ok=True)
-        for rel, content in files.items():
-            path = root / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, bytes):
-                path.write_bytes(content)
-            else:
-                path.write_text(content, encoding="utf-8")
-        return root
+        return make_submission(files, name)
 
     return _make
 
