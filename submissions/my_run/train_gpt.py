@@ -810,11 +810,8 @@ def train_on_spans(model, params, optimizer, tokens, spans, cfg_batch: int, clip
 
 
 def ttt_eval(model, tokens: torch.Tensor, tables: ByteTables, seq_len: int, stride: int, cfg: TTTConfig,
-             batch: int = 32, ledger: ScoreLedger | None = None, log=None,
-             order: str = "score_first") -> tuple[float, float]:
-    """Legal score-first TTT: per chunk, score its windows, then (except the last chunk) train on it.
-
-    `order="train_first"` exists only so tests can prove the self-check catches an illegal evaluator."""
+             batch: int = 32, ledger: ScoreLedger | None = None, log=None) -> tuple[float, float]:
+    """Legal score-first TTT: per chunk, score its windows, then (except the last chunk) train on it."""
     n = len(tokens) - 1
     if cfg.chunk_tokens % stride or cfg.chunk_tokens < seq_len:
         raise ValueError("chunk_tokens must be a multiple of stride and at least seq_len")
@@ -836,14 +833,11 @@ def ttt_eval(model, tokens: torch.Tensor, tables: ByteTables, seq_len: int, stri
         lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * c / max(n_chunks - 1, 1)))
         for group in optimizer.param_groups:
             group["lr"] = lr
-        if order == "train_first" and c < n_chunks - 1:
-            model.train()
-            train_on_spans(model, params, optimizer, tokens, spans, cfg.batch_seqs, cfg.grad_clip, ledger)
         model.eval()
         score_windows(model, tokens, win, ids[a:b], tables, totals, ledger, batch)
         if len(ids):  # merge the ranks' scoring of everything this chunk's windows touched
             ledger.sync(int(first_scored[ids[0]]), int(max(win.starts[ids] + win.lengths[ids])))
-        if order == "score_first" and c < n_chunks - 1:  # the last chunk is never trained on
+        if c < n_chunks - 1:  # the last chunk is never trained on
             model.train()
             for _ in range(cfg.epochs):
                 train_on_spans(model, params, optimizer, tokens, spans, cfg.batch_seqs, cfg.grad_clip, ledger)

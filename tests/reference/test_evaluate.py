@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from reference.evaluate import (LegalityError, ScoreLedger, TTTConfig, dynamic_eval, plan_windows, sliding_eval,
-                                ttt_eval)
+from reference.evaluate import (LegalityError, ScoreLedger, Totals, TTTConfig, dynamic_eval, plan_windows,
+                                score_windows, sliding_eval, train_on_spans, ttt_eval)
 from reference.metric import build_byte_tables
 
 TABLES = build_byte_tables([("<pad>", "control"), ("<s>", "control")] + [(chr(97 + i // 26) + chr(97 + i % 26), "normal") for i in range(62)])
@@ -95,8 +95,19 @@ class TestTTT:
 
     def test_train_before_score_fails_the_self_check(self, tiny_model):
         """An evaluator that trains on a chunk before scoring it is stopped by the ledger."""
-        with pytest.raises(LegalityError):
-            ttt_eval(tiny_model, stream(300), TABLES, 32, 16, self.CFG, order="train_first")
+        tokens = stream(300)
+        win = plan_windows(len(tokens) - 1, 32, 16)
+        ledger = ScoreLedger(len(tokens) - 1)
+        params = list(tiny_model.parameters())
+        optimizer = torch.optim.SGD(params, lr=0.01)
+        # The illegal order, built from the evaluator's own pieces: an update on a chunk nobody has scored yet.
+        with pytest.raises(LegalityError, match="before they were scored"):
+            train_on_spans(tiny_model, params, optimizer, tokens, [(0, 64)], 2, 1.0, ledger)
+        # And the other direction: scoring targets after an update that used them.
+        score_windows(tiny_model, tokens, win, np.arange(4), TABLES, Totals(), ledger, 2)
+        ledger.record_trained(0, 16)
+        with pytest.raises(LegalityError, match="scored after an update"):
+            ledger.record_scored(0, 16)
 
     def test_single_chunk_equals_sliding(self, tiny_model):
         """With one chunk nothing is trained (the last chunk never is), so TTT equals sliding evaluation."""
