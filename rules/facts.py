@@ -25,6 +25,7 @@ from functools import cached_property
 
 from rules.facts_flags import FlagDef, FlagGuard, collect_flag_defs, mentions_flag
 from rules.facts_graph import LOOP_TYPES, FuncInfo, Graph, build_graph
+from rules.facts_graph import last_name as _callee_name
 from rules.facts_taint import EMPTY, Taint
 
 GRAD_CONTEXTS = {"no_grad": "no_grad", "inference_mode": "inference_mode", "enable_grad": "enable_grad"}
@@ -328,16 +329,6 @@ def _dotted(node: ast.AST) -> str:
     elif isinstance(node, ast.Call):
         parts.append(_dotted(node.func) + "()")
     return ".".join(reversed(parts))
-
-
-def _callee_name(node: ast.AST) -> str | None:
-    if isinstance(node, ast.Call):
-        node = node.func
-    if isinstance(node, ast.Attribute):
-        return node.attr
-    if isinstance(node, ast.Name):
-        return node.id
-    return None
 
 
 def _is_count(value: ast.AST) -> bool:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
 from rules.facts_flags import collect_flag_defs
-from rules.facts_graph import Graph, build_graph
+from rules.facts_graph import Graph, build_graph, last_name
 
 FUNC_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef)
 LOOP_TYPES = (ast.For, ast.While, ast.AsyncFor)
@@ -43,17 +43,6 @@ def walk_shallow(node: ast.AST) -> Iterator[ast.AST]:
             if child is not node and isinstance(child, (*FUNC_TYPES, ast.ClassDef, ast.Lambda)):
                 continue
             stack.append(child)
-
-
-def last_name(node: ast.AST) -> str | None:
-    """``a.b.c`` -> "c"; ``x`` -> "x"; a call -> its callee's last name; else None."""
-    if isinstance(node, ast.Call):
-        node = node.func
-    if isinstance(node, ast.Attribute):
-        return node.attr
-    if isinstance(node, ast.Name):
-        return node.id
-    return None
 
 
 def names_used(node: ast.AST) -> set[str]:

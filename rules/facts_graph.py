@@ -196,3 +196,14 @@ def build_graph(tree: ast.Module) -> Graph:
                     graph.resolved[node] = target
                     target[0].call_sites.append((info, node))
     return graph
+
+
+def last_name(node: ast.AST) -> str | None:
+    """``a.b.c`` -> "c"; ``x`` -> "x"; a call -> its callee's last name; else None."""
+    if isinstance(node, ast.Call):
+        node = node.func
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Name):
+        return node.id
+    return None
