@@ -34,7 +34,10 @@ def extract(mirror: str, ref: str, folder: str, dest: Path) -> Path:
 
 def short_reason(reasons: list[str]) -> str:
     text = reasons[0] if reasons else ""
-    return text.replace("the script does not run at probe scale on CPU: ", "")[:110]
+    for prefix in ("the script does not run at probe scale on CPU (CPU compatibility layer on): ",
+                   "the script does not run at probe scale on CPU: "):
+        text = text.replace(prefix, "")
+    return text[:110]
 
 
 def main() -> int:
@@ -61,6 +64,9 @@ def main() -> int:
             seconds = time.monotonic() - started
         found = sorted({f.rule for f in report.errors})
         detail = ",".join(found) if found else ("-" if report.verdict == "pass" else short_reason(report.could_not_check))
+        not_run = [name for name, p in report.facts.get("probes", {}).items() if not p.get("ran")]
+        if report.verdict != "error" and not_run:  # a pass is only as strong as the probes that ran
+            detail += f"  [not run: {', '.join(not_run)}]"
         tally[report.verdict] += 1
         print(f"{rec['id']:<44} {rec['label']:<8} {report.verdict:<6} {seconds:5.1f}s  {detail}", flush=True)
     print(f"\n{sum(tally.values())} records: " + ", ".join(f"{k} {v}" for k, v in sorted(tally.items())))

@@ -1,10 +1,10 @@
 """Runtime legality probes: run the submission's own evaluation at a tiny configuration and watch what it does.
 
-`python cli.py probe PATH` writes a small synthetic dataset in the challenge's shard format (random tokens, so any
-row of targets or inputs can be located uniquely in the validation or training stream), sets the script's own
-environment knobs to a tiny CPU configuration, and runs the script under harness/inject/ (one sandboxed process that
-forks one child per variant). The children record every cross-entropy call, every gradient and optimizer step, data
-file opens, calibration forwards and printed lines on one clock. From those traces:
+`python cli.py probe PATH` writes a small synthetic dataset in the challenge's shard format (random text tokens in
+BOS-opened documents, so any row of targets or inputs can be located uniquely in the validation or training stream),
+sets the script's own environment knobs to a tiny CPU configuration, and runs the script under harness/inject/ (one
+sandboxed process that forks one child per variant). The children record every cross-entropy call, every gradient
+and optimizer step, data file opens, calibration forwards and printed lines on one clock. From those traces:
 
 * C1 causality: a second run with the validation tokens perturbed from position t on; the scores of positions before
   t (and the log-partition at t) must not change. A replica run first proves the script is deterministic.
@@ -18,6 +18,14 @@ file opens, calibration forwards and printed lines on one clock. From those trac
 
 Every result is a finding with source="runtime"; what could not run is said in report.facts["probes"] and
 report.not_checked, and a script that cannot run at tiny scale is "could not probe" (exit 2), never a pass.
+
+CPU compatibility (ProbeOptions.cpu_compat, on by default): the records assume one H100 per process (a "CUDA is
+required" check, `.cuda()`, NCCL, FlashAttention 3). The child then runs under harness/inject/cpu_compat.py, which
+answers the script's CUDA checks while every tensor stays on the CPU and serves FlashAttention stand-ins when the real
+modules are missing. The stand-ins the run reached are listed in every facts["probes"] entry (`cpu_compat`) and in
+the data of every finding, since such evidence comes from a CPU re-enactment of the GPU run. A script whose syntax
+this interpreter cannot parse runs under a newer Python found on the machine that has torch, else it is could not
+probe with that reason.
 """
 
 from __future__ import annotations
@@ -54,6 +62,8 @@ VOCAB = 32  # small enough for the C2 counterfactual sum (one run per token), la
 KEY = 8  # tokens per locating key: 32^8 keys against a few thousand positions, collisions negligible
 VAL_TOKENS = 65537  # 65,536 targets: two chunks of the 32,768-token TTT chunk many scripts hard-code
 TRAIN_TOKENS = 32768
+BOS, FIRST_TEXT = 1, 4  # the challenge's tokenizers: pad 0, bos 1, eos 2, unk 3, then text pieces
+DOC_LEN = (200, 2500)  # document lengths of the synthetic streams (min, max exclusive)
 TOL = 1e-5  # CPU, one thread, same shapes: unchanged positions reproduce bit for bit; this only absorbs printing
 Z_TOL = 0.02  # |sum of implied probabilities - 1| allowed in the C2 counterfactual
 MAX_COPY_BYTES = 50_000_000  # the script's folder is copied to the work folder; larger files are left out
@@ -65,6 +75,7 @@ TINY_ENV = {
     "VAL_BATCH_SIZE": "512", "VAL_LOSS_EVERY": "0", "TRAIN_LOG_EVERY": "1", "MAX_WALLCLOCK_SECONDS": "120",
     "NUM_LAYERS": "1", "MODEL_DIM": "32", "NUM_HEADS": "2", "NUM_KV_HEADS": "1", "MLP_MULT": "2",
     "TTT_CHUNK_TOKENS": "8192", "TTT_BATCH_SEQS": "32", "EVAL_BATCH": "64",
+    "TTT_EPOCHS": "2",  # two, so a multi-epoch adapt-and-rescore loop still shows; more only costs time
     "DEVICE": "cpu", "COMPILE": "0", "PRESET": "cpu-smoke", "ACCUM_BASE": "1", "RUN_ID": "probe", "SEED": "1337",
 }
 
@@ -74,6 +85,7 @@ class ProbeOptions:
     data_path: Path | None = None  # only its tokenizer is used (the token streams are always synthetic)
     timeout: float = 300.0
     val_tokens: int = VAL_TOKENS  # length of the synthetic validation stream (tests use a shorter one)
+    cpu_compat: bool = True  # run under harness/inject/cpu_compat.py: CUDA-assuming scripts run on the CPU
 
 
 # -----------------------------------------------------------------------------
@@ -114,18 +126,47 @@ class Dataset:
     train: np.ndarray
 
     def variant_dir(self, name: str, val: np.ndarray) -> Path:
-        """A dataset folder for one variant: the same training shard, its own validation stream."""
-        d = self.root / "variants" / name / self.data_dir.name
+        """A dataset folder for one variant: the same training shard, its own validation stream.
+
+        Laid out as the challenge's data root (`<root>/datasets/fineweb10B_sp<V>`, `<root>/tokenizers/...`) so
+        scripts that take DATA_DIR (the root) find the same files as those that take DATA_PATH/TOKENIZER_PATH."""
+        root = self.root / "variants" / name
+        d = root / "datasets" / self.data_dir.name
         d.mkdir(parents=True, exist_ok=True)
         _write_shard(d / "fineweb_train_000000.bin", self.train)
         _write_shard(d / "fineweb_val_000000.bin", val)
+        (root / "tokenizers").mkdir(exist_ok=True)
+        shutil.copyfile(self.tokenizer, root / "tokenizers" / f"fineweb_{VOCAB}_bpe.model")
         return d
+
+
+def _documents(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Random text tokens cut into documents of DOC_LEN tokens, each opened by BOS, as the challenge's shards are
+    (per-document evaluations and TTT see realistic documents, not a BOS every VOCAB tokens)."""
+    out = rng.integers(FIRST_TEXT, VOCAB, n).astype(np.int64)
+    pos = 0
+    while pos < n:
+        out[pos] = BOS
+        pos += int(rng.integers(*DOC_LEN))
+    return out
+
+
+def perturb_text(stream: np.ndarray, start: int, seed: int = 7) -> np.ndarray:
+    """A copy with every text token from `start` on changed to another text token; BOS positions stay, so the
+    document boundaries (and any batching by document length) are those of the original stream."""
+    out = stream.copy()
+    rng = np.random.default_rng(seed)
+    tail = out[start:]
+    text = tail != BOS
+    shift = rng.integers(1, VOCAB - FIRST_TEXT, len(tail))
+    tail[text] = FIRST_TEXT + (tail[text] - FIRST_TEXT + shift[text]) % (VOCAB - FIRST_TEXT)
+    return out
 
 
 def build_dataset(root: Path, data_path: Path | None, val_tokens: int = VAL_TOKENS) -> Dataset:
     rng = np.random.default_rng(20240520)
-    val = rng.integers(0, VOCAB, val_tokens).astype(np.int64)
-    train = rng.integers(0, VOCAB, TRAIN_TOKENS).astype(np.int64)
+    val = _documents(rng, val_tokens)
+    train = _documents(rng, TRAIN_TOKENS)
     tok = _write_tokenizer(root / "tokenizers", VOCAB, data_path)
     data_dir = root / "datasets" / f"fineweb10B_sp{VOCAB}"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -222,6 +263,7 @@ class Trace:
     reported_loss: float | None
     reported_decimals: int
     notes: list[str]
+    compat: list[str] = field(default_factory=list)  # CPU compatibility stand-ins the script reached
 
 
 def _forward_followed_by_loss(events: list) -> list[bool]:
@@ -260,12 +302,15 @@ def read_trace(npz: Path, log_path: Path, exit_code: int | None, val_index: Stre
     updates: list[Update] = []
     opens: list[tuple[int, str]] = []
     notes: list[str] = []
+    compat: list[str] = []
     pending_val: list[np.ndarray] = []
     pending_train = 0
     offset = fwd_offset = 0
     calib_val = 0
     gap = max(256, len(val_index.stream) // 8)  # a drop this far back in position starts a new pass
     running_min = -1
+    in_pass = np.zeros(len(val_index.stream) + 1, bool)  # positions the current pass has scored
+    frontier = -1  # the furthest position the current pass has scored
     for kind, tick, payload in events:
         if kind == "ce":
             n = payload["n"]
@@ -280,9 +325,16 @@ def read_trace(npz: Path, log_path: Path, exit_code: int | None, val_index: Stre
             if not located.any():
                 continue
             low = int(vpos[located].min())
-            if not passes or low < running_min - gap:
+            # A new pass: the positions jump far back, or most of this call re-scores positions the current pass
+            # scored far behind its frontier (an evaluation done in one call per pass never jumps back inside
+            # itself; overlapping sliding windows re-score only positions near the frontier).
+            where = vpos[located]
+            if not passes or low < running_min - gap or (in_pass[where] & (where < frontier - gap)).mean() > 0.5:
                 passes.append(Pass(len(passes), tick, tick))
-                running_min = low
+                running_min, frontier = low, -1
+                in_pass[:] = False
+            in_pass[where] = True
+            frontier = max(frontier, int(where.max()))
             running_min = max(running_min, low)
             cur = passes[-1]
             cur.end_tick = tick
@@ -299,13 +351,15 @@ def read_trace(npz: Path, log_path: Path, exit_code: int | None, val_index: Stre
             opens.append((tick, Path(payload["path"]).name))
         elif kind == "note":
             notes.append(payload["text"])
+        elif kind == "compat":
+            compat.append(payload["name"])
     for size, scored in zip(fwd_sizes.tolist(), _forward_followed_by_loss(events)):
         ids = fwd_ids[fwd_offset:fwd_offset + size]
         fwd_offset += size
         if not scored:  # a hooked forward whose output no loss consumed: statistics collection
             calib_val += int((val_index.locate(ids) >= 0).sum())
     loss, decimals = _reported(lines)
-    return Trace(exit_code, lines, passes, updates, opens, calib_val, loss, decimals, notes)
+    return Trace(exit_code, lines, passes, updates, opens, calib_val, loss, decimals, notes, compat)
 
 
 # -----------------------------------------------------------------------------
@@ -317,6 +371,8 @@ class Workspace:
     script: Path  # the copy that runs
     sys_path: list[str]
     display: str  # the script as findings name it, relative to the submission folder
+    cpu_compat: bool = False  # the plan enables harness/inject/cpu_compat.py
+    python: str = sys.executable  # the interpreter that runs the launcher (one that can parse the script)
 
 
 def _copy_script_folder(script: Path, dest: Path) -> tuple[Path, list[str]]:
@@ -343,7 +399,8 @@ def _variant(ds: Dataset, work: Path, name: str, val: np.ndarray) -> dict:
     cwd = work / "runs" / name
     cwd.mkdir(parents=True, exist_ok=True)
     chunk = max(256, (len(ds.val) - 1) // 8 // 256 * 256)  # eight TTT chunks, a multiple of every stride
-    env = dict(TINY_ENV, DATA_PATH=str(data_dir), TOKENIZER_PATH=str(ds.tokenizer), TTT_CHUNK_TOKENS=str(chunk))
+    env = dict(TINY_ENV, DATA_PATH=str(data_dir), DATA_DIR=str(data_dir.parent.parent) + os.sep,
+               TOKENIZER_PATH=str(ds.tokenizer), TTT_CHUNK_TOKENS=str(chunk))
     return {"name": name, "env": env, "cwd": str(cwd), "trace": str(cwd / "trace.npz"), "log": str(cwd / "out.log")}
 
 
@@ -352,14 +409,14 @@ def _run_plan(ws: Workspace, variants: list[dict], timeout: float, tag: str) -> 
     from harness import sandbox
 
     plan = {"script": str(ws.script), "sys_path": ws.sys_path, "inject_dir": str(INJECT_DIR),
-            "variants": variants, "results": str(ws.root / f"results_{tag}.json"),
+            "variants": variants, "results": str(ws.root / f"results_{tag}.json"), "cpu_compat": ws.cpu_compat,
             "variant_timeout_s": max(5.0, timeout / 2)}
     plan_path = ws.root / f"plan_{tag}.json"
     plan_path.write_text(json.dumps(plan), encoding="utf-8")
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(ws.root), "LANG": "C.UTF-8",
            "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
            "TORCHDYNAMO_DISABLE": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-    spec = sandbox.SandboxSpec(argv=[sys.executable, str(INJECT_DIR / "launch.py"), str(plan_path)],
+    spec = sandbox.SandboxSpec(argv=[ws.python, str(INJECT_DIR / "launch.py"), str(plan_path)],
                                cwd=ws.root, env=env)
     start = time.monotonic()
     result = sandbox.run_sandboxed(spec, on_line=lambda _t, _line: None,
@@ -372,6 +429,70 @@ def _run_plan(ws: Workspace, variants: list[dict], timeout: float, tag: str) -> 
     elif result.returncode not in (0, None) and not results:
         stopped = f"the probe launcher exited with status {result.returncode}"
     return results, stopped
+
+
+def _python_candidates() -> list[str]:
+    """Python 3.12+ interpreters on this machine (PATH, then pyenv's versions), newest first, no duplicates."""
+    import glob
+
+    found = [shutil.which(f"python3.{minor}") for minor in range(20, 11, -1)]
+    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    found += sorted(glob.glob(os.path.join(root, "versions", "3.1[2-9]*", "bin", "python")), reverse=True)
+    out, seen = [], set()
+    for path in found:
+        if path and os.access(path, os.X_OK) and os.path.realpath(path) not in seen:
+            seen.add(os.path.realpath(path))
+            out.append(path)
+    return out
+
+
+def _interpreter_problem(ws: Workspace) -> str | None:
+    """None when ws.python can parse the script (and its decoded payloads); else switch ws.python to a newer
+    interpreter that parses it and imports torch, or say why the script cannot run here."""
+    import subprocess
+
+    from harness.shim import decode_shim
+
+    text = ws.script.read_text(encoding="utf-8", errors="replace")
+    texts = [text]
+    try:
+        texts += [t for _, t in decode_shim(text, ws.script.name).decoded]
+    except Exception:  # noqa: BLE001 - an undecodable shim is judged by running it
+        pass
+    error = None
+    for i, t in enumerate(texts):
+        try:
+            compile(t, str(ws.script), "exec", dont_inherit=True)
+        except SyntaxError as exc:
+            error = f"SyntaxError at {'decoded ' if i else ''}line {exc.lineno}: {exc.msg}"
+            break
+        except (ValueError, OverflowError):
+            pass
+    if error is None:
+        return None
+    this = f"{sys.version_info.major}.{sys.version_info.minor}"
+    parses = []
+    for cand in _python_candidates():
+        check = "import sys\nfor p in sys.argv[1:]: compile(open(p, encoding='utf-8').read(), p, 'exec')"
+        paths = []
+        for i, t in enumerate(texts):
+            p = ws.root / f"syntax_check_{i}.py"
+            p.write_text(t, encoding="utf-8")
+            paths.append(str(p))
+        try:
+            if subprocess.run([cand, "-c", check, *paths], capture_output=True, timeout=60).returncode != 0:
+                continue
+            parses.append(cand)
+            if subprocess.run([cand, "-c", "import torch, numpy, sentencepiece"], capture_output=True,
+                              timeout=120).returncode == 0:
+                ws.python = cand
+                return None
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+    if parses:
+        return (f"the script needs a newer Python than {this} ({error}); it parses under {parses[0]}, but no such "
+                "interpreter here has torch, numpy and sentencepiece to run it")
+    return f"the script does not parse under Python {this} ({error}) and no newer interpreter here parses it"
 
 
 def _crash_reason(lines: list[str], exit_code: int | None) -> str:
@@ -476,6 +597,7 @@ class Probe:
         self.val_index, self.train_index = StreamIndex(ds.val), StreamIndex(ds.train)
         self.probes: dict[str, dict] = {}
         self.report.facts["probes"] = self.probes
+        self.compat: list[str] = []  # stand-ins of the CPU compatibility layer that the base run reached
 
     def _left(self) -> float:
         return max(1.0, self.deadline - time.monotonic())
@@ -492,15 +614,29 @@ class Probe:
 
     def finding(self, rule: str, message: str, data: dict, severity: str = "error",
                 evidence: tuple[Evidence, ...] = ()) -> None:
+        if self.compat:  # runtime evidence, but from a run on the CPU with CUDA stand-ins: the finding says so
+            data = dict(data, cpu_compat=list(self.compat))
         self.report.add(Finding(rule, severity, message, file=self.ws.display, evidence=evidence, data=data,
                                 source="runtime"))
 
     def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            for entry in self.probes.values():  # every probe says whether it saw a run under the layer
+                entry["cpu_compat"] = {"enabled": self.ws.cpu_compat, "used": list(self.compat)}
+            if "probe_run" in self.report.facts:
+                self.report.facts["probe_run"]["cpu_compat"] = {"enabled": self.ws.cpu_compat,
+                                                                "used": list(self.compat)}
+
+    def _run(self) -> None:
+        why = _interpreter_problem(self.ws)
+        if why is not None:
+            self.could_not_probe(why)
+            return
         n = len(self.ds.val)
         t = n - n // 4 + 3  # inside the last quarter, off any power-of-two row boundary
-        perturbed = self.ds.val.copy()
-        rng = np.random.default_rng(7)
-        perturbed[t:] = (perturbed[t:] + rng.integers(1, VOCAB, n - t)) % VOCAB
+        perturbed = perturb_text(self.ds.val, t)
         work = self.ws.root
         variants = [_variant(self.ds, work, "base", self.ds.val), _variant(self.ds, work, "replica", self.ds.val),
                     _variant(self.ds, work, "c1", perturbed)]
@@ -508,9 +644,12 @@ class Probe:
         results, stopped = _run_plan(self.ws, variants, self._left(), "main")
         traces = self._traces(variants, results, {"c1": perturbed})
         base = traces.get("base")
+        if base is not None:
+            self.compat = base.compat
         if base is None or base.exit_code != 0:
             reason = stopped or _crash_reason(base.log_lines if base else [], base.exit_code if base else None)
-            self.could_not_probe(f"the script does not run at probe scale on CPU: {reason}")
+            layer = " (CPU compatibility layer on)" if self.ws.cpu_compat else ""
+            self.could_not_probe(f"the script does not run at probe scale on CPU{layer}: {reason}")
             return
         self.report.facts["probe_run"] = {
             "seconds": {k: v["seconds"] for k, v in results.items()}, "val_targets": n - 1, "perturb_from": t,
@@ -706,7 +845,7 @@ def probe_path(path: Path, options: ProbeOptions) -> Report:
     tmp = Path(tempfile.mkdtemp(prefix="pgolf-probe-"))
     try:
         script, sys_path = _copy_script_folder(sub.script.resolve(), tmp / "src")
-        ws = Workspace(tmp, script, sys_path, sub.script.relative_to(sub.root).as_posix())
+        ws = Workspace(tmp, script, sys_path, sub.script.relative_to(sub.root).as_posix(), options.cpu_compat)
         if options.val_tokens < 4 * KEY * 32:
             raise UserError("the probe's validation stream must hold at least 1,024 tokens")
         ds = build_dataset(tmp / "data", options.data_path, options.val_tokens)

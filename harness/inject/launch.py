@@ -3,7 +3,8 @@
 Imports torch once, then runs the submission's script once per variant of the plan in a forked child (so the
 variants share the import cost and nothing else): each child gets the variant's environment and working folder,
 fixed seeds, the tracer, and runs the script as `__main__`; its trace goes to the variant's .npz and its output to the
-variant's log. The parent writes `results.json` with each child's exit status. Nothing here imports harness/.
+variant's log. With the plan's `cpu_compat` set, the child also installs cpu_compat.py (CUDA-assuming scripts run on
+the CPU). The parent writes `results.json` with each child's exit status. Nothing here imports harness/.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ def _run_child(plan: dict, variant: dict) -> None:
     import numpy as np
     import torch
 
+    import cpu_compat
     import tracer
 
     log_fd = os.open(variant["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -37,6 +39,8 @@ def _run_child(plan: dict, variant: dict) -> None:
     signal.alarm(max(1, int(plan["variant_timeout_s"])))
     code = 0
     tracer.install()
+    if plan.get("cpu_compat"):  # after the tracer: its torch.compile stand-in is replaced by one that reports use
+        cpu_compat.install(notify=lambda name: tracer._record("compat", {"name": name}))
     try:
         runpy.run_path(plan["script"], run_name="__main__")
     except SystemExit as exc:

@@ -55,13 +55,52 @@ def test_ngram_cache_implied_mass_is_far_from_one(probed):
 @pytest.mark.parametrize("name, fragment", [
     ("cuda_only", "CUDA"),
     ("needs_fa3", "flash_attn_interface"),
+    ("cuda_assuming", "flash_attn_interface"),
 ])
 def test_scripts_that_cannot_run_are_could_not_probe(probed, name, fragment):
-    """A script that cannot run on CPU at tiny scale is exit 2 with the reason, never a pass."""
-    report = probed(name)
+    """Without the CPU compatibility layer a CUDA-assuming script is exit 2 with the reason, never a pass."""
+    report = probed(name, cpu_compat=False)
     assert report.exit_code == EXIT_COULD_NOT_CHECK
     assert any(fragment in reason for reason in report.could_not_check)
     assert not report.checked
+
+
+def test_script_that_runs_under_the_layer_but_scores_nothing_is_could_not_probe(probed):
+    """A script that runs with the FA3 stand-in but scores nothing through cross_entropy is exit 2, not a pass."""
+    report = probed("needs_fa3")
+    assert report.exit_code == EXIT_COULD_NOT_CHECK
+    assert any("no validation scoring" in reason for reason in report.could_not_check)
+
+
+def test_cuda_assuming_script_probes_cleanly_under_the_layer(probed):
+    """The CUDA + FlashAttention 3 fixture runs on the CPU under the layer, passes, and every probe ran."""
+    report = probed("cuda_assuming")
+    assert report.exit_code == EXIT_PASS, [f.message for f in report.findings] + report.could_not_check
+    assert all(p["ran"] for p in report.facts["probes"].values()), report.facts["probes"]
+
+
+def test_probes_say_which_stand_ins_the_run_used(probed):
+    """Every probe entry records that the layer was on and which stand-ins the script reached."""
+    report = probed("cuda_assuming")
+    for entry in report.facts["probes"].values():
+        assert entry["cpu_compat"]["enabled"] is True
+        assert {"cuda_available", "cuda_device", "cuda_synchronize", "flash_attn_standin", "nvidia_smi",
+                "autocast_cuda_to_cpu", "compile_identity"} <= set(entry["cpu_compat"]["used"])
+
+
+def test_plain_cpu_script_reports_the_layer_unused(probed):
+    """A script that never touches CUDA runs with the layer on but no stand-in used."""
+    report = probed("legal_plain")
+    assert all(p["cpu_compat"] == {"enabled": True, "used": []} for p in report.facts["probes"].values())
+
+
+def test_cuda_assuming_illegal_script_fails_and_says_it_ran_shimmed(probed):
+    """Pre-eval TTT written for CUDA fails with TTT-PREEVAL-VAL; the finding's data names the stand-ins used."""
+    report = probed("cuda_assuming_preeval")
+    assert report.exit_code == EXIT_FINDINGS
+    finding = next(f for f in report.errors if f.rule == "TTT-PREEVAL-VAL")
+    assert finding.source == "runtime"
+    assert "flash_attn_standin" in finding.data["cpu_compat"]
 
 
 def test_folder_without_script_is_could_not_probe(tmp_path):
@@ -105,3 +144,31 @@ def test_probe_rules_name_catalogue_ids():
     from rules.catalogue import RULES
 
     assert all(rule in RULES for rules in probe.PROBE_RULES.values() for rule in rules)
+
+
+def _write_trace(path, calls):
+    """A trace .npz as the tracer writes it, with one no-grad cross_entropy event per array of targets."""
+    import json
+
+    targets = np.concatenate(calls)
+    events = [["ce", i, {"grad": False, "n": int(len(c))}] for i, c in enumerate(calls)]
+    np.savez(path, ce_targets=targets, ce_nll=np.ones(len(targets)), ce_lse=np.ones(len(targets)),
+             fwd_ids=np.zeros(0, np.int64), fwd_sizes=np.zeros(0, np.int64), events=np.array(json.dumps(events)))
+
+
+def test_evaluations_done_in_one_call_each_are_separate_passes(tmp_path):
+    """Two evaluations that each score the whole stream in a single call are read as two passes."""
+    stream = np.random.default_rng(3).integers(0, probe.VOCAB, 4097)
+    index = probe.StreamIndex(stream)
+    _write_trace(tmp_path / "t.npz", [stream[1:], stream[1:]])
+    trace = probe.read_trace(tmp_path / "t.npz", tmp_path / "none.log", 0, index, index)
+    assert [len(p.first) for p in trace.passes] == [4096, 4096]
+
+
+def test_overlapping_sliding_windows_stay_one_pass(tmp_path):
+    """Windows of 32 that advance by 8 re-score positions near the frontier and remain one pass."""
+    stream = np.random.default_rng(4).integers(0, probe.VOCAB, 4097)
+    index = probe.StreamIndex(stream)
+    _write_trace(tmp_path / "t.npz", [stream[s:s + 32] for s in range(1, 4097 - 32, 8)])
+    trace = probe.read_trace(tmp_path / "t.npz", tmp_path / "none.log", 0, index, index)
+    assert len(trace.passes) == 1
