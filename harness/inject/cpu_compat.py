@@ -349,7 +349,8 @@ def _cpu_autocast(dtype=None, enabled: bool = True, cache_enabled=None):
 
 class _NoGrad:
     """torch.inference_mode as torch.no_grad: same values, but tensors made inside stay usable by autograd later
-    (eager code caching, e.g., rotary tables under inference mode then training on them fails; compiled code did not)."""
+    (eager code that caches, e.g., rotary tables under inference mode and trains on them later fails; compiled code
+    did not)."""
 
     def __new__(cls, mode=True):
         import torch
@@ -540,11 +541,56 @@ def flash_attn_kvpacked_func(q, kv, dropout_p: float = 0.0, softmax_scale=None, 
     return flash_attn_func(q, kv[:, :, 0], kv[:, :, 1], dropout_p, softmax_scale, causal, *args, **kwargs)
 
 
+_FA3_OUTPUT = None
+
+
+def _fa3_output_class():
+    """A tensor that unpacks as (out, softmax_lse): FA3's flash_attn_func returned that pair in its early releases
+    and returns the output alone since, and records use both (`y = f(...)` and `y, _ = f(...)`). Any operation on
+    it gives plain tensors, so nothing downstream inherits the unpacking."""
+    global _FA3_OUTPUT
+    if _FA3_OUTPUT is None:
+        import torch
+
+        class FA3Output(torch.Tensor):
+            @classmethod
+            def __torch_function__(cls, func, types, args=(), kwargs=None):
+                with torch._C.DisableTorchFunctionSubclass():
+                    return func(*args, **(kwargs or {}))
+
+            def __iter__(self):
+                used("flash_attn_pair_unpacked")
+                plain = self.as_subclass(torch.Tensor)
+                return iter((plain, getattr(self, "_lse_fn", lambda: None)()))
+
+        _FA3_OUTPUT = FA3Output
+    return _FA3_OUTPUT
+
+
+def _lse(q, k, causal: bool, softmax_scale=None):
+    """FA3's softmax_lse, (B, H, Tq), in fp32."""
+    import torch
+
+    hq, hk = q.shape[-2], k.shape[-2]
+    if hq != hk:
+        k = k.repeat_interleave(hq // hk, dim=-2)
+    scale = softmax_scale if softmax_scale is not None else q.shape[-1] ** -0.5
+    scores = torch.einsum("bqhd,bkhd->bhqk", q.detach().float(), k.detach().float()) * scale
+    if causal:
+        tq, tk = q.shape[1], k.shape[1]
+        i = torch.arange(tq).unsqueeze(1) + (tk - tq)
+        scores = scores.masked_fill(torch.arange(tk).unsqueeze(0) > i, float("-inf"))
+    return torch.logsumexp(scores, dim=-1)
+
+
 def _fa3_func(q, k, v, softmax_scale=None, causal: bool = False, *args, window_size=(-1, -1), softcap: float = 0.0,
               **kwargs):
-    """FlashAttention 3's flash_attn_func (no dropout argument): returns the output only."""
+    """FlashAttention 3's flash_attn_func (no dropout argument): the output, which also unpacks as (out, lse)."""
     used("flash_attn_standin")
-    return _attend(q, k, v, causal=causal, softmax_scale=softmax_scale, window_size=window_size, softcap=softcap)
+    out = _attend(q, k, v, causal=causal, softmax_scale=softmax_scale, window_size=window_size, softcap=softcap)
+    wrapped = out.as_subclass(_fa3_output_class())
+    wrapped._lse_fn = lambda: _lse(q, k, causal, softmax_scale)
+    return wrapped
 
 
 def _fa3_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q=None, max_seqlen_k=None, softmax_scale=None,

@@ -45,6 +45,8 @@ CHECKS = textwrap.dedent("""
         out["varlen_diff"] = float((packed - parts).abs().max())
         import flash_attn
         from flash_attn.flash_attn_interface import flash_attn_func as fa2
+        y, lse = flash_attn_func(q, k, v, causal=True)
+        out["fa3_pair"] = [list(y.shape), list(lse.shape), float((y - ref).abs().max())]
         out["fa2_diff"] = float((fa2(q, k, v, 0.0, causal=True) - ref).abs().max())
     import torch.distributed as dist
     dist.init_process_group(backend="nccl", device_id=d)
@@ -105,6 +107,12 @@ def test_fa3_standin_matches_sdpa_with_grouped_kv_heads(checks):
 def test_fa2_standin_takes_dropout_positionally(checks):
     """flash_attn.flash_attn_interface.flash_attn_func (FA2 argument order) gives the same attention."""
     assert checks["fa2_diff"] < 1e-5
+
+
+def test_fa3_output_also_unpacks_as_out_and_lse(checks):
+    """`y, lse = flash_attn_func(...)` (FA3's early API) gives the (B, T, H, D) output and a (B, H, T) lse."""
+    assert checks["fa3_pair"][:2] == [[2, 9, 4, 8], [2, 4, 9]]
+    assert checks["fa3_pair"][2] < 1e-5
 
 
 def test_causal_alignment_is_bottom_right_for_short_queries(checks):
