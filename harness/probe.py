@@ -232,12 +232,15 @@ def _rolling_keys(a: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Pass:
-    """One left-to-right scoring pass: the first no-grad observation of each validation position."""
+    """One left-to-right scoring pass: the first no-grad observation of each validation position. A pass with
+    `one_forward` set is instead the first observation, with or without grad, of each position from `start_tick` on:
+    the score of an evaluator that scores and trains from the same forward (PR #77's LoRA TTT)."""
 
     index: int
     start_tick: int
     end_tick: int
     first: dict[int, tuple[float, float, int]] = field(default_factory=dict)  # pos -> (nll, lse, tick)
+    one_forward: bool = False
 
     @property
     def mean_nll(self) -> float:
@@ -264,6 +267,8 @@ class Trace:
     reported_decimals: int
     notes: list[str]
     compat: list[str] = field(default_factory=list)  # CPU compatibility stand-ins the script reached
+    observed: list = field(default_factory=list)  # (tick, grad, positions, nll, lse) of every call on validation
+    one_forward: list[Pass] | None = None  # built by one_forward_candidates only when no plain pass matches
 
 
 def _forward_followed_by_loss(events: list) -> list[bool]:
@@ -311,12 +316,16 @@ def read_trace(npz: Path, log_path: Path, exit_code: int | None, val_index: Stre
     running_min = -1
     in_pass = np.zeros(len(val_index.stream) + 1, bool)  # positions the current pass has scored
     frontier = -1  # the furthest position the current pass has scored
+    observed: list[tuple[int, bool, np.ndarray, np.ndarray, np.ndarray]] = []  # every call on validation targets
     for kind, tick, payload in events:
         if kind == "ce":
             n = payload["n"]
             y, e_nll, e_lse = targets[offset:offset + n], nll[offset:offset + n], lse[offset:offset + n]
             offset += n
             vpos = val_index.locate(y)
+            if (vpos > 0).any():
+                keep = vpos > 0
+                observed.append((tick, bool(payload["grad"]), vpos[keep], e_nll[keep], e_lse[keep]))
             if payload["grad"]:
                 pending_val.append(vpos[vpos > 0])
                 pending_train += int((train_index.locate(y) >= 0).sum())
@@ -359,7 +368,46 @@ def read_trace(npz: Path, log_path: Path, exit_code: int | None, val_index: Stre
         if not scored:  # a hooked forward whose output no loss consumed: statistics collection
             calib_val += int((val_index.locate(ids) >= 0).sum())
     loss, decimals = _reported(lines)
-    return Trace(exit_code, lines, passes, updates, opens, calib_val, loss, decimals, notes, compat)
+    return Trace(exit_code, lines, passes, updates, opens, calib_val, loss, decimals, notes, compat, observed)
+
+
+ONE_FORWARD_ORDINALS = (1, 2, 3, 0)  # which observation of each position may be its score; 0: the last one
+
+
+def _one_forward_passes(observed: list, passes: list[Pass]) -> list[Pass]:
+    """Candidate passes for evaluators that score from a forward that also trains (PR #77's LoRA TTT), built only
+    when no plain pass matches the printed score. From the first grad-enabled validation call after each plain pass
+    (and before any): for each ordinal k, the k-th observation of every position from there on (or its last, when
+    it has fewer). The first observation is a score-first evaluator's score; a later one is the score of a loop that
+    trained on the position first (one forward ahead, or an epoch before). Indexed after the plain passes, so base
+    and perturbed runs pair them the same way."""
+    ends = sorted({-1} | {p.end_tick for p in passes})
+    grad_ticks = [t for t, grad, *_ in observed if grad]
+    starts = sorted({next(t for t in grad_ticks if t > end) for end in ends if grad_ticks and grad_ticks[-1] > end})
+    out: list[Pass] = []
+    for start in starts:
+        calls = [o for o in observed if o[0] >= start]
+        pos = np.concatenate([o[2] for o in calls])
+        ticks = np.concatenate([np.full(len(o[2]), o[0]) for o in calls])
+        nll, lse = np.concatenate([o[3] for o in calls]), np.concatenate([o[4] for o in calls])
+        order = np.argsort(pos, kind="stable")  # per position, its observations in call order
+        sorted_pos = pos[order]
+        group_start = np.r_[0, np.nonzero(np.diff(sorted_pos))[0] + 1]
+        counts = np.diff(np.r_[group_start, len(sorted_pos)])
+        for k in ONE_FORWARD_ORDINALS:
+            pick = order[group_start + (counts - 1 if k == 0 else np.minimum(k, counts) - 1)]
+            cand = Pass(len(passes) + len(out), start, int(ticks.max()), one_forward=True)
+            cand.first = {int(q): (float(a), float(b), int(t))
+                          for q, a, b, t in zip(pos[pick], nll[pick], lse[pick], ticks[pick])}
+            out.append(cand)
+    return out
+
+
+def one_forward_candidates(trace: Trace) -> list[Pass]:
+    """The trace's one-forward candidate passes, built on first use (they cost a pass over every observation)."""
+    if trace.one_forward is None:
+        trace.one_forward = _one_forward_passes(trace.observed, trace.passes)
+    return trace.one_forward
 
 
 # -----------------------------------------------------------------------------
@@ -511,18 +559,26 @@ def _crash_reason(lines: list[str], exit_code: int | None) -> str:
 # Judging the traces
 
 def _reported_pass(trace: Trace) -> Pass | None:
-    """The scoring pass whose mean NLL is the printed final val_loss (the last such pass)."""
+    """The scoring pass whose mean NLL is the printed final val_loss (the last such pass); failing that, a
+    one-forward candidate that matches and covers the validation positions seen at all."""
     if trace.reported_loss is None:
         return None
     tol = 0.6 * 10 ** -trace.reported_decimals + 2e-5
     match = [p for p in trace.passes if p.first and abs(p.mean_nll - trace.reported_loss) <= tol]
-    return match[-1] if match else None
+    if match:
+        return match[-1]
+    candidates = one_forward_candidates(trace)
+    seen = set().union(*(p.first for p in trace.passes + candidates))
+    match = [p for p in candidates if len(p.first) >= 0.9 * len(seen) and abs(p.mean_nll - trace.reported_loss) <= tol]
+    return match[0] if match else None  # the earliest observation that explains the score
 
 
 def _c1_changes(base: Trace, other: Trace, t: int) -> list[dict]:
     """Per pass: positions before t whose NLL changed, positions up to t whose log-partition changed."""
     out = []
-    for a, b in zip(base.passes, other.passes):
+    extra = base.one_forward is not None  # candidates are compared only when the base run needed them
+    pairs = zip(base.passes + (base.one_forward or []), other.passes + (one_forward_candidates(other) if extra else []))
+    for a, b in pairs:
         common = [p for p in a.first if p in b.first and p <= t]
         nll = [p for p in common if p < t and abs(a.first[p][0] - b.first[p][0]) > TOL]
         lse = [p for p in common if abs(a.first[p][1] - b.first[p][1]) > TOL]
@@ -660,13 +716,19 @@ class Probe:
             "notes": base.notes[:5]}
         phases = _phases(base)
         self.data_access(base, phases)
-        if not base.passes:
-            self.could_not_probe("no validation scoring was observed (the score does not go through "
-                                 "torch.nn.functional.cross_entropy on validation targets)")
-            return
         reported = _reported_pass(base)
+        if not base.passes and reported is None:
+            self.could_not_probe("no validation scoring was observed (the score does not go through "
+                                 "torch.nn.functional.cross_entropy on validation targets, or comes from a forward "
+                                 "that also trains in a way no observation order explains)")
+            return
         judged = [reported] if reported is not None else base.passes
         self.report.facts["probe_run"]["reported_pass"] = None if reported is None else reported.index
+        if reported is not None and reported.one_forward:
+            self.report.facts["probe_run"]["reported_pass_one_forward"] = {
+                "from_tick": reported.start_tick, "positions": len(reported.first),
+                "what": "the printed score is the mean of observations that include grad-enabled forwards "
+                        "(an evaluator that scores and trains from the same forward)"}
         c1 = self.causality(base, traces, judged, t)
         c3_rules = self.score_before_update(base, judged, phases, c1)
         if c1 and not c3_rules:

@@ -7,7 +7,7 @@ from harness import probe
 from harness.findings import EXIT_COULD_NOT_CHECK, EXIT_FINDINGS, EXIT_PASS
 
 
-@pytest.mark.parametrize("name", ["legal_plain", "legal_ttt", "reference/train_gpt.py"])
+@pytest.mark.parametrize("name", ["legal_plain", "legal_ttt", "legal_ttt_one_forward", "reference/train_gpt.py"])
 def test_legal_evaluators_pass_every_probe(probed, name):
     """A legal evaluator (plain, score-first TTT, the reference with its TTT) passes and every probe ran."""
     report = probed(name)
@@ -17,6 +17,8 @@ def test_legal_evaluators_pass_every_probe(probed, name):
 
 @pytest.mark.parametrize("name, rule", [
     ("illegal_preeval_ttt", "TTT-PREEVAL-VAL"),
+    ("illegal_ttt_lookahead", "TTT-PREEVAL-VAL"),
+    ("illegal_ttt_grad_second_epoch", "TTT-PREEVAL-VAL"),
     ("illegal_multipass", "TTT-MULTIPASS-SCORE"),
     ("illegal_rescore", "RESCORE-S1"),
     ("illegal_slot", "SLOT-SCORED-TARGETS"),
