@@ -30,6 +30,7 @@ probe with that reason.
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import os
@@ -241,6 +242,7 @@ class Pass:
     end_tick: int
     first: dict[int, tuple[float, float, int]] = field(default_factory=dict)  # pos -> (nll, lse, tick)
     one_forward: bool = False
+    earlier: dict[int, int] = field(default_factory=dict)  # one-forward: pos -> tick of the observation before
 
     @property
     def mean_nll(self) -> float:
@@ -395,10 +397,13 @@ def _one_forward_passes(observed: list, passes: list[Pass]) -> list[Pass]:
         group_start = np.r_[0, np.nonzero(np.diff(sorted_pos))[0] + 1]
         counts = np.diff(np.r_[group_start, len(sorted_pos)])
         for k in ONE_FORWARD_ORDINALS:
-            pick = order[group_start + (counts - 1 if k == 0 else np.minimum(k, counts) - 1)]
+            rank = counts - 1 if k == 0 else np.minimum(k, counts) - 1
+            pick = order[group_start + rank]
             cand = Pass(len(passes) + len(out), start, int(ticks.max()), one_forward=True)
             cand.first = {int(q): (float(a), float(b), int(t))
                           for q, a, b, t in zip(pos[pick], nll[pick], lse[pick], ticks[pick])}
+            before = rank > 0
+            cand.earlier = dict(zip(pos[pick][before].tolist(), ticks[order[group_start + rank - 1]][before].tolist()))
             out.append(cand)
     return out
 
@@ -776,9 +781,17 @@ class Probe:
     # --- C3/C4 -------------------------------------------------------------------------------------------------
     def score_before_update(self, trace: Trace, judged: list[Pass], ph: Phases, c1: dict | None) -> set[str]:
         by_rule: dict[str, list[tuple[Pass, int]]] = {}
+        call_ticks = sorted(t for t, *_ in trace.observed)
         for p in judged:
             for pos, u in _contamination(p, trace.updates):
-                by_rule.setdefault(_classify(p, u, trace, ph), []).append((p, pos))
+                rule = _classify(p, u, trace, ph)
+                if p.one_forward and rule == "TTT-PREEVAL-VAL" and pos in p.earlier:
+                    # scored from a later sweep: other validation calls ran between the position's previous
+                    # observation and its score (an epoch loop around the chunks), not a re-run of the same chunk
+                    lo, hi = p.earlier[pos], p.first[pos][2]
+                    if bisect.bisect_left(call_ticks, hi) - bisect.bisect_right(call_ticks, lo) > 0:
+                        rule = "TTT-MULTIPASS-SCORE"
+                by_rule.setdefault(rule, []).append((p, pos))
         self.probes["c3_score_before_update"] = {
             "ran": True, "passes_judged": [p.index for p in judged],
             "scored_after_update": {rule: len(v) for rule, v in by_rule.items()}}

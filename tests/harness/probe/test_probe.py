@@ -20,6 +20,7 @@ def test_legal_evaluators_pass_every_probe(probed, name):
     ("illegal_ttt_lookahead", "TTT-PREEVAL-VAL"),
     ("illegal_ttt_grad_second_epoch", "TTT-PREEVAL-VAL"),
     ("illegal_multipass", "TTT-MULTIPASS-SCORE"),
+    ("illegal_multipass_one_forward", "TTT-MULTIPASS-SCORE"),
     ("illegal_rescore", "RESCORE-S1"),
     ("illegal_slot", "SLOT-SCORED-TARGETS"),
     ("illegal_ngram", "NGRAM-TARGET-IN-KEY"),
