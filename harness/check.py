@@ -96,7 +96,7 @@ def check_submission(sub: Submission, options: CheckOptions, report: Report) -> 
         _run_stage(report, "claims", lambda: check_claims(claims, logs, report))
     if code is not None:
         _run_stage(report, "size", lambda: check_size(sub, code, logs, report, strict_size=options.strict_size))
-        _run_stage(report, "consistency", lambda: check_log_code(code, logs, report))
+        _run_stage(report, "consistency", lambda: check_log_code(code, logs, report, _other_scripts(sub, code)))
         _run_stage(report, "binding", lambda: check_binding(sub, code, logs, report))
         _run_stage(report, "rules", lambda: run_static_rules(code, logs, allow, report))
         _run_stage(report, "text-scans", lambda: run_text_scans(sub, code, report))
@@ -138,6 +138,23 @@ def check_path(path: Path, options: CheckOptions | None = None) -> Report:
 # The challenge repository's layout says which track a folder was submitted to; a PR that puts a run under
 # records/track_10min_16mb/ asks to be judged by the record budgets, whatever its submission.json says or omits.
 TRACK_FOLDERS = {"track_10min_16mb": "10min_16mb", "track_non_record_16mb": "non_record_16mb"}
+
+
+OTHER_SCRIPT_MAX_BYTES = 2_000_000
+
+
+def _other_scripts(sub: Submission, code) -> dict[str, str]:
+    """The folder's .py files that the entry script does not run (relative path -> text): a log may come from one."""
+    counted = {str(p) for p in (getattr(code, "counted_files", None) or {})}
+    out = {}
+    for rel in sub.files:
+        rel_s = sub.display(rel)
+        if rel.suffix != ".py" or rel_s in counted or (sub.script and sub.abs(rel) == sub.script):
+            continue
+        path = sub.abs(rel)
+        if path.stat().st_size <= OTHER_SCRIPT_MAX_BYTES:
+            out[rel_s] = path.read_text(encoding="utf-8", errors="replace")
+    return out
 
 
 def _infer_track_from_location(sub: Submission, claims: object) -> None:

@@ -61,19 +61,24 @@ def _shipped_bytes(code) -> int | None:
     return None
 
 
-def check_log_code(code, logs: list[LogRun], report: Report) -> None:
-    """Compare every log's source dump and `Code size` line with the shipped code."""
+def check_log_code(code, logs: list[LogRun], report: Report, other_scripts: dict[str, str] | None = None) -> None:
+    """Compare every log's source dump and `Code size` line with the shipped code. `other_scripts` (relative path
+    -> text) are the folder's other .py files, which the entry script does not run: a log they produced is
+    consistent with shipped code, but not with the entry script, and that is a warning."""
     runs = [r for r in logs if r.is_run_log]
     units = _unit_texts(code)
+    others = [(path, "other", _normalise(text)) for path, text in (other_scripts or {}).items()]
+    other_sizes = {path: len(text.encode("utf-8")) for path, text in (other_scripts or {}).items()}
     shipped = _shipped_bytes(code)
     judged = False
     for run in runs:
         if run.embedded_source and units:
             judged = True
-            _compare_dump(run, units, report)
+            sizes = {shipped, *_counted_sizes(code).values(), *other_sizes.values()} - {None}
+            _compare_dump(run, units, others, sizes, report)
         if run.code_size_bytes is not None and shipped is not None:
             judged = True
-            _compare_size(run, shipped, _counted_sizes(code), report)
+            _compare_size(run, shipped, _counted_sizes(code), other_sizes, report)
     if judged:
         report.mark_checked("LOG-CODE-CONSISTENCY")
     elif not runs:
@@ -82,28 +87,50 @@ def check_log_code(code, logs: list[LogRun], report: Report) -> None:
         report.skip("LOG-CODE-CONSISTENCY", "the logs carry neither a source dump nor a Code size line")
 
 
-def _compare_dump(run: LogRun, units: list[tuple[str, str, list[str]]], report: Report) -> None:
+def _compare_dump(run: LogRun, units: list[tuple[str, str, list[str]]], others: list[tuple[str, str, list[str]]],
+                  file_sizes: set[int], report: Report) -> None:
     # A log of several runs dumps the source before each; the last dump belongs to the run whose score ends the log.
     later = getattr(run, "later_sources", None) or []
     source, dump_line = later[-1] if later else (run.embedded_source, run.embedded_source_line)
     dumped = _normalise(source)
-    for _, _, lines in units:
-        if lines == dumped:
-            return
-        if run.source_truncated and lines[: len(dumped) - 1] == dumped[:-1]:
-            return  # the dump was capped while reading: its prefix matches
-    results = [(diff_summary(dumped, lines), path, origin) for path, origin, lines in units]
+    for path, origin, lines in units + others:
+        if lines == dumped or (run.source_truncated and lines[: len(dumped) - 1] == dumped[:-1]):
+            if origin == "other":  # shipped, but not the entry script: the record's score may not be its run's
+                report.add(Finding(
+                    "LOG-CODE-CONSISTENCY", "warning",
+                    f"the source printed in the log is the shipped {path}, not the entry script: this log was "
+                    f"produced by {path}", file=run.path, line=dump_line, seed=run.seed, source="log",
+                    evidence=(Evidence(path, 1, "the script whose source the log prints"),), data={"file": path}))
+            return  # equal (or, for a dump capped while reading, its prefix matches)
+    results = [(diff_summary(dumped, lines), path, origin) for path, origin, lines in units + others]
     (first, changed, summary), path, origin = min(results, key=lambda r: r[0][1])
     log_line = (dump_line or 1) + (first or 1) - 1
-    # Differences in whitespace alone (an edited log, a re-indented line) are not other code.
-    only_whitespace = any([l.split() for l in lines] == [d.split() for d in dumped] for _, _, lines in units)
+    # Differences in whitespace alone (an edited log, a re-indented line) are not other code; nor is a dump that
+    # cannot be source at all (console output interleaved with it) when the log's Code size is a shipped file's.
+    only_whitespace = any([l.split() for l in lines] == [d.split() for d in dumped] for _, _, lines in units + others)
+    garbled = run.code_size_bytes in file_sizes and not _compiles(dumped)
+    where = {"shipped": "the shipped ", "other": "the shipped (not run by the entry script) "}.get(origin, "the ")
+    note = " (the dump does not compile; the logged Code size is that file's: console output cut into it)" \
+        if garbled and not only_whitespace else ""
     report.add(Finding(
-        "LOG-CODE-CONSISTENCY", "warning" if only_whitespace else "error",
-        f"the source printed in the log differs from the shipped {path}"
-        + (" (decoded)" if origin != "shipped" else "") + f": {summary}",
+        "LOG-CODE-CONSISTENCY", "warning" if only_whitespace or garbled else "error",
+        f"the source printed in the log differs from {where}{path}"
+        + (" (decoded)" if origin not in ("shipped", "other") else "") + f": {summary}{note}",
         file=run.path, line=log_line, seed=run.seed, source="log",
-        evidence=(Evidence(path, first, f"{'decoded ' if origin != 'shipped' else ''}code at the first difference"),),
-        data={"first_difference_line": first, "lines_changed": changed}))
+        evidence=(Evidence(path, first, f"{'decoded ' if origin not in ('shipped', 'other') else ''}code at the "
+                                        "first difference"),),
+        data={"first_difference_line": first, "lines_changed": changed, "closest_file": path}))
+
+
+def _compiles(lines: list[str]) -> bool:
+    """Whether the dumped lines parse as Python (a console capture with output cut into the source does not)."""
+    import ast
+
+    try:
+        ast.parse("\n".join(lines))
+    except (SyntaxError, ValueError):
+        return False
+    return True
 
 
 SIZE_ERROR_FRACTION = 0.05  # a logged code size more than 5 % off the shipped script means other code ran
@@ -120,20 +147,23 @@ def _counted_sizes(code) -> dict[str, int]:
     return sizes
 
 
-def _compare_size(run: LogRun, shipped: int, counted: dict[str, int], report: Report) -> None:
+def _compare_size(run: LogRun, shipped: int, counted: dict[str, int], other_sizes: dict[str, int],
+                  report: Report) -> None:
     logged = run.code_size_bytes
     if logged == shipped:
         return
     line = run.line_of.get("code_size")
     wrapper = run.code_size_compressed_bytes
-    same_file = next((p for p, n in counted.items() if n == logged), None)
+    same_file = next((p for p, n in {**counted, **other_sizes}.items() if n == logged), None)
     if same_file is not None or (counted and logged == sum(counted.values())):
         what = same_file or "all counted code files together"
+        why = ("the log was produced by that script" if same_file in other_sizes and same_file not in counted
+               else "the script that ran counted another file")
         report.add(Finding(
             "LOG-CODE-CONSISTENCY", "warning",
-            f"log Code size {logged:,} bytes equals {what}, not the shipped train_gpt.py ({shipped:,} bytes): "
-            "the script that ran counted another file", file=run.path, line=line, seed=run.seed, source="log",
-            data={"logged": logged, "shipped": shipped}))
+            f"log Code size {logged:,} bytes equals {what}, not the shipped train_gpt.py "
+            f"({f'{shipped:,} bytes' if shipped else 'missing'}): {why}",
+            file=run.path, line=line, seed=run.seed, source="log", data={"logged": logged, "shipped": shipped}))
         return
     if wrapper is not None:
         report.add(Finding(
@@ -147,7 +177,8 @@ def _compare_size(run: LogRun, shipped: int, counted: dict[str, int], report: Re
         return  # no shipped script at all: the layout check reports the missing file
     # Compare with the closest file whose code runs: behind an exec(open(...)) loader that is the loaded file,
     # not the 74-byte loader (#1412).
-    scripts = {p: n for p, n in counted.items() if p.endswith(".py") and n > 0} or {"train_gpt.py": shipped}
+    scripts = {p: n for p, n in {**counted, **other_sizes}.items() if p.endswith(".py") and n > 0} \
+        or {"train_gpt.py": shipped}
     path, size = min(scripts.items(), key=lambda item: abs(logged - item[1]))
     # A few bytes apart is an edit after the run (a comment, a default); far apart is other code (#945: 98,302 vs
     # 47,686 bytes). Only the latter is an error without a source dump to compare.

@@ -22,3 +22,33 @@ def test_code_size_difference_severity(logged, severity):
     report = Report("x")
     check_log_code(code, [run], report)
     assert [f.severity for f in report.findings if f.rule == "LOG-CODE-CONSISTENCY"] == ([severity] if severity else [])
+
+
+ENTRY = "import os\n\n\ndef main():\n    print(os.sep)\n\n\nif __name__ == '__main__':\n    main()\n"
+OTHER = "import sys\n\n\ndef main():\n    print(sys.argv, 'hybrid')\n\n\nif __name__ == '__main__':\n    main()\n"
+GARBLED = OTHER[:30] + "step:1/10 train_loss:6.93\n" + OTHER[30:]  # console output cut into the dump
+
+
+def judge_dump(dump: str, logged_size: int, others: dict[str, str]) -> list[tuple[str, str]]:
+    """(severity, message) of the consistency findings for a log that dumps `dump` and logs `logged_size`."""
+    code = SimpleNamespace(units=[SimpleNamespace(path="train_gpt.py", text=ENTRY, origin="shipped")],
+                           shipped_bytes=len(ENTRY), counted_files={"train_gpt.py": len(ENTRY)})
+    run = parse_log(dump + "=" * 100 + f"\nCode size: {logged_size} bytes\n"
+                    "final_int8_zlib_roundtrip_exact val_loss:2.0 val_bpb:1.2\n", "train.log")
+    report = Report("x")
+    check_log_code(code, [run], report, others)
+    return [(f.severity, f.message) for f in report.findings if f.rule == "LOG-CODE-CONSISTENCY"]
+
+
+@pytest.mark.parametrize(("dump", "size", "others", "severities", "fragment"), [
+    (OTHER, len(OTHER), {"train_gpt_hybrid.py": OTHER}, ["warning", "warning"], "produced by train_gpt_hybrid.py"),
+    (OTHER, len(OTHER), {}, ["error", "error"], "differs from the shipped train_gpt.py"),
+    (GARBLED, len(OTHER), {"train_gpt_hybrid.py": OTHER}, ["warning", "warning"], "does not compile"),
+    (OTHER.replace("hybrid", "hybrid2"), len(OTHER), {"train_gpt_hybrid.py": OTHER}, ["error", "warning"],
+     "not run by the entry script) train_gpt_hybrid.py"),
+])
+def test_logs_of_another_shipped_script(dump, size, others, severities, fragment):
+    """A log from another shipped script warns and names it; other code is an error naming the closest file."""
+    findings = judge_dump(dump, size, others)
+    assert sorted(s for s, _ in findings) == sorted(severities)
+    assert any(fragment in m for _, m in findings), findings
