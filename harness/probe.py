@@ -9,7 +9,9 @@ and optimizer step, data file opens, calibration forwards and printed lines on o
 * C1 causality: a second run with the validation tokens perturbed from position t on; the scores of positions before
   t (and the log-partition at t) must not change. A replica run first proves the script is deterministic.
 * C3/C4 score before update: no position's scored NLL may come after an update that used it as a target; the pass
-  whose mean matches the printed final val_loss is the one judged.
+  whose mean matches the printed final val_loss is the one judged. When no no-grad pass matches, candidates built
+  from grad-enabled forwards too (the k-th observation of each position) are tried: an evaluator that scores from the
+  forward it trains on (PR #77) is judged by its first observations, one that scores a later sweep by its k-th.
 * C2 normalization: when the printed score equals the mean of the observed -log softmax, it is normalized by
   construction; otherwise the last target is set to every vocabulary entry in turn and the implied probabilities,
   anchored by a run one token shorter, must sum to 1 (the PR #886 measurement).
