@@ -151,12 +151,14 @@ def ci(base: str, head: str, repo_path: Path, sarif: Path | None, markdown: Path
 @click.option("--data", "data_path", type=click.Path(path_type=Path), default=None,
               help="Dataset folder (default: the local dataset from `data`).")
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds allowed for the probe run.")
-def probe(path: Path, fmt: str, output: Path | None, data_path: Path | None, timeout: float) -> None:
+@click.option("--cpu-compat/--no-cpu-compat", default=True, show_default=True,
+              help="Run CUDA-assuming scripts on the CPU (CUDA calls kept on the CPU, flash-attn stand-ins on SDPA).")
+def probe(path: Path, fmt: str, output: Path | None, data_path: Path | None, timeout: float, cpu_compat: bool) -> None:
     """Run the submission's evaluation at tiny scale with causality and score-before-update probes."""
     from harness.probe import ProbeOptions, probe_path
     from harness.render import render
 
-    report = probe_path(path, ProbeOptions(data_path=data_path, timeout=timeout))
+    report = probe_path(path, ProbeOptions(data_path=data_path, timeout=timeout, cpu_compat=cpu_compat))
     _emit(render(report, fmt), output)
     sys.exit(report.exit_code)
 

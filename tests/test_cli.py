@@ -74,3 +74,11 @@ def test_rules_lists_every_rulebook_id():
     result = _run("rules", "--format", "json")
     rows = json.loads(result.stdout)
     assert [r["id"] for r in rows] == list(RULES)
+
+
+def test_probe_without_the_cpu_compatibility_layer():
+    """`probe --no-cpu-compat` runs a CUDA-assuming script as it is: could not probe (exit 2) with the reason."""
+    fixture = ROOT / "tests" / "harness" / "probe" / "fixtures" / "cuda_assuming.py"
+    result = _run("probe", str(fixture), "--no-cpu-compat", "--format", "json", "--timeout", "120")
+    assert result.returncode == 2, result.stderr
+    assert any("flash_attn_interface" in reason for reason in json.loads(result.stdout)["could_not_check"])
