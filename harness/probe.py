@@ -375,16 +375,26 @@ def read_trace(npz: Path, log_path: Path, exit_code: int | None, val_index: Stre
     return Trace(exit_code, lines, passes, updates, opens, calib_val, loss, decimals, notes, compat, observed)
 
 
-ONE_FORWARD_ORDINALS = (1, 2, 3, 0)  # which observation of each position may be its score; 0: the last one
+ONE_FORWARD_UPDATES = (1, 2, 3)  # the forward before a position's j-th update may be its score
+ONE_FORWARD_ORDINALS = (1, 2, 3, 0)  # else its k-th observation; 0: the last one
+ONE_FORWARD_SWEEPS = (2, 3, 4)  # else the first observation of the last of E equal sweeps (epochs over the stream)
 
 
-def _one_forward_passes(observed: list, passes: list[Pass]) -> list[Pass]:
+def _one_forward_passes(observed: list, passes: list[Pass], updates: list[Update]) -> list[Pass]:
     """Candidate passes for evaluators that score from a forward that also trains (PR #77's LoRA TTT), built only
     when no plain pass matches the printed score. From the first grad-enabled validation call after each plain pass
-    (and before any): for each ordinal k, the k-th observation of every position from there on (or its last, when
-    it has fewer). The first observation is a score-first evaluator's score; a later one is the score of a loop that
-    trained on the position first (one forward ahead, or an epoch before). Indexed after the plain passes, so base
-    and perturbed runs pair them the same way."""
+    (and before any), two families, in this order:
+
+    * update-anchored, j = 1, 2, 3: for each position, its last observation before the j-th update that used it (the
+      forward whose loss drove that update), or its j-th observation when fewer updates used it (a last chunk that
+      is never trained). j = 1 is a one-forward score-first evaluator; j > 1 scores after training on the position
+      (an epoch before, or a look-ahead forward), however often it was re-read as context in between;
+    * ordinal, k = 1, 2, 3, last: the k-th observation of every position;
+    * sweeps, E = 2, 3, 4: the first observation of the last of E equal sweeps, when every sweep re-reads each
+      position the same number of times as context (an epoch loop around windowed chunks: PR #568).
+
+    Positions the phase never observes keep their score from the latest plain pass before it. Indexed after the
+    plain passes, so base and perturbed runs pair them the same way."""
     ends = sorted({-1} | {p.end_tick for p in passes})
     grad_ticks = [t for t, grad, *_ in observed if grad]
     starts = sorted({next(t for t in grad_ticks if t > end) for end in ends if grad_ticks and grad_ticks[-1] > end})
@@ -395,17 +405,37 @@ def _one_forward_passes(observed: list, passes: list[Pass]) -> list[Pass]:
         ticks = np.concatenate([np.full(len(o[2]), o[0]) for o in calls])
         nll, lse = np.concatenate([o[3] for o in calls]), np.concatenate([o[4] for o in calls])
         order = np.argsort(pos, kind="stable")  # per position, its observations in call order
-        sorted_pos = pos[order]
+        sorted_pos, sorted_ticks = pos[order], ticks[order]
         group_start = np.r_[0, np.nonzero(np.diff(sorted_pos))[0] + 1]
         counts = np.diff(np.r_[group_start, len(sorted_pos)])
-        for k in ONE_FORWARD_ORDINALS:
-            rank = counts - 1 if k == 0 else np.minimum(k, counts) - 1
+        group_pos = sorted_pos[group_start]
+        later = [u for u in updates if u.tick >= start and len(u.val_positions)]
+        upd_pos = np.concatenate([u.val_positions for u in later]) if later else np.zeros(0, np.int64)
+        upd_tick = np.concatenate([np.full(len(u.val_positions), u.tick) for u in later]) if later else upd_pos
+        u_order = np.lexsort((upd_tick, upd_pos))
+        u_pos, u_tick = upd_pos[u_order], upd_tick[u_order]
+        u_start = np.r_[0, np.nonzero(np.diff(u_pos))[0] + 1] if len(u_pos) else np.zeros(0, np.int64)
+        u_rank = np.arange(len(u_pos)) - np.repeat(u_start, np.diff(np.r_[u_start, len(u_pos)]))
+        ranks = []
+        for j in ONE_FORWARD_UPDATES:
+            threshold = np.full(int(max(pos.max(), upd_pos.max() if len(upd_pos) else 0)) + 1, np.iinfo(np.int64).max)
+            threshold[u_pos[u_rank == j - 1]] = u_tick[u_rank == j - 1]
+            before = np.add.reduceat((sorted_ticks < threshold[sorted_pos]).astype(np.int64), group_start)
+            anchored = threshold[group_pos] < np.iinfo(np.int64).max
+            ranks.append(np.where(anchored & (before > 0), before - 1, np.minimum(j, counts) - 1))
+        ranks += [counts - 1 if k == 0 else np.minimum(k, counts) - 1 for k in ONE_FORWARD_ORDINALS]
+        ranks += [(e - 1) * counts // e for e in ONE_FORWARD_SWEEPS]
+        for rank in ranks:
             pick = order[group_start + rank]
             cand = Pass(len(passes) + len(out), start, int(ticks.max()), one_forward=True)
             cand.first = {int(q): (float(a), float(b), int(t))
                           for q, a, b, t in zip(pos[pick], nll[pick], lse[pick], ticks[pick])}
-            before = rank > 0
-            cand.earlier = dict(zip(pos[pick][before].tolist(), ticks[order[group_start + rank - 1]][before].tolist()))
+            has_before = rank > 0
+            cand.earlier = dict(zip(pos[pick][has_before].tolist(),
+                                    ticks[order[group_start + rank - 1]][has_before].tolist()))
+            for earlier_pass in sorted((q for q in passes if q.end_tick < start), key=lambda q: -q.end_tick):
+                for q_pos, value in earlier_pass.first.items():  # positions this phase skipped (short documents
+                    cand.first.setdefault(q_pos, value)  # scored plainly just before): their latest plain score
             out.append(cand)
     return out
 
@@ -413,7 +443,7 @@ def _one_forward_passes(observed: list, passes: list[Pass]) -> list[Pass]:
 def one_forward_candidates(trace: Trace) -> list[Pass]:
     """The trace's one-forward candidate passes, built on first use (they cost a pass over every observation)."""
     if trace.one_forward is None:
-        trace.one_forward = _one_forward_passes(trace.observed, trace.passes)
+        trace.one_forward = _one_forward_passes(trace.observed, trace.passes, trace.updates)
     return trace.one_forward
 
 
