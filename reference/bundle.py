@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-MODULE_ORDER = ("shards", "metric", "model", "muon", "quant", "evaluate", "presets", "train_gpt")
+MODULE_ORDER = ("shards", "metric", "model", "muon", "quant", "evaluate", "presets", "throughput", "train_gpt")
 PACKAGE_DIR = Path(__file__).resolve().parent
 _INTERNAL_IMPORT = re.compile(r"^(from reference(\.\w+)* import .*|import reference(\.\w+)*.*)$")
 _FUTURE = "from __future__ import annotations"

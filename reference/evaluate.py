@@ -33,9 +33,14 @@ def _world() -> tuple[int, int]:
 
 
 def _all_reduce(t: torch.Tensor, op=None) -> torch.Tensor:
-    """In-place all-reduce when distributed (SUM unless `op` is given)."""
+    """In-place all-reduce when distributed (SUM unless `op` is given). NCCL only reduces CUDA tensors, so CPU
+    bookkeeping (the ledger) travels through the current device and is copied back."""
     if _world()[1] > 1:
-        dist.all_reduce(t, op=op or dist.ReduceOp.SUM)
+        device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else t.device
+        moved = t.to(device)
+        dist.all_reduce(moved, op=op or dist.ReduceOp.SUM)
+        if moved is not t:
+            t.copy_(moved)
     return t
 
 
@@ -44,7 +49,8 @@ class ScoreLedger:
 
     def __init__(self, n_targets: int):
         self.scored_at = np.full(n_targets, -1, dtype=np.int64)
-        self.score_count = np.zeros(n_targets, dtype=np.int32)
+        self.score_count = np.zeros(n_targets, dtype=np.int32)  # all ranks' scorings, as of the last sync
+        self.own_count = np.zeros(n_targets, dtype=np.int32)  # this rank's scorings only: what sync sums
         self.trained_at = np.full(n_targets, -1, dtype=np.int64)
         self.clock = 0
 
@@ -61,6 +67,7 @@ class ScoreLedger:
         first = self.scored_at[lo:hi] < 0
         self.scored_at[lo:hi][first] = now
         self.score_count[lo:hi] += 1
+        self.own_count[lo:hi] += 1
 
     def record_trained(self, lo: int, hi: int) -> None:
         """Tokens of targets [lo, hi) (inputs or targets) are about to drive an update; all must be scored."""
@@ -72,10 +79,11 @@ class ScoreLedger:
         self.trained_at[lo:hi][fresh] = now
 
     def sync(self, lo: int, hi: int) -> None:
-        """Merge other ranks' scoring of targets [lo, hi) (each rank scores a share of a chunk)."""
+        """Merge other ranks' scoring of targets [lo, hi) (each rank scores a share of a chunk). Idempotent:
+        counts are rebuilt from every rank's own scorings, so overlapping ranges are never counted twice."""
         if _world()[1] == 1:
             return
-        counts = _all_reduce(torch.from_numpy(self.score_count[lo:hi].astype(np.int64)))
+        counts = _all_reduce(torch.from_numpy(self.own_count[lo:hi].astype(np.int64)))
         stamps = _all_reduce(torch.from_numpy(self.scored_at[lo:hi].copy()), dist.ReduceOp.MAX)
         self.score_count[lo:hi], self.scored_at[lo:hi] = counts.numpy(), stamps.numpy()
         self.clock = int(_all_reduce(torch.tensor([self.clock]), dist.ReduceOp.MAX).item())
@@ -195,11 +203,11 @@ def _freeze(model, freeze_blocks: int) -> list[torch.nn.Parameter]:
     return [p for p in model.parameters() if id(p) not in frozen]
 
 
-def _train_step(model, params, optimizer, row_groups: list[torch.Tensor], clip: float) -> None:
-    """One SGD step on groups of equal-length rows (B, L+1): mean CE over all their targets, gradients averaged
-    over ranks by hand (no DDP wrapper at eval time), then clipping."""
+def _train_step(model, params, optimizer, row_groups: list[torch.Tensor], n_targets: int, clip: float) -> None:
+    """One SGD step on this rank's groups of equal-length rows (B, L+1). The loss is the CE summed over local
+    targets divided by the step's global target count, and gradients are summed over ranks by hand (no DDP wrapper
+    at eval time): the step is the mean over all targets however the rows were split, then clipping."""
     optimizer.zero_grad(set_to_none=False)
-    n_targets = sum(r.size(0) * (r.size(1) - 1) for r in row_groups)
     for rows in row_groups:
         with _autocast(rows.device):
             loss = model.token_losses(rows[:, :-1].long(), rows[:, 1:].long()).sum() / n_targets
@@ -208,7 +216,6 @@ def _train_step(model, params, optimizer, row_groups: list[torch.Tensor], clip: 
         if p.grad is None:
             p.grad = torch.zeros_like(p)
         _all_reduce(p.grad)
-        p.grad /= _world()[1]
     if clip > 0:
         torch.nn.utils.clip_grad_norm_(params, clip)
     optimizer.step()
@@ -232,7 +239,8 @@ def train_on_spans(model, params, optimizer, tokens, spans, cfg_batch: int, clip
         by_len: dict[int, list] = {}
         for a, e in mine:
             by_len.setdefault(e - a, []).append(tokens[a:e + 1])
-        _train_step(model, params, optimizer, [torch.stack(rows) for rows in by_len.values()], clip)
+        n_targets = sum(e - a for a, e in group)  # the whole step's targets, over all ranks
+        _train_step(model, params, optimizer, [torch.stack(rows) for rows in by_len.values()], n_targets, clip)
 
 
 def ttt_eval(model, tokens: torch.Tensor, tables: ByteTables, seq_len: int, stride: int, cfg: TTTConfig,
@@ -282,13 +290,13 @@ def dynamic_eval(model, tokens: torch.Tensor, tables: ByteTables, seq_len: int, 
     ledger, totals = ScoreLedger(n), Totals()
     params = list(model.parameters())
     optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum)
-    for b in range(0, len(win.starts), batch * _world()[1]):  # one global batch of windows per step
-        ids = np.arange(b, min(b + batch * _world()[1], len(win.starts)))
+    for b in range(0, len(win.starts), batch):  # one global batch of windows per step, split over ranks
+        ids = np.arange(b, min(b + batch, len(win.starts)))
         lo, hi = _share(len(ids))
         model.eval()
         score_windows(model, tokens, win, ids[lo:hi], tables, totals, ledger, batch)
         end = int(win.starts[ids[-1]] + win.lengths[ids[-1]])
-        ledger.sync(int(win.starts[ids[0]]), end)
+        ledger.sync(int(win.starts[ids[0]] + win.score_from[ids[0]]), end)
         if ids[-1] < len(win.starts) - 1:
             model.train()
             spans = [(int(win.starts[w]), int(win.starts[w] + win.lengths[w])) for w in ids]

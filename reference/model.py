@@ -81,7 +81,10 @@ class CausalSelfAttention(nn.Module):
         q = rotary(q, self.rope_dims, self.rope_base) * self.q_gain.to(q.dtype)[None, :, None, None]
         k = rotary(k, self.rope_dims, self.rope_base)
         if flash_attn_func is not None and x.is_cuda:
-            y = flash_attn_func(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), causal=True).transpose(1, 2)
+            # flash-attn takes half types only, and autocast may hand the normed q, k back in fp32
+            half = v.dtype if v.dtype in (torch.float16, torch.bfloat16) else torch.bfloat16
+            y = flash_attn_func(*(t.transpose(1, 2).to(half) for t in (q, k, v)), causal=True).transpose(1, 2)
+            y = y.to(x.dtype)
         else:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.kv != self.h)
         return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
@@ -161,6 +164,11 @@ class GPT(nn.Module):
     def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy over all targets."""
         return self.token_losses(idx, targets).mean()
+
+
+def attention_kernel(device: torch.device) -> str:
+    """Which attention implementation runs on `device`: flash_attn (installed, CUDA) or sdpa."""
+    return "flash_attn" if flash_attn_func is not None and device.type == "cuda" else "sdpa"
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -10,6 +10,7 @@ pass through (fp32 for control names, fp16 otherwise). The object is `torch.save
 from __future__ import annotations
 
 import io
+import json
 import zlib
 
 import torch
@@ -40,8 +41,9 @@ def quantize_rows(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tenso
 
 
 def quantize_state_dict(state: dict, matrix_bits: int = 6, embed_bits: int = 8, keep_float_numel: int = 65536,
-                        meta: dict | None = None) -> dict:
-    """The storable object for `state`; `meta` (e.g. the model config) rides along."""
+                        meta: dict | None = None, bits_by_pattern: dict[str, int] | None = None) -> dict:
+    """The storable object for `state`; `meta` (e.g. the model config) rides along. `bits_by_pattern` maps a name
+    substring (".mlp.") to the bits of the matrices it matches, in place of `matrix_bits`."""
     obj = {"__quant_format__": FORMAT, "quantized": {}, "scales": {}, "bits": {}, "dtypes": {}, "passthrough": {},
            "meta": dict(meta or {})}
     for name, t in state.items():
@@ -52,6 +54,7 @@ def quantize_state_dict(state: dict, matrix_bits: int = 6, embed_bits: int = 8, 
             obj["passthrough"][name] = t.clone() if keep_fp32 else t.half()
             continue
         bits = embed_bits if "tok_emb" in name else matrix_bits
+        bits = next((b for pattern, b in (bits_by_pattern or {}).items() if pattern in name), bits)
         obj["quantized"][name], obj["scales"][name] = quantize_rows(t, bits)
         obj["bits"][name] = bits
     return obj
@@ -102,3 +105,28 @@ def pack(obj: dict, codec: str) -> bytes:
 def unpack(blob: bytes) -> dict:
     """Artifact bytes back to the quantised object (weights_only: an artifact cannot run code)."""
     return torch.load(io.BytesIO(decompress(blob)), map_location="cpu", weights_only=True)
+
+
+# Fallbacks when code + artifact would pass the cap, mildest first: fewer bits for the MLP matrices (the larger and
+# less quantisation-sensitive half of each block), then attention too. Each try is logged with its size.
+FIT_LADDER = ({}, {".mlp.": 5}, {".mlp.": 5, ".attn.": 5}, {".mlp.": 4, ".attn.": 5})
+
+
+def pack_under_cap(state: dict, *, matrix_bits: int, keep_float_numel: int, codec: str, meta: dict, code_bytes: int,
+                   cap: int, log) -> bytes:
+    """The packed artifact at `matrix_bits`, or the first FIT_LADDER step whose code + artifact fits `cap` (0: no
+    cap); when none fits, the smallest, said in a `quant_fit:no_fit` line."""
+    blob = b""
+    for attempt, overrides in enumerate(FIT_LADDER if cap > 0 else FIT_LADDER[:1]):
+        obj = quantize_state_dict(state, matrix_bits=matrix_bits, embed_bits=8, keep_float_numel=keep_float_numel,
+                                  meta=meta, bits_by_pattern=overrides)
+        blob = pack(obj, codec)
+        total = len(blob) + code_bytes
+        what = f"attempt:{attempt} bits:{json.dumps(overrides, sort_keys=True)} total_bytes:{total} cap:{cap}"
+        if cap <= 0 or total <= cap:
+            if attempt:
+                log(f"quant_fit:fitted {what}")
+            return blob
+        log(f"quant_fit:over_cap {what}")
+    log(f"quant_fit:no_fit total_bytes:{len(blob) + code_bytes} cap:{cap} (the smallest is written)")
+    return blob

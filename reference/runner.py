@@ -86,8 +86,9 @@ def read_log_figures(text: str) -> dict:
     return figures
 
 
-def run_script(out: Path, env: dict, nproc: int, progress) -> int:
-    """Run out/train_gpt.py, streaming its console lines to `progress`; returns the exit code."""
+def run_script(out: Path, env: dict, nproc: int, progress) -> tuple[int, str]:
+    """Run out/train_gpt.py, streaming its console lines to `progress`; returns the exit code and the first line
+    that reads as an error (else the last line), so a failure is explained even when no log was written."""
     if nproc > 1:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
                "train_gpt.py"]
@@ -95,10 +96,16 @@ def run_script(out: Path, env: dict, nproc: int, progress) -> int:
         cmd = [sys.executable, "train_gpt.py"]
     with subprocess.Popen(cmd, cwd=out, env={**os.environ, **env}, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True) as proc:
+        reason, last = "", ""
         for line in proc.stdout:
+            line = line.rstrip()
             if progress is not None:
-                progress(line.rstrip())
-        return proc.wait()
+                progress(line)
+            if line.strip():
+                last = line.strip()
+                if not reason and re.match(r"(\[rank\d+\]:\s*)?(error|\w+Error)\b", last):
+                    reason = last
+        return proc.wait(), reason or last
 
 
 def write_submission_json(out: Path, preset: str, seed: int, figures: dict, dataset_name: str) -> dict:
@@ -166,11 +173,12 @@ def train_submission(options: TrainOptions, progress=None) -> CommandResult:
     env = {"PRESET": options.preset, "SEED": str(options.seed), "DATA_PATH": str(dataset),
            "LOG_PATH": log_name, "ARTIFACT_PATH": f"final_model_seed{options.seed}.ptz",
            "RUN_ID": f"seed{options.seed}", "TTT_ENABLED": "1" if options.ttt else "0"}
-    code = run_script(out, env, options.nproc, progress)
+    code, reason = run_script(out, env, options.nproc, progress)
     log_path = out / log_name
     figures = read_log_figures(log_path.read_text(encoding="utf-8")) if log_path.is_file() else {"headline": None}
     if code != 0 or figures["headline"] is None:
-        return CommandResult(f"training failed (exit {code}); see {log_path}", 2)
+        where = f"see {log_path}" if log_path.is_file() else "no log was written"
+        return CommandResult(f"training failed (exit {code}): {reason or 'no output'}; {where}", 2)
     data = write_submission_json(out, options.preset, options.seed, figures, dataset.name)
     write_readme(out, options.preset, data, dataset)
     metric = figures["metrics"][figures["headline"]]

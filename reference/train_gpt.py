@@ -25,11 +25,12 @@ import torch.distributed as dist
 
 from reference.evaluate import TTTConfig, sliding_eval, truncate_for_rows, ttt_eval
 from reference.metric import load_byte_tables
-from reference.model import GPT, GPTConfig, count_parameters
+from reference.model import GPT, GPTConfig, attention_kernel, count_parameters
 from reference.muon import Muon
 from reference.presets import PRESETS
-from reference.quant import dequantize_state_dict, pack, quantize_state_dict, unpack
+from reference.quant import dequantize_state_dict, pack_under_cap, unpack
 from reference.shards import TokenStream, load_tokens
+from reference.throughput import flops_per_token, throughput_line
 
 SOURCE = Path(__file__).read_text(encoding="utf-8")  # read first: the log opens with the exact code that ran
 
@@ -59,6 +60,8 @@ class Hyperparameters:
     train_seq_len: int = 2048
     accum_base: int = 8  # grad_accum = accum_base / world_size: the same global batch on 1..8 processes
     train_log_every: int = 200
+    size_cap_bytes: int = 16_000_000  # code + artifact, decimal (challenge README); 0: no fitting
+    peak_tflops: float = 0.0  # one device's dense bf16 peak, for MFU; 0: looked up from the CUDA device's name
     # model
     vocab_size: int = 1024
     num_layers: int = 11
@@ -149,8 +152,10 @@ def setup_distributed(args: Hyperparameters):
     if use_cuda:
         torch.cuda.set_device(device)
     if world > 1:
-        if args.accum_base % world:
-            raise SystemExit(f"error: world size {world} must divide {args.accum_base}")
+        rows = args.train_batch_tokens // args.train_seq_len
+        if rows % (world * max(1, args.accum_base // world)):  # the global batch must split evenly over ranks
+            raise SystemExit(f"error: {rows} rows per step do not split over {world} processes "
+                             f"x {max(1, args.accum_base // world)} micro-batches")
         dist.init_process_group("nccl" if use_cuda else "gloo", device_id=device if use_cuda else None)
     return rank, world, device
 
@@ -257,7 +262,8 @@ def train_step(model, ddp_model, optimizers, stream: TokenStream, args, rank, wo
         local = torch.from_numpy(chunk[rank * span: (rank + 1) * span + 1].astype(np.int64)).to(device)
         x, y = local[:-1].view(rows_per_micro, -1), local[1:].view(rows_per_micro, -1)
         if world > 1:
-            ddp_model.require_backward_grad_sync = micro == accum - 1  # sync once per step, as the baseline
+            # sync once per step, as the baseline; set on the DDP module itself, under torch.compile's wrapper
+            getattr(ddp_model, "_orig_mod", ddp_model).require_backward_grad_sync = micro == accum - 1
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
             loss = ddp_model(x, y) / accum
         loss.backward()
@@ -306,16 +312,23 @@ def train(args, model, log, rank, world, device) -> None:
         synchronize(device)
         ms = 1000 * (time.perf_counter() - t0)
         if step <= 10 or step % args.train_log_every == 0:
+            if world > 1:  # rank 0 saw only its slice: log the global batch's mean
+                mean = torch.tensor([loss], dtype=torch.float64, device=device)
+                dist.all_reduce(mean)
+                loss = mean.item() / world
             log(f"step:{step}/{args.iterations} train_loss:{loss:.4f} train_time:{ms:.0f}ms step_avg:{ms / step:.2f}ms")
-        capped = torch.tensor([float(args.max_wallclock_seconds > 0 and ms >= 1000 * args.max_wallclock_seconds)])
+        capped = torch.tensor([float(args.max_wallclock_seconds > 0 and ms >= 1000 * args.max_wallclock_seconds)],
+                              device=device)  # NCCL reduces CUDA tensors only
         if world > 1:
             dist.all_reduce(capped, op=dist.ReduceOp.MAX)  # every rank stops on the same step
         if capped.item() and step < args.iterations:
             log(f"step:{step}/{args.iterations} train_loss:{loss:.4f} train_time:{ms:.0f}ms step_avg:{ms / step:.2f}ms")
             log(f"stopping_early: wallclock_cap train_time:{ms:.0f}ms step:{step}/{args.iterations}")
             break
-    log(f"train_time:{1000 * (time.perf_counter() - t0):.0f}ms steps:{step} "
-        f"train_tokens:{step * args.train_batch_tokens}")
+    seconds = time.perf_counter() - t0
+    log(f"train_time:{1000 * seconds:.0f}ms steps:{step} train_tokens:{step * args.train_batch_tokens}")
+    flops = flops_per_token(args.num_layers, args.model_dim, count_parameters(model), args.train_seq_len)
+    log(throughput_line(flops, step * args.train_batch_tokens / max(seconds, 1e-9), world, device, args.peak_tflops))
     if ema is not None:
         log(f"ema:applying EMA weights decay:{args.ema_decay}")
         ema.copy_to(model)
@@ -332,11 +345,11 @@ def export(args, model, log, rank, world) -> str:
                                       "ttt_momentum", "ttt_epochs", "ttt_batch_seqs", "ttt_freeze_blocks",
                                       "ttt_grad_clip")}}
     if rank == 0:
-        obj = quantize_state_dict(model.state_dict(), matrix_bits=args.quant_bits, embed_bits=8,
-                                  keep_float_numel=args.quant_keep_float_numel, meta=meta)
-        blob = pack(obj, args.quant_codec)
-        Path(args.artifact_path).write_bytes(blob)
         code_bytes = len(SOURCE.encode("utf-8"))
+        blob = pack_under_cap(model.state_dict(), matrix_bits=args.quant_bits, codec=args.quant_codec, meta=meta,
+                              keep_float_numel=args.quant_keep_float_numel, code_bytes=code_bytes,
+                              cap=args.size_cap_bytes, log=log)
+        Path(args.artifact_path).write_bytes(blob)
         log(f"Serialized model {label}: {len(blob)} bytes")
         log(f"Code size: {code_bytes} bytes")
         log(f"Total submission size {label}: {len(blob) + code_bytes} bytes")
@@ -417,7 +430,9 @@ def main(argv=None) -> None:
     log(f"val_loader:shards pattern={val_pattern} tokens:{scored}")
     model = GPT(model_config(args)).to(device)
     log(f"model_params:{count_parameters(model)}")
-    log(f"attention_mode:gqa num_heads:{args.num_heads} num_kv_heads:{args.num_kv_heads}")
+    log(f"attention_mode:gqa num_heads:{args.num_heads} num_kv_heads:{args.num_kv_heads} "
+        f"kernel:{attention_kernel(device)} autocast:{'bf16' if device.type == 'cuda' else 'off'} "
+        f"compile:{int(args.compile)}")
     train(args, model, log, rank, world, device)
     label = export(args, model, log, rank, world)
     evaluate_roundtrip(args, label, log, device, val_tokens, tables)

@@ -304,7 +304,10 @@ class CausalSelfAttention(nn.Module):
         q = rotary(q, self.rope_dims, self.rope_base) * self.q_gain.to(q.dtype)[None, :, None, None]
         k = rotary(k, self.rope_dims, self.rope_base)
         if flash_attn_func is not None and x.is_cuda:
-            y = flash_attn_func(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), causal=True).transpose(1, 2)
+            # flash-attn takes half types only, and autocast may hand the normed q, k back in fp32
+            half = v.dtype if v.dtype in (torch.float16, torch.bfloat16) else torch.bfloat16
+            y = flash_attn_func(*(t.transpose(1, 2).to(half) for t in (q, k, v)), causal=True).transpose(1, 2)
+            y = y.to(x.dtype)
         else:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.kv != self.h)
         return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
@@ -384,6 +387,11 @@ class GPT(nn.Module):
     def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy over all targets."""
         return self.token_losses(idx, targets).mean()
+
+
+def attention_kernel(device: torch.device) -> str:
+    """Which attention implementation runs on `device`: flash_attn (installed, CUDA) or sdpa."""
+    return "flash_attn" if flash_attn_func is not None and device.type == "cuda" else "sdpa"
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -476,6 +484,7 @@ pass through (fp32 for control names, fp16 otherwise). The object is `torch.save
 
 
 import io
+import json
 import zlib
 
 import torch
@@ -506,8 +515,9 @@ def quantize_rows(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tenso
 
 
 def quantize_state_dict(state: dict, matrix_bits: int = 6, embed_bits: int = 8, keep_float_numel: int = 65536,
-                        meta: dict | None = None) -> dict:
-    """The storable object for `state`; `meta` (e.g. the model config) rides along."""
+                        meta: dict | None = None, bits_by_pattern: dict[str, int] | None = None) -> dict:
+    """The storable object for `state`; `meta` (e.g. the model config) rides along. `bits_by_pattern` maps a name
+    substring (".mlp.") to the bits of the matrices it matches, in place of `matrix_bits`."""
     obj = {"__quant_format__": FORMAT, "quantized": {}, "scales": {}, "bits": {}, "dtypes": {}, "passthrough": {},
            "meta": dict(meta or {})}
     for name, t in state.items():
@@ -518,6 +528,7 @@ def quantize_state_dict(state: dict, matrix_bits: int = 6, embed_bits: int = 8, 
             obj["passthrough"][name] = t.clone() if keep_fp32 else t.half()
             continue
         bits = embed_bits if "tok_emb" in name else matrix_bits
+        bits = next((b for pattern, b in (bits_by_pattern or {}).items() if pattern in name), bits)
         obj["quantized"][name], obj["scales"][name] = quantize_rows(t, bits)
         obj["bits"][name] = bits
     return obj
@@ -570,6 +581,31 @@ def unpack(blob: bytes) -> dict:
     return torch.load(io.BytesIO(decompress(blob)), map_location="cpu", weights_only=True)
 
 
+# Fallbacks when code + artifact would pass the cap, mildest first: fewer bits for the MLP matrices (the larger and
+# less quantisation-sensitive half of each block), then attention too. Each try is logged with its size.
+FIT_LADDER = ({}, {".mlp.": 5}, {".mlp.": 5, ".attn.": 5}, {".mlp.": 4, ".attn.": 5})
+
+
+def pack_under_cap(state: dict, *, matrix_bits: int, keep_float_numel: int, codec: str, meta: dict, code_bytes: int,
+                   cap: int, log) -> bytes:
+    """The packed artifact at `matrix_bits`, or the first FIT_LADDER step whose code + artifact fits `cap` (0: no
+    cap); when none fits, the smallest, said in a `quant_fit:no_fit` line."""
+    blob = b""
+    for attempt, overrides in enumerate(FIT_LADDER if cap > 0 else FIT_LADDER[:1]):
+        obj = quantize_state_dict(state, matrix_bits=matrix_bits, embed_bits=8, keep_float_numel=keep_float_numel,
+                                  meta=meta, bits_by_pattern=overrides)
+        blob = pack(obj, codec)
+        total = len(blob) + code_bytes
+        what = f"attempt:{attempt} bits:{json.dumps(overrides, sort_keys=True)} total_bytes:{total} cap:{cap}"
+        if cap <= 0 or total <= cap:
+            if attempt:
+                log(f"quant_fit:fitted {what}")
+            return blob
+        log(f"quant_fit:over_cap {what}")
+    log(f"quant_fit:no_fit total_bytes:{len(blob) + code_bytes} cap:{cap} (the smallest is written)")
+    return blob
+
+
 # ==================================================================================================
 # reference/evaluate.py
 # ==================================================================================================
@@ -607,9 +643,14 @@ def _world() -> tuple[int, int]:
 
 
 def _all_reduce(t: torch.Tensor, op=None) -> torch.Tensor:
-    """In-place all-reduce when distributed (SUM unless `op` is given)."""
+    """In-place all-reduce when distributed (SUM unless `op` is given). NCCL only reduces CUDA tensors, so CPU
+    bookkeeping (the ledger) travels through the current device and is copied back."""
     if _world()[1] > 1:
-        dist.all_reduce(t, op=op or dist.ReduceOp.SUM)
+        device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else t.device
+        moved = t.to(device)
+        dist.all_reduce(moved, op=op or dist.ReduceOp.SUM)
+        if moved is not t:
+            t.copy_(moved)
     return t
 
 
@@ -618,7 +659,8 @@ class ScoreLedger:
 
     def __init__(self, n_targets: int):
         self.scored_at = np.full(n_targets, -1, dtype=np.int64)
-        self.score_count = np.zeros(n_targets, dtype=np.int32)
+        self.score_count = np.zeros(n_targets, dtype=np.int32)  # all ranks' scorings, as of the last sync
+        self.own_count = np.zeros(n_targets, dtype=np.int32)  # this rank's scorings only: what sync sums
         self.trained_at = np.full(n_targets, -1, dtype=np.int64)
         self.clock = 0
 
@@ -635,6 +677,7 @@ class ScoreLedger:
         first = self.scored_at[lo:hi] < 0
         self.scored_at[lo:hi][first] = now
         self.score_count[lo:hi] += 1
+        self.own_count[lo:hi] += 1
 
     def record_trained(self, lo: int, hi: int) -> None:
         """Tokens of targets [lo, hi) (inputs or targets) are about to drive an update; all must be scored."""
@@ -646,10 +689,11 @@ class ScoreLedger:
         self.trained_at[lo:hi][fresh] = now
 
     def sync(self, lo: int, hi: int) -> None:
-        """Merge other ranks' scoring of targets [lo, hi) (each rank scores a share of a chunk)."""
+        """Merge other ranks' scoring of targets [lo, hi) (each rank scores a share of a chunk). Idempotent:
+        counts are rebuilt from every rank's own scorings, so overlapping ranges are never counted twice."""
         if _world()[1] == 1:
             return
-        counts = _all_reduce(torch.from_numpy(self.score_count[lo:hi].astype(np.int64)))
+        counts = _all_reduce(torch.from_numpy(self.own_count[lo:hi].astype(np.int64)))
         stamps = _all_reduce(torch.from_numpy(self.scored_at[lo:hi].copy()), dist.ReduceOp.MAX)
         self.score_count[lo:hi], self.scored_at[lo:hi] = counts.numpy(), stamps.numpy()
         self.clock = int(_all_reduce(torch.tensor([self.clock]), dist.ReduceOp.MAX).item())
@@ -769,11 +813,11 @@ def _freeze(model, freeze_blocks: int) -> list[torch.nn.Parameter]:
     return [p for p in model.parameters() if id(p) not in frozen]
 
 
-def _train_step(model, params, optimizer, row_groups: list[torch.Tensor], clip: float) -> None:
-    """One SGD step on groups of equal-length rows (B, L+1): mean CE over all their targets, gradients averaged
-    over ranks by hand (no DDP wrapper at eval time), then clipping."""
+def _train_step(model, params, optimizer, row_groups: list[torch.Tensor], n_targets: int, clip: float) -> None:
+    """One SGD step on this rank's groups of equal-length rows (B, L+1). The loss is the CE summed over local
+    targets divided by the step's global target count, and gradients are summed over ranks by hand (no DDP wrapper
+    at eval time): the step is the mean over all targets however the rows were split, then clipping."""
     optimizer.zero_grad(set_to_none=False)
-    n_targets = sum(r.size(0) * (r.size(1) - 1) for r in row_groups)
     for rows in row_groups:
         with _autocast(rows.device):
             loss = model.token_losses(rows[:, :-1].long(), rows[:, 1:].long()).sum() / n_targets
@@ -782,7 +826,6 @@ def _train_step(model, params, optimizer, row_groups: list[torch.Tensor], clip: 
         if p.grad is None:
             p.grad = torch.zeros_like(p)
         _all_reduce(p.grad)
-        p.grad /= _world()[1]
     if clip > 0:
         torch.nn.utils.clip_grad_norm_(params, clip)
     optimizer.step()
@@ -806,7 +849,8 @@ def train_on_spans(model, params, optimizer, tokens, spans, cfg_batch: int, clip
         by_len: dict[int, list] = {}
         for a, e in mine:
             by_len.setdefault(e - a, []).append(tokens[a:e + 1])
-        _train_step(model, params, optimizer, [torch.stack(rows) for rows in by_len.values()], clip)
+        n_targets = sum(e - a for a, e in group)  # the whole step's targets, over all ranks
+        _train_step(model, params, optimizer, [torch.stack(rows) for rows in by_len.values()], n_targets, clip)
 
 
 def ttt_eval(model, tokens: torch.Tensor, tables: ByteTables, seq_len: int, stride: int, cfg: TTTConfig,
@@ -856,13 +900,13 @@ def dynamic_eval(model, tokens: torch.Tensor, tables: ByteTables, seq_len: int, 
     ledger, totals = ScoreLedger(n), Totals()
     params = list(model.parameters())
     optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum)
-    for b in range(0, len(win.starts), batch * _world()[1]):  # one global batch of windows per step
-        ids = np.arange(b, min(b + batch * _world()[1], len(win.starts)))
+    for b in range(0, len(win.starts), batch):  # one global batch of windows per step, split over ranks
+        ids = np.arange(b, min(b + batch, len(win.starts)))
         lo, hi = _share(len(ids))
         model.eval()
         score_windows(model, tokens, win, ids[lo:hi], tables, totals, ledger, batch)
         end = int(win.starts[ids[-1]] + win.lengths[ids[-1]])
-        ledger.sync(int(win.starts[ids[0]]), end)
+        ledger.sync(int(win.starts[ids[0]] + win.score_from[ids[0]]), end)
         if ids[-1] < len(win.starts) - 1:
             model.train()
             spans = [(int(win.starts[w]), int(win.starts[w] + win.lengths[w])) for w in ids]
@@ -905,6 +949,55 @@ PRESETS: dict[str, dict] = {
     ),
 }
 PRESETS["naive-baseline"] = dict(PRESETS["naive-baseline-full"], **CPU_SCALE, rope_dims=0)
+
+
+# ==================================================================================================
+# reference/throughput.py
+# ==================================================================================================
+
+"""Training throughput figures: model FLOPs per token, device peaks, and the `throughput` log line.
+
+MFU follows PaLM (appendix B): 6 N FLOPs per token for the matmuls of every parameter (the tied head included) plus
+12 L d T for attention scores and values, divided by the devices' dense bf16 peak.
+"""
+
+
+import torch
+
+# Dense bf16 peak TFLOP/s per device (vendor datasheets, without sparsity), matched against the CUDA device name.
+PEAK_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4, "GH200": 989.4, "B200": 2250.0, "A100": 312.0, "L40S": 362.1,
+                    "A10G": 70.0, "L4": 121.0}
+
+
+def flops_per_token(num_layers: int, model_dim: int, n_params: int, seq_len: int) -> float:
+    """Training FLOPs per token: 6 N + 12 L d T."""
+    return 6.0 * n_params + 12.0 * num_layers * model_dim * seq_len
+
+
+def lookup_peak_tflops(device_name: str) -> float:
+    """The table's peak for a device name such as "NVIDIA H100 80GB HBM3" (longest key first: GH200 before H200),
+    0 when unknown."""
+    keys = sorted(PEAK_BF16_TFLOPS, key=len, reverse=True)
+    return next((PEAK_BF16_TFLOPS[k] for k in keys if k in device_name), 0.0)
+
+
+def throughput_line(flops: float, tokens_per_s: float, world: int, device: torch.device, peak_setting: float) -> str:
+    """`throughput train_tokens_per_s:… model_tflops_per_s:… [mfu:… peak_tflops_per_device:…] peak memory`; the
+    peak is the setting when positive, else looked up for a CUDA device; MFU is left out when it is unknown."""
+    line = f"throughput train_tokens_per_s:{tokens_per_s:.0f} model_tflops_per_s:{flops * tokens_per_s / 1e12:.4g}"
+    peak = peak_setting
+    if peak <= 0 and device.type == "cuda":
+        peak = lookup_peak_tflops(torch.cuda.get_device_name(device))
+    if peak > 0:
+        line += f" mfu:{flops * tokens_per_s / (peak * 1e12 * world):.4f} peak_tflops_per_device:{peak}"
+    if device.type == "cuda":
+        line += f" peak_memory_allocated_mib:{torch.cuda.max_memory_allocated(device) // 2**20}"
+        line += f" peak_memory_reserved_mib:{torch.cuda.max_memory_reserved(device) // 2**20}"
+    else:
+        import resource  # POSIX only; the CPU figure is the process's peak resident set
+
+        line += f" peak_rss_mib:{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}"
+    return line
 
 
 # ==================================================================================================
@@ -964,6 +1057,8 @@ class Hyperparameters:
     train_seq_len: int = 2048
     accum_base: int = 8  # grad_accum = accum_base / world_size: the same global batch on 1..8 processes
     train_log_every: int = 200
+    size_cap_bytes: int = 16_000_000  # code + artifact, decimal (challenge README); 0: no fitting
+    peak_tflops: float = 0.0  # one device's dense bf16 peak, for MFU; 0: looked up from the CUDA device's name
     # model
     vocab_size: int = 1024
     num_layers: int = 11
@@ -1054,8 +1149,10 @@ def setup_distributed(args: Hyperparameters):
     if use_cuda:
         torch.cuda.set_device(device)
     if world > 1:
-        if args.accum_base % world:
-            raise SystemExit(f"error: world size {world} must divide {args.accum_base}")
+        rows = args.train_batch_tokens // args.train_seq_len
+        if rows % (world * max(1, args.accum_base // world)):  # the global batch must split evenly over ranks
+            raise SystemExit(f"error: {rows} rows per step do not split over {world} processes "
+                             f"x {max(1, args.accum_base // world)} micro-batches")
         dist.init_process_group("nccl" if use_cuda else "gloo", device_id=device if use_cuda else None)
     return rank, world, device
 
@@ -1162,7 +1259,8 @@ def train_step(model, ddp_model, optimizers, stream: TokenStream, args, rank, wo
         local = torch.from_numpy(chunk[rank * span: (rank + 1) * span + 1].astype(np.int64)).to(device)
         x, y = local[:-1].view(rows_per_micro, -1), local[1:].view(rows_per_micro, -1)
         if world > 1:
-            ddp_model.require_backward_grad_sync = micro == accum - 1  # sync once per step, as the baseline
+            # sync once per step, as the baseline; set on the DDP module itself, under torch.compile's wrapper
+            getattr(ddp_model, "_orig_mod", ddp_model).require_backward_grad_sync = micro == accum - 1
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
             loss = ddp_model(x, y) / accum
         loss.backward()
@@ -1211,16 +1309,23 @@ def train(args, model, log, rank, world, device) -> None:
         synchronize(device)
         ms = 1000 * (time.perf_counter() - t0)
         if step <= 10 or step % args.train_log_every == 0:
+            if world > 1:  # rank 0 saw only its slice: log the global batch's mean
+                mean = torch.tensor([loss], dtype=torch.float64, device=device)
+                dist.all_reduce(mean)
+                loss = mean.item() / world
             log(f"step:{step}/{args.iterations} train_loss:{loss:.4f} train_time:{ms:.0f}ms step_avg:{ms / step:.2f}ms")
-        capped = torch.tensor([float(args.max_wallclock_seconds > 0 and ms >= 1000 * args.max_wallclock_seconds)])
+        capped = torch.tensor([float(args.max_wallclock_seconds > 0 and ms >= 1000 * args.max_wallclock_seconds)],
+                              device=device)  # NCCL reduces CUDA tensors only
         if world > 1:
             dist.all_reduce(capped, op=dist.ReduceOp.MAX)  # every rank stops on the same step
         if capped.item() and step < args.iterations:
             log(f"step:{step}/{args.iterations} train_loss:{loss:.4f} train_time:{ms:.0f}ms step_avg:{ms / step:.2f}ms")
             log(f"stopping_early: wallclock_cap train_time:{ms:.0f}ms step:{step}/{args.iterations}")
             break
-    log(f"train_time:{1000 * (time.perf_counter() - t0):.0f}ms steps:{step} "
-        f"train_tokens:{step * args.train_batch_tokens}")
+    seconds = time.perf_counter() - t0
+    log(f"train_time:{1000 * seconds:.0f}ms steps:{step} train_tokens:{step * args.train_batch_tokens}")
+    flops = flops_per_token(args.num_layers, args.model_dim, count_parameters(model), args.train_seq_len)
+    log(throughput_line(flops, step * args.train_batch_tokens / max(seconds, 1e-9), world, device, args.peak_tflops))
     if ema is not None:
         log(f"ema:applying EMA weights decay:{args.ema_decay}")
         ema.copy_to(model)
@@ -1237,11 +1342,11 @@ def export(args, model, log, rank, world) -> str:
                                       "ttt_momentum", "ttt_epochs", "ttt_batch_seqs", "ttt_freeze_blocks",
                                       "ttt_grad_clip")}}
     if rank == 0:
-        obj = quantize_state_dict(model.state_dict(), matrix_bits=args.quant_bits, embed_bits=8,
-                                  keep_float_numel=args.quant_keep_float_numel, meta=meta)
-        blob = pack(obj, args.quant_codec)
-        Path(args.artifact_path).write_bytes(blob)
         code_bytes = len(SOURCE.encode("utf-8"))
+        blob = pack_under_cap(model.state_dict(), matrix_bits=args.quant_bits, codec=args.quant_codec, meta=meta,
+                              keep_float_numel=args.quant_keep_float_numel, code_bytes=code_bytes,
+                              cap=args.size_cap_bytes, log=log)
+        Path(args.artifact_path).write_bytes(blob)
         log(f"Serialized model {label}: {len(blob)} bytes")
         log(f"Code size: {code_bytes} bytes")
         log(f"Total submission size {label}: {len(blob) + code_bytes} bytes")
@@ -1322,7 +1427,9 @@ def main(argv=None) -> None:
     log(f"val_loader:shards pattern={val_pattern} tokens:{scored}")
     model = GPT(model_config(args)).to(device)
     log(f"model_params:{count_parameters(model)}")
-    log(f"attention_mode:gqa num_heads:{args.num_heads} num_kv_heads:{args.num_kv_heads}")
+    log(f"attention_mode:gqa num_heads:{args.num_heads} num_kv_heads:{args.num_kv_heads} "
+        f"kernel:{attention_kernel(device)} autocast:{'bf16' if device.type == 'cuda' else 'off'} "
+        f"compile:{int(args.compile)}")
     train(args, model, log, rank, world, device)
     label = export(args, model, log, rank, world)
     evaluate_roundtrip(args, label, log, device, val_tokens, tables)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
-import torch
+import sys
+from pathlib import Path
 
-from reference.model import GPT, GPTConfig
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # tiny.py, shared with the worker script that tests launch
+from tiny import tiny_gpt  # noqa: E402
 
 # A few KB of real English prose (public-domain opening lines), repeated with variations into small documents.
 PROSE = (
@@ -37,11 +40,4 @@ def tiny_dataset(tmp_path_factory):
 @pytest.fixture
 def tiny_model():
     """A 2-layer, 32-wide GPT with random (not zero) projections so its outputs depend on the weights."""
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=64, num_layers=2, model_dim=32, num_heads=2, num_kv_heads=1, mlp_mult=2.0,
-                          rope_dims=8))
-    with torch.no_grad():
-        for block in model.blocks:
-            block.attn.c_proj.weight.normal_(std=0.05)
-            block.mlp.proj.weight.normal_(std=0.05)
-    return model
+    return tiny_gpt()

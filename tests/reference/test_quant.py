@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from reference.quant import dequantize_state_dict, pack, quantize_rows, quantize_state_dict, unpack
+from reference.quant import FIT_LADDER, dequantize_state_dict, pack, pack_under_cap, quantize_rows, quantize_state_dict, unpack
 
 
 def sample_state() -> dict:
@@ -50,3 +50,37 @@ class TestQuantize:
         """Foreign objects are refused."""
         with pytest.raises(ValueError):
             dequantize_state_dict({"__quant_format__": "other"})
+
+
+class TestFitUnderCap:
+    """pack_under_cap: the fallback ladder when code + artifact would pass the cap."""
+
+    @pytest.fixture
+    def state(self):
+        """Block-shaped matrices of Gaussian weights (incompressible at int6) and a small float tensor."""
+        gen = torch.Generator().manual_seed(0)
+        return {f"blocks.{i}.{part}.weight": torch.randn(64, 64, generator=gen)
+                for i in range(2) for part in ("mlp.fc", "mlp.proj", "attn.c_q")} | {"norm.weight": torch.ones(64)}
+
+    def sizes(self, state):
+        """Artifact bytes at each ladder step."""
+        return [len(pack(quantize_state_dict(state, keep_float_numel=0, bits_by_pattern=o), "zstd")) for o in FIT_LADDER]
+
+    @pytest.mark.parametrize("step", [0, 1, 2, 3])
+    def test_the_first_step_that_fits_is_written(self, state, step):
+        """A cap just above ladder step `step` (with 1,000 code bytes) yields exactly that step's artifact."""
+        sizes = self.sizes(state)
+        assert sizes == sorted(sizes, reverse=True)  # each step is smaller
+        lines = []
+        blob = pack_under_cap(state, matrix_bits=6, keep_float_numel=0, codec="zstd", meta={}, code_bytes=1000,
+                              cap=sizes[step] + 1000, log=lines.append)
+        assert len(blob) == sizes[step]
+        assert sum("quant_fit:over_cap" in line for line in lines) == step
+        assert unpack(blob)["bits"]["blocks.0.mlp.fc.weight"] == (6, 5, 5, 4)[step]
+
+    def test_nothing_fits_writes_the_smallest_and_says_so(self, state):
+        """Under an impossible cap the last step is written and a no_fit line is logged."""
+        lines = []
+        blob = pack_under_cap(state, matrix_bits=6, keep_float_numel=0, codec="zstd", meta={}, code_bytes=0, cap=10,
+                              log=lines.append)
+        assert len(blob) == self.sizes(state)[-1] and lines[-1].startswith("quant_fit:no_fit")

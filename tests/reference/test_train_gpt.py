@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from reference.outcome import InputError
-from reference.runner import EvalOptions, TrainOptions, evaluate_artifact, train_submission
+from reference.runner import EvalOptions, TrainOptions, evaluate_artifact, read_log_figures, train_submission
 from reference.train_gpt import Hyperparameters, load_hyperparameters, lr_multiplier
 
 TINY = {"NUM_LAYERS": "2", "MODEL_DIM": "32", "NUM_HEADS": "2", "NUM_KV_HEADS": "1", "VOCAB_SIZE": "384",
@@ -42,11 +43,12 @@ class TestSettings:
 class TestEndToEnd:
     """A run of seconds through the bundled script, the submission folder and re-evaluation."""
 
-    def run(self, tmp_path, tiny_dataset, monkeypatch, name):
+    def run(self, tmp_path, tiny_dataset, monkeypatch, name, nproc=1):
         for key, value in TINY.items():
             monkeypatch.setenv(key, value)
         out = tmp_path / name
-        result = train_submission(TrainOptions(preset="cpu-smoke", seed=3, out=out, data_path=tiny_dataset[0]))
+        result = train_submission(TrainOptions(preset="cpu-smoke", seed=3, out=out, data_path=tiny_dataset[0],
+                                               nproc=nproc))
         assert result.exit_code == 0, result.text
         return out
 
@@ -57,7 +59,7 @@ class TestEndToEnd:
         assert {p.name for p in first.iterdir()} >= {"train_gpt.py", "submission.json", "README.md",
                                                      "train_seed3.log", "final_model_seed3.ptz"}
         log = (first / "train_seed3.log").read_text()
-        for needle in ("=" * 100, "dataset:local_kjv_sp384 fineweb:0", "val_loader:shards pattern=", "seed:3",
+        for needle in ("throughput train_tokens_per_s:", "kernel:sdpa autocast:off", "=" * 100, "dataset:local_kjv_sp384 fineweb:0", "val_loader:shards pattern=", "seed:3",
                        "train_loader:dataset:", "Code size:", "Total submission size int6+zstd:",
                        "final_sliding_window_exact val_loss:", "legal_ttt_exact val_loss:", "total_eval_time:"):
             assert needle in log
@@ -69,6 +71,36 @@ class TestEndToEnd:
         assert [data["seeds"]["3"][k] for k in fixed] == [again["seeds"]["3"][k] for k in fixed]
         rerun = evaluate_artifact(EvalOptions(first / "final_model_seed3.ptz", ttt=True, data_path=tiny_dataset[0]))
         assert f"val_bpb:{data['seeds']['3']['val_bpb']:.8f}" in rerun.text
+
+    def test_two_process_gloo_run_trains_and_passes_check(self, tmp_path, tiny_dataset, monkeypatch):
+        """torchrun with two gloo ranks trains on the same global batch as one process (same losses and scores to
+        rounding), rank 0 alone writes, and the folder passes check."""
+        from harness.check import check_path
+
+        ddp = self.run(tmp_path, tiny_dataset, monkeypatch, "ddp", nproc=2)
+        single = self.run(tmp_path, tiny_dataset, monkeypatch, "single")
+        log = (ddp / "train_seed3.log").read_text()
+        assert "world_size:2 grad_accum_steps:1" in log and "ttt_sliding:self_check passed" in log
+        metric_lines = [line for line in log.splitlines() if line.startswith("legal_ttt_exact val_loss:")]
+        assert len(metric_lines) == 1  # rank 0 alone writes the log
+        figures = [read_log_figures((out / "train_seed3.log").read_text()) for out in (ddp, single)]
+        for tag in ("final_sliding_window_exact", "legal_ttt_exact"):
+            assert figures[0]["metrics"][tag]["val_loss"] == pytest.approx(figures[1]["metrics"][tag]["val_loss"],
+                                                                           rel=1e-5)
+        losses = [re.findall(r"^step:4/4 train_loss:([\d.]+)", (out / "train_seed3.log").read_text(), re.M)
+                  for out in (ddp, single)]
+        assert float(losses[0][0]) == pytest.approx(float(losses[1][0]), abs=2e-4)
+        assert check_path(ddp).exit_code == 0
+
+    def test_a_batch_that_does_not_split_over_ranks_is_explained(self, tmp_path, tiny_dataset, monkeypatch):
+        """Two processes cannot share 3 rows; the failure names the reason although no log was written."""
+        for key, value in TINY.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("TRAIN_BATCH_TOKENS", "96")  # 3 rows of 32
+        result = train_submission(TrainOptions(preset="cpu-smoke", seed=3, out=tmp_path / "odd",
+                                               data_path=tiny_dataset[0], nproc=2))
+        assert result.exit_code == 2
+        assert "3 rows per step do not split over 2 processes" in result.text and "no log was written" in result.text
 
     def test_missing_dataset_is_a_user_error(self, tmp_path):
         """Training without shards says to build the data first."""
