@@ -237,8 +237,8 @@ def _rolling_keys(a: np.ndarray) -> np.ndarray:
 @dataclass
 class Pass:
     """One left-to-right scoring pass: the first no-grad observation of each validation position. A pass with
-    `one_forward` set is instead the first observation, with or without grad, of each position from `start_tick` on:
-    the score of an evaluator that scores and trains from the same forward (PR #77's LoRA TTT)."""
+    `one_forward` set is instead one chosen observation, with or without grad, of each position from `start_tick` on
+    (see _one_forward_passes): the score of an evaluator that scores and trains from the same forward (PR #77)."""
 
     index: int
     start_tick: int
@@ -384,7 +384,7 @@ ONE_FORWARD_SWEEPS = (2, 3, 4)  # else the first observation of the last of E eq
 def _one_forward_passes(observed: list, passes: list[Pass], updates: list[Update]) -> list[Pass]:
     """Candidate passes for evaluators that score from a forward that also trains (PR #77's LoRA TTT), built only
     when no plain pass matches the printed score. From the first grad-enabled validation call after each plain pass
-    (and before any), two families, in this order:
+    (and before any), three families, in this order:
 
     * update-anchored, j = 1, 2, 3: for each position, its last observation before the j-th update that used it (the
       forward whose loss drove that update), or its j-th observation when fewer updates used it (a last chunk that
@@ -418,11 +418,13 @@ def _one_forward_passes(observed: list, passes: list[Pass], updates: list[Update
         u_start = np.r_[0, np.nonzero(np.diff(u_pos))[0] + 1] if len(u_pos) else np.zeros(0, np.int64)
         u_rank = np.arange(len(u_pos)) - np.repeat(u_start, np.diff(np.r_[u_start, len(u_pos)]))
         ranks = []
+        never = np.iinfo(np.int64).max
+        size = int(max(pos.max(), upd_pos.max() if len(upd_pos) else 0)) + 1
         for j in ONE_FORWARD_UPDATES:
-            threshold = np.full(int(max(pos.max(), upd_pos.max() if len(upd_pos) else 0)) + 1, np.iinfo(np.int64).max)
+            threshold = np.full(size, never)
             threshold[u_pos[u_rank == j - 1]] = u_tick[u_rank == j - 1]
             before = np.add.reduceat((sorted_ticks < threshold[sorted_pos]).astype(np.int64), group_start)
-            anchored = threshold[group_pos] < np.iinfo(np.int64).max
+            anchored = threshold[group_pos] < never
             ranks.append(np.where(anchored & (before > 0), before - 1, np.minimum(j, counts) - 1))
         ranks += [counts - 1 if k == 0 else np.minimum(k, counts) - 1 for k in ONE_FORWARD_ORDINALS]
         ranks += [(e - 1) * counts // e for e in ONE_FORWARD_SWEEPS]
