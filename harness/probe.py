@@ -428,17 +428,18 @@ def _one_forward_passes(observed: list, passes: list[Pass], updates: list[Update
             ranks.append(np.where(anchored & (before > 0), before - 1, np.minimum(j, counts) - 1))
         ranks += [counts - 1 if k == 0 else np.minimum(k, counts) - 1 for k in ONE_FORWARD_ORDINALS]
         ranks += [(e - 1) * counts // e for e in ONE_FORWARD_SWEEPS]
+        skipped: dict[int, tuple[float, float, int]] = {}  # positions this phase never observes (short documents
+        for earlier_pass in sorted((q for q in passes if q.end_tick < start), key=lambda q: -q.end_tick):
+            for q_pos, value in earlier_pass.first.items():  # scored plainly just before): their latest plain score
+                skipped.setdefault(q_pos, value)
         for rank in ranks:
             pick = order[group_start + rank]
             cand = Pass(len(passes) + len(out), start, int(ticks.max()), one_forward=True)
-            cand.first = {int(q): (float(a), float(b), int(t))
-                          for q, a, b, t in zip(pos[pick], nll[pick], lse[pick], ticks[pick])}
+            cand.first = {**skipped, **{int(q): (float(a), float(b), int(t))
+                                        for q, a, b, t in zip(pos[pick], nll[pick], lse[pick], ticks[pick])}}
             has_before = rank > 0
             cand.earlier = dict(zip(pos[pick][has_before].tolist(),
                                     ticks[order[group_start + rank - 1]][has_before].tolist()))
-            for earlier_pass in sorted((q for q in passes if q.end_tick < start), key=lambda q: -q.end_tick):
-                for q_pos, value in earlier_pass.first.items():  # positions this phase skipped (short documents
-                    cand.first.setdefault(q_pos, value)  # scored plainly just before): their latest plain score
             out.append(cand)
     return out
 

@@ -7,6 +7,7 @@ import ast
 
 from rules.base import Invalid, Rule, Valid
 from rules.facts_dataflow import guarded_severity, script_facts
+from rules.facts_graph import last_name
 
 
 class BosLeak(Rule):
@@ -139,7 +140,7 @@ class BosLeak(Rule):
         """Convolutions over time with a kernel longer than one, in a class (or function) with no equality mask and
         no ``cu_seqlens``: each output position mixes the previous kernel - 1 positions, across documents."""
         for node in ast.walk(self.context.tree):
-            if not (isinstance(node, ast.Call) and _callee(node) in ("Conv1d", "conv1d")):
+            if not (isinstance(node, ast.Call) and last_name(node) in ("Conv1d", "conv1d")):
                 continue
             kernel = _kernel_size(node)
             if isinstance(kernel, ast.Constant) and kernel.value == 1:
@@ -171,7 +172,7 @@ def _kernel_size(call: ast.Call) -> ast.AST | None:
     for kw in call.keywords:
         if kw.arg == "kernel_size":
             return kw.value
-    if _callee(call) == "Conv1d":
+    if last_name(call) == "Conv1d":
         return call.args[2] if len(call.args) > 2 else None
     return call.args[1] if len(call.args) > 1 else None
 
@@ -205,7 +206,7 @@ def _slices(expr: ast.AST, flow) -> list[tuple[str, str, ast.Subscript]]:
     for sub in ast.walk(expr):
         kind = _time_slice(sub)
         shifted = _shifted_copy(sub)
-        if kind == "prev" and isinstance(sub.value, ast.Call) and _callee(sub.value) == "pad" and sub.value.args:
+        if kind == "prev" and isinstance(sub.value, ast.Call) and last_name(sub.value) == "pad" and sub.value.args:
             out.append(("prev_full", ast.unparse(sub.value.args[0]), sub))  # F.pad(h, (.., 1, 0))[:, :-1]
         elif kind:
             out.append((kind, ast.unparse(sub.value), sub))
@@ -216,7 +217,7 @@ def _slices(expr: ast.AST, flow) -> list[tuple[str, str, ast.Subscript]]:
                 kind = _time_slice(value)
                 if kind:
                     out.append((kind, ast.unparse(value.value), value))
-                elif isinstance(value, ast.Call) and _callee(value) in ("cat", "pad") and not any(
+                elif isinstance(value, ast.Call) and last_name(value) in ("cat", "pad") and not any(
                     _time_slice(inner) == "cur" for inner in ast.walk(value)
                 ):
                     for inner in ast.walk(value):
@@ -227,7 +228,7 @@ def _slices(expr: ast.AST, flow) -> list[tuple[str, str, ast.Subscript]]:
 
 def _shifted_copy(node: ast.AST) -> ast.AST | None:
     """The tensor rolled by one step along time in ``torch.roll(x, 1, 1)`` / ``x.roll(shifts=1, dims=1)``."""
-    if not (isinstance(node, ast.Call) and _callee(node) == "roll"):
+    if not (isinstance(node, ast.Call) and last_name(node) == "roll"):
         return None
     method = isinstance(node.func, ast.Attribute) and not (isinstance(node.func.value, ast.Name)
                                                            and node.func.value.id == "torch")
@@ -239,11 +240,6 @@ def _shifted_copy(node: ast.AST) -> ast.AST | None:
     if tensor is None or not _is_const(shifts, 1) or not (_is_const(dims, 1) or _is_const(dims, -2)):
         return None
     return tensor
-
-
-def _callee(call: ast.Call) -> str:
-    func = call.func
-    return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
 
 
 def _shift_pair(node: ast.BinOp, flow) -> ast.Subscript | None:
