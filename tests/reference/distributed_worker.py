@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 
 from reference.evaluate import TTTConfig, dynamic_eval, sliding_eval, ttt_eval
+from reference.train_gpt import teardown_distributed
 from tiny import TWO_LETTER_TABLES as TABLES, tiny_gpt  # the script's folder is on sys.path
 
 
@@ -33,8 +34,7 @@ def main(out: str) -> None:
         with open(out, "w") as fh:
             json.dump({"world": world, **results}, fh)
     if world > 1:
-        dist.barrier()
-        dist.destroy_process_group()
+        teardown_distributed()
 
 
 if __name__ == "__main__":

@@ -47,9 +47,10 @@ class TestEndToEnd:
         for key, value in TINY.items():
             monkeypatch.setenv(key, value)
         out = tmp_path / name
+        console: list[str] = []
         result = train_submission(TrainOptions(preset="cpu-smoke", seed=3, out=out, data_path=tiny_dataset[0],
-                                               nproc=nproc))
-        assert result.exit_code == 0, result.text
+                                               nproc=nproc), progress=console.append)
+        assert result.exit_code == 0, result.text + "\n" + "\n".join(console[-60:])
         return out
 
     def test_tiny_run_writes_a_complete_deterministic_submission(self, tmp_path, tiny_dataset, monkeypatch):
