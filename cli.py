@@ -63,8 +63,8 @@ def main() -> None:
 def check(path: Path, fmt: str, output: Path | None, against: str | None, policy: str,
           allow_file: Path | None, strict_size: bool, probe: bool) -> None:
     """Static verdict on a submission folder or a single script."""
-    from harness.check import CheckOptions, check_path
-    from harness.render import render
+    from harness.check.pipeline import CheckOptions, check_path
+    from harness.report.render import render
 
     report = check_path(path, CheckOptions(against=against, policy=policy, allow_file=allow_file,
                                            strict_size=strict_size, probe=probe))
@@ -77,7 +77,7 @@ def check(path: Path, fmt: str, output: Path | None, against: str | None, policy
               show_default=True, help="Listing format; `docs` is the full rule documentation (docs/rules.md).")
 def rules_cmd(fmt: str) -> None:
     """List every rule: ID, severity, summary and the ruling it rests on."""
-    from harness.coverage import render_rules
+    from harness.report.coverage import render_rules
 
     click.echo(render_rules(fmt))
 
@@ -110,7 +110,7 @@ def reproduce(path: Path | None, seeds: str, fresh_seeds: int, nproc: int, train
               tokenizer: Path | None, results: Path | None, against: str | None, policy: str,
               extra_env: tuple[str, ...], probe: bool, overwrite: bool) -> None:
     """Re-run a submission (default: the shipped reference) under harness-owned budgets."""
-    from harness.reproduce import ReproduceOptions, reproduce as run_reproduce
+    from harness.run.reproduce import ReproduceOptions, reproduce as run_reproduce
 
     result = run_reproduce(ReproduceOptions(
         path=path, seeds=seeds, fresh_seeds=fresh_seeds, nproc=nproc, train_budget=train_budget,
@@ -155,8 +155,8 @@ def ci(base: str, head: str, repo_path: Path, sarif: Path | None, markdown: Path
               help="Run CUDA-assuming scripts on the CPU (CUDA calls kept on the CPU, flash-attn stand-ins on SDPA).")
 def probe(path: Path, fmt: str, output: Path | None, data_path: Path | None, timeout: float, cpu_compat: bool) -> None:
     """Run the submission's evaluation at tiny scale with causality and score-before-update probes."""
-    from harness.probe import ProbeOptions, probe_path
-    from harness.render import render
+    from harness.run.probe import ProbeOptions, probe_path
+    from harness.report.render import render
 
     report = probe_path(path, ProbeOptions(data_path=data_path, timeout=timeout, cpu_compat=cpu_compat))
     _emit(render(report, fmt), output)

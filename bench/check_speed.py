@@ -52,7 +52,7 @@ def bench_one(records: Path, runs: int) -> None:
 
 
 def bench_all(records: Path) -> None:
-    from harness.check import check_path
+    from harness.check.pipeline import check_path
 
     folders = sorted(p for track in records.iterdir() if track.is_dir() for p in track.iterdir() if p.is_dir())
     started = time.perf_counter()

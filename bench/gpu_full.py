@@ -60,7 +60,7 @@ def main() -> int:
             print(f"error: {result.text}", file=sys.stderr)
             return 2
         log = (out / f"train_seed{opts.seed}.log").read_text(encoding="utf-8")
-        from harness.check import check_path
+        from harness.check.pipeline import check_path
 
         verdict = check_path(out).verdict
     figures, values = read_log_figures(log), last_values(log)

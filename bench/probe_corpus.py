@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.probe import ProbeOptions, probe_path  # noqa: E402
+from harness.run.probe import ProbeOptions, probe_path  # noqa: E402
 
 MIRROR = "/work/.mirror/openai+parameter-golf/repo"
 

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.records_source import MAIN_REF, find_repo, materialize_records  # noqa: E402
-from harness.check import check_path  # noqa: E402
+from harness.check.pipeline import check_path  # noqa: E402
 
 
 def _cell(text: str) -> str:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.reproduce import ReproduceOptions, reproduce  # noqa: E402
-from harness.sandbox import detect_isolation  # noqa: E402
+from harness.run.reproduce import ReproduceOptions, reproduce  # noqa: E402
+from harness.run.sandbox import detect_isolation  # noqa: E402
 
 SCRIPT = textwrap.dedent('''
     import os, time

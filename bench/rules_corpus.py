@@ -2,7 +2,7 @@
 
 Usage: python -m bench.rules_corpus [--corpus PATH] [--rules ID,ID] [--main]
 Reads each entry's file at entry["commit"]:entry["path"] from the git repository named by $PG_REPO (default: the
-local openai/parameter-golf mirror); self-extracting shims are decoded with harness.shim when available. With
+local openai/parameter-golf mirror); self-extracting shims are decoded with harness.submission.shim when available. With
 --main it also runs over every records/*/train_gpt.py merged at main (all legal: no error expected).
 """
 
@@ -33,7 +33,7 @@ def units_for(text: str, path: str) -> list[SourceUnit]:
     """The shipped text, plus the decoded payload when the file is a self-extracting shim."""
     units = [SourceUnit(path, text)]
     try:
-        from harness.shim import decode_shim
+        from harness.submission.shim import decode_shim
     except ImportError:
         return units
     decoded = decode_shim(text, path)
@@ -45,8 +45,8 @@ def units_for(text: str, path: str) -> list[SourceUnit]:
 def context_evidence(repo: str, commit: str, path: str, names: list[str]) -> tuple[object, list]:
     """What `check` also reads next to the script: run logs (which flag-guarded paths ran) and launch commands in
     the README (a validation shard linked in as training data). Returns (log hints, TRAIN-ON-VAL text hits)."""
-    from harness.logparse import parse_log
-    from harness.static_rules import log_hints_from
+    from harness.submission.logs import parse_log
+    from harness.check.static_rules import log_hints_from
     from rules.train_on_val import scan_text
 
     folder = str(Path(path).parent)

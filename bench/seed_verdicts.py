@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.records_source import find_repo  # noqa: E402
-from harness.check import CheckOptions, check_path  # noqa: E402
+from harness.check.pipeline import CheckOptions, check_path  # noqa: E402
 
 CAUSALITY_AND_DATA = {"TTT-PREEVAL-VAL", "TTT-MULTIPASS-SCORE", "RESCORE-S1", "TEMP-CALIB-ON-VAL",
                       "SLOT-SCORED-TARGETS", "NGRAM-TARGET-IN-KEY", "NGRAM-GATE-ON-TARGET", "BYTE-MIXTURE-C2",

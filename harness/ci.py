@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from harness.errors import UserError
-from harness.findings import EXIT_COULD_NOT_CHECK, EXIT_FINDINGS, EXIT_PASS, Finding, Report
+from harness.verdict import EXIT_COULD_NOT_CHECK, EXIT_FINDINGS, EXIT_PASS, Finding, Report
 
 RECORDS = "records"
 SARIF_CATEGORY = "pgolf-check"
@@ -114,7 +114,7 @@ def _layout_report(changes: list[tuple[str, str]], folders: list[str]) -> Report
 
 def merged_sarif(reports: dict[str, Report]) -> dict[str, Any]:
     """One SARIF run with every folder's results (URIs relative to the repository root)."""
-    from harness.render import sarif_dict
+    from harness.report.render import sarif_dict
 
     logs = [sarif_dict(rep, uri_base=None if folder == "" else folder) for folder, rep in reports.items()]
     if not logs:
@@ -176,7 +176,7 @@ def annotations(reports: dict[str, Report]) -> list[str]:
 
 def summary_markdown(reports: dict[str, Report], base: str, head: str) -> str:
     """The PR comment: one table row per folder, then each folder's own Markdown report."""
-    from harness.render import render
+    from harness.report.render import render
 
     lines = [f"## Parameter Golf compliance check ({base}...{head})", ""]
     if not reports:
@@ -201,7 +201,7 @@ def _exit_code(reports: dict[str, Report]) -> int:
 
 
 def _check_folder(path: Path, policy: str) -> Report:
-    from harness.check import CheckOptions, check_path
+    from harness.check.pipeline import CheckOptions, check_path
 
     return check_path(path, CheckOptions(policy=policy))
 

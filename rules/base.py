@@ -130,7 +130,7 @@ class RuleContext:
     tree: ast.Module
     facts: "Facts"
     log_hints: LogHints
-    origin: str = "shipped"  # shipped / decoded / exec-open / import (harness.codeset.CodeUnit.origin)
+    origin: str = "shipped"  # shipped / decoded / exec-open / import (harness.submission.code.CodeUnit.origin)
 
 
 class Rule:

@@ -25,7 +25,7 @@ from rules.facts_graph import SKIPPED_TYPES
 
 
 class UnitLike(Protocol):
-    """What the engine needs of a code unit (harness.codeset.CodeUnit satisfies it)."""
+    """What the engine needs of a code unit (harness.submission.code.CodeUnit satisfies it)."""
 
     path: str
     text: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.coverage import render_rules
+from harness.report.coverage import render_rules
 
 ROOT = Path(__file__).resolve().parent.parent
 

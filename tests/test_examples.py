@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.check import check_path
+from harness.check.pipeline import check_path
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "submissions" / "examples"
 

@@ -15,7 +15,7 @@ FORBIDDEN = {
     "reference": {"harness", "rules", "click"},
 }
 # Code injected into a submission's own process (probes) runs next to the submission's torch: exempt from "no torch".
-EXEMPT_FROM_TORCH = ("harness/inject/",)
+EXEMPT_FROM_TORCH = ("harness/run/inject/",)
 
 
 def _imported_roots(path: Path) -> set[tuple[str, int]]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.allowlist import apply_allow_list, load_allow_list
+from harness.check.allowlist import apply_allow_list, load_allow_list
 from harness.errors import UserError
-from harness.findings import Finding, Report
+from harness.verdict import Finding, Report
 
 
 @pytest.mark.parametrize(("name", "text"), [

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.check import CheckOptions, check_path
+from harness.check.pipeline import CheckOptions, check_path
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "submissions" / "examples"
 

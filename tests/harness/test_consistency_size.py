@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness.consistency import check_log_code
-from harness.findings import Report
-from harness.logparse import parse_log
+from harness.check.consistency import check_log_code
+from harness.verdict import Report
+from harness.submission.logs import parse_log
 
 
 @pytest.mark.parametrize(("logged", "severity"), [(47_686, None), (47_703, "warning"), (98_302, "error")])

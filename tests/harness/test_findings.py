@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.findings import Finding, Report
+from harness.verdict import Finding, Report
 
 
 @pytest.mark.parametrize(("severities", "could_not_check", "verdict", "code"), [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.check import check_path
+from harness.check.pipeline import check_path
 
 SCRIPT = "import os\n\n\ndef main():\n    print('hello')\n\n\nif __name__ == '__main__':\n    main()\n" + "# pad\n" * 20
 SEP = "=" * 100

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness.findings import Report
-from harness.seeds import check_seeds
+from harness.verdict import Report
+from harness.check.seeds import check_seeds
 
 
 def _log(path, run_seed, loss, bpb, **hparams):

@@ -76,7 +76,7 @@ class TestEndToEnd:
     def test_two_process_gloo_run_trains_and_passes_check(self, tmp_path, tiny_dataset, monkeypatch):
         """torchrun with two gloo ranks trains on the same global batch as one process (same losses and scores to
         rounding), rank 0 alone writes, and the folder passes check."""
-        from harness.check import check_path
+        from harness.check.pipeline import check_path
 
         ddp = self.run(tmp_path, tiny_dataset, monkeypatch, "ddp", nproc=2)
         single = self.run(tmp_path, tiny_dataset, monkeypatch, "single")

@@ -92,7 +92,7 @@ def test_verdict_survives_rewrite(mutate, cls, case):
 @pytest.mark.parametrize("cls, case", _CASES)
 def test_verdict_survives_self_extracting_shim(cls, case):
     """The harness decoder unwraps an lzma+base85 shim and the decoded code gets the same verdict."""
-    decode_shim = pytest.importorskip("harness.shim").decode_shim
+    decode_shim = pytest.importorskip("harness.submission.shim").decode_shim
     decoded = decode_shim(shim(case.code)).text
     assert decoded == case.code
     assert verdict(decoded) == verdict(case.code)

@@ -14,7 +14,7 @@ import brotli
 import pytest
 import zstandard
 
-from harness.submission import load_submission
+from harness.submission.folder import load_submission
 
 RAW_FILTERS = [{"id": lzma.FILTER_LZMA2}]
 
@@ -56,7 +56,7 @@ def _chain(layers: list[str]) -> str:
 
 @dataclass
 class FakeRun:
-    """Stand-in for harness.logparse.LogRun with the fields check_size reads."""
+    """Stand-in for harness.submission.logs.LogRun with the fields check_size reads."""
 
     path: str
     seed: str | None

@@ -1,10 +1,10 @@
-"""harness.codeset: every file whose code runs is found statically and counted at its shipped size."""
+"""harness.submission.code: every file whose code runs is found statically and counted at its shipped size."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.codeset import load_code
+from harness.submission.code import load_code
 
 from .conftest import wrap
 

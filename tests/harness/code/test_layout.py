@@ -1,4 +1,4 @@
-"""harness.layout: SUBMISSION-FORMAT for folders (required files, name, extras, symlinks) and single scripts."""
+"""harness.check.layout: SUBMISSION-FORMAT for folders (required files, name, extras, symlinks) and single scripts."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from harness.findings import Report
-from harness.layout import check_layout
-from harness.submission import load_submission
+from harness.verdict import Report
+from harness.check.layout import check_layout
+from harness.submission.folder import load_submission
 
 from .conftest import COMPLETE
 

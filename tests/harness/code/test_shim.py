@@ -1,4 +1,4 @@
-"""harness.shim: static decoding of self-extracting scripts, bombs refused, never raising, never executing."""
+"""harness.submission.shim: static decoding of self-extracting scripts, bombs refused, never raising, never executing."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.shim import MAX_STAGE_BYTES, decode_shim
+from harness.submission.shim import MAX_STAGE_BYTES, decode_shim
 
 from .conftest import LAYERS, wrap
 

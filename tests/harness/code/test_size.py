@@ -1,4 +1,4 @@
-"""harness.size: per-seed cap on shipped bytes, wrapper accounting, uncounted code and artifact files."""
+"""harness.check.size: per-seed cap on shipped bytes, wrapper accounting, uncounted code and artifact files."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from harness.codeset import load_code
-from harness.findings import Report
-from harness.size import CAP_BYTES, check_size
+from harness.submission.code import load_code
+from harness.verdict import Report
+from harness.check.size import CAP_BYTES, check_size
 
 from .conftest import FakeRun
 

@@ -94,7 +94,7 @@ def submission(tmp_path):
 
 
 def code_bundle(text: str, shipped: bytes | None = None, origin: str = "shipped", counted: dict | None = None):
-    """A stand-in for harness.codeset.CodeBundle with one unit."""
+    """A stand-in for harness.submission.code.CodeBundle with one unit."""
     data = shipped if shipped is not None else text.encode()
     unit = SimpleNamespace(path="train_gpt.py", text=text, origin=origin, shipped_bytes=data)
     return SimpleNamespace(units=[unit], shipped_bytes=data, counted_files=counted or {"train_gpt.py": data})

@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness.budgets import check_budgets
-from harness.findings import Report
-from harness.logparse import parse_log
+from harness.check.budgets import check_budgets
+from harness.verdict import Report
+from harness.submission.logs import parse_log
 
 RECORD = SimpleNamespace(track="10min_16mb")
 

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from harness.claims import check_claims, equal_at
-from harness.findings import Report
-from harness.logparse import parse_log
-from harness.submission_json import claims_from_json
+from harness.check.claims import check_claims, equal_at
+from harness.verdict import Report
+from harness.submission.logs import parse_log
+from harness.submission.manifest import claims_from_json
 
 
 def run(name: str, bpb: str, loss: str = "2.00000000", seed: str | None = None, extra: str = ""):

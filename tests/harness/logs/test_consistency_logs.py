@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness.consistency import check_log_code, diff_summary
-from harness.findings import Report
-from harness.logparse import parse_log
+from harness.check.consistency import check_log_code, diff_summary
+from harness.verdict import Report
+from harness.submission.logs import parse_log
 
 SOURCE = "import os\nprint('hello')\n"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.logparse import load_logs, parse_log
+from harness.submission.logs import load_logs, parse_log
 
 
 def test_baseline_dialect_facts(kit):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.logparse import parse_log
+from harness.submission.logs import parse_log
 
 _TAGS = st.sampled_from(["final_int8_zlib_roundtrip_exact", "legal_ttt_exact", "quantized_ttt_phased",
                          "final_int6_sliding_window_exact", "quantized_sliding_window", "final_sliding"])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.findings import Report
-from harness.logparse import parse_log
-from harness.metric import check_metric, implied_bytes
+from harness.verdict import Report
+from harness.submission.logs import parse_log
+from harness.check.metric import check_metric, implied_bytes
 
 
 def findings(report, rule=None):

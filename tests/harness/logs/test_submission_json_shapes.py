@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from harness.findings import Report
-from harness.submission_json import claims_from_json, load_claims, normalise_track
+from harness.verdict import Report
+from harness.submission.manifest import claims_from_json, load_claims, normalise_track
 
 LEGACY = [
     # (json object, val_bpb text, bytes, bytes key, seeds with a bpb, note fragment)

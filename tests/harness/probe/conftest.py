@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.probe import ProbeOptions, probe_path
+from harness.run.probe import ProbeOptions, probe_path
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 REPO = Path(__file__).resolve().parents[3]

@@ -1,4 +1,4 @@
-"""The CPU compatibility layer (harness/inject/cpu_compat.py), exercised in a separate process it patches."""
+"""The CPU compatibility layer (harness/run/inject/cpu_compat.py), exercised in a separate process it patches."""
 
 import json
 import subprocess
@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from harness.probe import INJECT_DIR
+from harness.run.probe import INJECT_DIR
 
 CHECKS = textwrap.dedent("""
     import json, os, sys

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from harness import probe
-from harness.findings import EXIT_COULD_NOT_CHECK, EXIT_FINDINGS, EXIT_PASS
+from harness.run import probe
+from harness.verdict import EXIT_COULD_NOT_CHECK, EXIT_FINDINGS, EXIT_PASS
 
 
 @pytest.mark.parametrize("name", ["legal_plain", "legal_ttt", "legal_ttt_one_forward", "reference/train_gpt.py"])

@@ -1,4 +1,4 @@
-"""Tests for harness.render: text, JSON, SARIF 2.1.0 and Markdown over a report with every kind of content."""
+"""Tests for harness.report.render: text, JSON, SARIF 2.1.0 and Markdown over a report with every kind of content."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UserError
-from harness.findings import Report
-from harness.render import FORMATS, render, sarif_dict
-from harness.significance import check_significance
+from harness.verdict import Report
+from harness.report.render import FORMATS, render, sarif_dict
+from harness.check.significance import check_significance
 
 
 @pytest.fixture
@@ -140,7 +140,7 @@ class TestSarif:
 
     def test_start_lines_positive(self):
         """A line number below 1 drops the region instead of writing an invalid one."""
-        from harness.findings import Finding
+        from harness.verdict import Finding
 
         report = Report(target="t")
         report.add(Finding("HARDWARE", "warning", "m", file="a\\b.log", line=0))

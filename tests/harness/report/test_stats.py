@@ -1,4 +1,4 @@
-"""Tests for harness.stats: summaries, the margin test, seeds needed and unit conversion."""
+"""Tests for harness.check.stats: summaries, the margin test, seeds needed and unit conversion."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 from scipy import stats as sp
 
-from harness import stats
+from harness.check import stats
 
 
 def _col(rows, i):

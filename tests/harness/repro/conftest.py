@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import sandbox
+from harness.run import sandbox
 
 # A fake train_gpt.py: baseline-dialect log lines; BEHAVIOUR (env) adds misbehaviour after training starts.
 FAKE_SCRIPT = textwrap.dedent('''
@@ -98,7 +98,7 @@ def isolation_level(request, monkeypatch) -> str:
 @pytest.fixture
 def options(dataset, tmp_path):
     """ReproduceOptions factory with small budgets and the fast single-process launcher."""
-    from harness.reproduce import ReproduceOptions
+    from harness.run.reproduce import ReproduceOptions
 
     data, tok = dataset
 

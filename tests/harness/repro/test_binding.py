@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
-from harness.binding import check_binding, make_artifact_line, make_header, read_binding
-from harness.findings import Report
-from harness.submission import load_submission
+from harness.check.binding import check_binding, make_artifact_line, make_header, read_binding
+from harness.verdict import Report
+from harness.submission.folder import load_submission
 
 
 def _bound_folder(make_submission, tmp_path, artifact: bytes = b"model"):
@@ -81,7 +81,7 @@ def test_unreadable_header_is_an_error_not_a_traceback(make_submission, header):
 
 def test_reproduce_log_binds_to_the_submission(make_submission, options):
     """A train.log written by `reproduce`, copied into the folder, verifies against it."""
-    from harness.reproduce import reproduce
+    from harness.run.reproduce import reproduce
 
     sub_dir = make_submission()
     result = reproduce(options(sub_dir))

@@ -9,7 +9,7 @@ import pytest
 
 from harness.ci import CiOptions, annotations, run_ci, submission_folder
 from harness.errors import UserError
-from harness.findings import Finding, Report
+from harness.verdict import Finding, Report
 
 NEW = "records/track_10min_16mb/2026-05-01_New"
 
@@ -133,8 +133,8 @@ def test_annotation_escapes_newlines_and_separators():
 def test_real_check_pipeline_on_a_pull_request(challenge_repo):
     """With the real `check`, a folder without submission.json fails with SUBMISSION-FORMAT."""
     try:
-        from harness.check import check_path
-        from harness.submission import load_submission
+        from harness.check.pipeline import check_path
+        from harness.submission.folder import load_submission
 
         check_path(Path(__file__).parent)  # imports every stage; incomplete pipelines raise here
     except ImportError as exc:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UserError
-from harness.reproduce import reproduce, tree_hash
+from harness.run.reproduce import reproduce, tree_hash
 
 
 def _processes_with(token: str) -> list[int]:
@@ -119,7 +119,7 @@ def test_network_attempt_never_reaches_the_server_and_is_flagged(make_submission
 
 def test_network_namespace_stops_connects_the_audit_hook_cannot_see(make_submission, options, server):
     """A connect from bash (no Python audit hook) cannot leave the fresh network namespace."""
-    from harness import sandbox
+    from harness.run import sandbox
 
     sandbox.detect_isolation.cache_clear()
     if not sandbox.detect_isolation().namespaces:
@@ -142,7 +142,7 @@ def test_writing_into_its_own_folder_leaves_the_original_unchanged(make_submissi
 
 def test_original_folder_is_read_only_inside_the_namespace(make_submission, options):
     """Even by absolute path, the original folder cannot be written from inside the mount namespace."""
-    from harness import sandbox
+    from harness.run import sandbox
 
     sandbox.detect_isolation.cache_clear()
     if not sandbox.detect_isolation().namespaces:
@@ -250,7 +250,7 @@ def test_torchrun_with_two_processes(make_submission, options):
 @pytest.mark.slow
 def test_reference_submission_cpu_smoke(tmp_path):
     """Bare `reproduce` re-runs the shipped cpu-smoke reference for 2 seeds under a small budget, folder untouched."""
-    from harness.reproduce import DEFAULT_SUBMISSION, ReproduceOptions
+    from harness.run.reproduce import DEFAULT_SUBMISSION, ReproduceOptions
 
     if not (DEFAULT_SUBMISSION / "train_gpt.py").is_file():
         pytest.skip("submissions/my_run has not been trained yet")
@@ -269,7 +269,7 @@ def test_reference_submission_cpu_smoke(tmp_path):
 ])
 def test_declared_run_env_applies_under_the_challenge_variables(make_submission, run_env, extra, expect):
     """submission.json run_env sets configuration; --env overrides it and it can never override SEED."""
-    from harness.reproduce import ReproduceOptions, _run_env, declared_env
+    from harness.run.reproduce import ReproduceOptions, _run_env, declared_env
 
     sub = make_submission()
     claims = json.loads((sub / "submission.json").read_text())

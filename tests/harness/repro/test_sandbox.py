@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import sandbox
+from harness.run import sandbox
 
 ROOT = Path(__file__).resolve().parents[3]
 HANG = ("import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import signal, time; "
@@ -47,7 +47,7 @@ def test_killed_harness_takes_the_namespace_down(tmp_path):
     if not sandbox.detect_isolation().namespaces:
         pytest.skip("no PID namespace on this machine")
     token = f"pgolf-test-{uuid.uuid4().hex}"
-    driver = ("import os, sys; from pathlib import Path; from harness import sandbox; "
+    driver = ("import os, sys; from pathlib import Path; from harness.run import sandbox; "
               f"spec = sandbox.SandboxSpec([sys.executable, '-c', {HANG.format(token=token)!r}], Path('.'), "
               "dict(os.environ)); sandbox.run_sandboxed(spec, lambda t, l: print(l, flush=True), lambda n: None)")
     proc = subprocess.Popen([sys.executable, "-c", driver], cwd=ROOT, stdout=subprocess.PIPE, text=True,

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import PurePosixPath
 
-from harness.findings import Evidence, Finding, Report
-from harness.logparse import LogRun, MetricLine
-from harness.submission_json import Claims
+from harness.verdict import Evidence, Finding, Report
+from harness.submission.logs import LogRun, MetricLine
+from harness.submission.manifest import Claims
 
 MAX_SUBSET_LOGS = 8  # enumerate arbitrary subsets only for small folders (2^8 = 256 means)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import UserError
-from harness.findings import Finding, Report
+from harness.verdict import Finding, Report
 from rules.catalogue import RULES
 
 

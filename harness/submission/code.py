@@ -1,7 +1,7 @@
 """Every piece of code a submission runs, unwrapped, with the bytes each shipped file costs.
 
 Starting from the entry script we follow, statically and without executing anything:
-self-extracting shims (harness.shim), `exec(open(...).read())` loaders, imports of sibling modules,
+self-extracting shims (harness.submission.shim), `exec(open(...).read())` loaders, imports of sibling modules,
 `importlib.import_module("x")`, and native sources compiled at run time (g++/nvcc argument lists, ctypes.CDLL of a
 library whose source is in the folder, torch.utils.cpp_extension.load sources). Paths are resolved over a small
 expression language: literals, `__file__`, str.replace, os.path.join/dirname, pathlib `/` and `.parent`, f-strings
@@ -17,8 +17,8 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.shim import decode_shim
-from harness.submission import Submission
+from harness.submission.shim import decode_shim
+from harness.submission.folder import Submission
 from rules.parsing import SourceParseError, decode_source, parse_python
 
 NATIVE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".cu", ".cuh", ".h", ".hpp")
@@ -48,7 +48,7 @@ class CodeBundle:
     native_sources: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     reached_by: dict[str, str] = field(default_factory=dict)  # relative path -> "train_gpt.py:12 import ngram_tilt"
-    shim_layers: list = field(default_factory=list)  # harness.shim.Layer of every decoded shim
+    shim_layers: list = field(default_factory=list)  # harness.submission.shim.Layer of every decoded shim
 
     @property
     def code_bytes(self) -> int:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from harness.findings import Evidence, Finding, Report
-from harness.logparse import LogRun
+from harness.verdict import Evidence, Finding, Report
+from harness.submission.logs import LogRun
 
 
 def _normalise(text: str) -> list[str]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from harness.findings import Finding, Report
+from harness.verdict import Finding, Report
 
 SCHEMA_VERSION = 1
 TRACKS = ("10min_16mb", "non_record_16mb", "non_record_unlimited_16mb")
@@ -237,7 +237,7 @@ def load_claims(sub, report: Report) -> Claims:
     """Read the submission's JSON (never written to); format problems become SUBMISSION-FORMAT errors."""
     rel = getattr(sub, "submission_json", None)
     if rel is None:
-        # The missing file itself is reported once, by the layout check (harness/layout.py).
+        # The missing file itself is reported once, by the layout check (harness/check/layout.py).
         return Claims(schema_notes=["no submission.json: the claimed score is unknown"])
     display = sub.display(rel)
     try:

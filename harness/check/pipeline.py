@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from harness.allowlist import apply_allow_list, load_allow_list
+from harness.check.allowlist import apply_allow_list, load_allow_list
 from harness.errors import UserError
-from harness.findings import Report
-from harness.submission import Submission, load_submission
+from harness.verdict import Report
+from harness.submission.folder import Submission, load_submission
 from rules.catalogue import RULES
 
 # Which rules each stage judges; used to mark them "not checked" when the stage cannot run, and by `rules`.
@@ -72,19 +72,19 @@ def _run_stage(report: Report, name: str, stage: Callable[[], object]) -> object
 
 def check_submission(sub: Submission, options: CheckOptions, report: Report) -> Report:
     """Run every stage over an already-loaded submission."""
-    from harness.binding import check_binding
-    from harness.budgets import check_budgets
-    from harness.claims import check_claims
-    from harness.codeset import load_code
-    from harness.consistency import check_log_code
-    from harness.layout import check_layout
-    from harness.logparse import load_logs
-    from harness.metric import check_metric
-    from harness.seeds import check_seeds
-    from harness.significance import check_significance
-    from harness.size import check_size
-    from harness.static_rules import run_static_rules, run_text_scans
-    from harness.submission_json import load_claims
+    from harness.check.binding import check_binding
+    from harness.check.budgets import check_budgets
+    from harness.check.claims import check_claims
+    from harness.submission.code import load_code
+    from harness.check.consistency import check_log_code
+    from harness.check.layout import check_layout
+    from harness.submission.logs import load_logs
+    from harness.check.metric import check_metric
+    from harness.check.seeds import check_seeds
+    from harness.check.significance import check_significance
+    from harness.check.size import check_size
+    from harness.check.static_rules import run_static_rules, run_text_scans
+    from harness.submission.manifest import load_claims
 
     allow = load_allow_list(options.allow_file)
     _run_stage(report, "layout", lambda: check_layout(sub, report))
@@ -115,7 +115,7 @@ def check_submission(sub: Submission, options: CheckOptions, report: Report) -> 
 
 def _probe(sub: Submission, options: CheckOptions, report: Report) -> None:
     """Run the runtime probes and fold their findings in: those rules are then proven at run time."""
-    from harness.probe import ProbeOptions, probe_path
+    from harness.run.probe import ProbeOptions, probe_path
 
     probed = probe_path(Path(sub.script if sub.single_script else sub.root), ProbeOptions(timeout=options.probe_timeout))
     report.merge(probed, "probe")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from harness.findings import Report
+from harness.verdict import Report
 
 WIDTH, HEIGHT, PAD = 640, 280, 48
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f")
@@ -90,7 +90,7 @@ def bpb_distribution_svg(rows: list[dict[str, Any]], significance: dict[str, Any
 
 def render_html(report: Report, rows: list[dict[str, Any]], opts: Any) -> str:
     """The whole page. Everything is escaped; nothing is fetched from anywhere."""
-    from harness.reproduce import render_markdown
+    from harness.run.reproduce import render_markdown
 
     md = html.escape(render_markdown(report, rows, opts))
     return ("<!doctype html><html><head><meta charset='utf-8'><title>pgolf reproduce</title>"

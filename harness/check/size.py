@@ -1,6 +1,6 @@
 """ARTIFACT-CAP-16MB and CODE-COUNTING: code bytes + compressed model bytes <= 16,000,000 for every seed.
 
-Recomputed independently of what the logs claim. Code bytes are every counted file as shipped (harness.codeset);
+Recomputed independently of what the logs claim. Code bytes are every counted file as shipped (harness.submission.code);
 model bytes come from the artifact file in the folder when there is one, else from each seed's log. Both the
 shipped total and the logged total are reported. A run whose shipped total is over the cap but whose logged
 wrapper-based total (model + logged compressed code size) is under it is a CODE-COUNTING warning ("cap decided by
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from harness.codeset import CodeBundle
-from harness.findings import Evidence, Finding, Report
-from harness.submission import Submission
+from harness.submission.code import CodeBundle
+from harness.verdict import Evidence, Finding, Report
+from harness.submission.folder import Submission
 
 CAP_BYTES = 16_000_000  # decimal, per the README
 ARTIFACT_SUFFIXES = (".ptz", ".pt", ".bin", ".brotli", ".br", ".xz", ".lzma", ".zst", ".zstd", ".gz", ".bz2",

@@ -13,8 +13,8 @@ import os
 import re
 from pathlib import Path
 
-from harness.findings import Finding, Report
-from harness.submission import SCRIPT_NAME, Submission
+from harness.verdict import Finding, Report
+from harness.submission.folder import SCRIPT_NAME, Submission
 from rules.parsing import SourceParseError, decode_source
 
 RULE = "SUBMISSION-FORMAT"

@@ -24,7 +24,7 @@ def _static_rules() -> dict[str, list[str]]:
 
 
 def _stage_rules() -> dict[str, list[str]]:
-    from harness.check import STAGE_RULES
+    from harness.check.pipeline import STAGE_RULES
 
     out: dict[str, list[str]] = {}
     for stage, rule_ids in STAGE_RULES.items():
@@ -35,7 +35,7 @@ def _stage_rules() -> dict[str, list[str]]:
 
 def _probe_rules() -> dict[str, list[str]]:
     try:
-        from harness.probe import PROBE_RULES
+        from harness.run.probe import PROBE_RULES
     except ImportError:
         return {}
     out: dict[str, list[str]] = {}

@@ -15,8 +15,8 @@ from __future__ import annotations
 import math
 import re
 
-from harness.findings import Finding, Report
-from harness.logparse import LogRun
+from harness.verdict import Finding, Report
+from harness.submission.logs import LogRun
 
 CANONICAL_BYTES = 151_077_000  # centre of the measured 151.07-151.08 M band
 BAND_REL = 0.0005  # measured spread of correct runs: -0.035 % (long-sequence truncation) to +0.003 %

@@ -8,8 +8,8 @@ evaluation is a separate 600 s per seed, and pre-quantization TTT on validation 
 
 from __future__ import annotations
 
-from harness.findings import Evidence, Finding, Report
-from harness.logparse import LogRun
+from harness.verdict import Evidence, Finding, Report
+from harness.submission.logs import LogRun
 
 TRAIN_BUDGET_S = 600.0
 EVAL_BUDGET_S = 600.0

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import stats
+from harness.check import stats
 from harness.errors import UserError
-from harness.findings import Evidence, Finding, Report
+from harness.verdict import Evidence, Finding, Report
 
 RULE = "SIGNIFICANCE"
 
@@ -157,9 +157,9 @@ def load_reference(against: str) -> Sample:
     if not path.exists():
         return parse_numbers(against)
     # Imported here: number references need none of the folder loaders.
-    from harness.logparse import load_logs
-    from harness.submission import load_submission
-    from harness.submission_json import load_claims
+    from harness.submission.logs import load_logs
+    from harness.submission.folder import load_submission
+    from harness.submission.manifest import load_claims
 
     sub = load_submission(path)
     scratch = Report(target=str(path))  # the reference's own problems are not the candidate's findings

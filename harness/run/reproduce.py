@@ -1,8 +1,8 @@
 """`reproduce`: re-run a submission once per seed under harness-owned budgets, then compare with its claims.
 
 Per seed: copy the folder to a scratch directory (the original is never written; a tree hash before and after proves
-it), run ``train_gpt.py`` through torchrun in the sandbox (harness.sandbox) with the challenge's environment, stream
-its output into ``<results>/seed_<s>/train.log`` behind a binding header (harness.binding), and time the phases from
+it), run ``train_gpt.py`` through torchrun in the sandbox (harness.run.sandbox) with the challenge's environment, stream
+its output into ``<results>/seed_<s>/train.log`` behind a binding header (harness.check.binding), and time the phases from
 outside: training starts at the first step line and ends at ``stopping_early`` / the last step / the first
 serialization line; evaluation starts after the last serialization line. Hard caps kill the whole tree. A per-seed
 ``result.json`` (written atomically) makes an interrupted run resumable. The aggregate (per-seed table, mean and sd,
@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness.errors import UserError
-from harness.findings import Evidence, Finding, Report
+from harness.verdict import Evidence, Finding, Report
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SUBMISSION = PROJECT_ROOT / "submissions" / "my_run"
 CONFIG_NAME, RESULT_NAME, LOG_NAME = "config.json", "result.json", "train.log"
 # Equivalence of the re-run mean with the claimed val_bpb: |delta| <= this (bpb). About 3x the seed sd of recent
@@ -322,9 +322,9 @@ def _run_env(opts: ReproduceOptions, seed: int, run_id: str, data: Path, tokeniz
 
 
 def parse_seed_log(text: str, rel_path: str) -> Any:
-    """The LogRun of a seed's log (harness.logparse), or None when the parser is unavailable."""
+    """The LogRun of a seed's log (harness.submission.logs), or None when the parser is unavailable."""
     try:
-        from harness.logparse import parse_log
+        from harness.submission.logs import parse_log
     except ImportError:
         return None
     return parse_log(text, rel_path)
@@ -344,8 +344,8 @@ def _final_score(run: Any, lines: list[str]) -> dict[str, Any] | None:
 def run_seed(sub_dir: Path, seed: int, seed_dir: Path, opts: ReproduceOptions, data: Path,
              tokenizer: Path | None, vocab: int | None, header: str, progress: Progress) -> dict[str, Any]:
     """One seed, start to finish; returns what result.json holds."""
-    from harness.binding import make_artifact_line
-    from harness.sandbox import SandboxSpec, free_port, run_sandboxed
+    from harness.check.binding import make_artifact_line
+    from harness.run.sandbox import SandboxSpec, free_port, run_sandboxed
 
     if seed_dir.exists():
         shutil.rmtree(seed_dir)  # an interrupted attempt of ours: start the seed again
@@ -419,7 +419,7 @@ def _progress_line(seed: int, clock: PhaseClock, now: float, opts: ReproduceOpti
 
 def _config(opts: ReproduceOptions, sub_dir: Path, data: Path, tokenizer: Path | None) -> dict[str, Any]:
     """What makes two runs comparable; seeds are not part of it (more seeds may be added to a results folder)."""
-    from harness.binding import sha256_file
+    from harness.check.binding import sha256_file
 
     return {"submission": str(sub_dir), "script_sha256": sha256_file(sub_dir / "train_gpt.py"),
             "nproc": opts.nproc, "train_budget": opts.train_budget, "eval_budget": opts.eval_budget,
@@ -509,8 +509,8 @@ def _seed_findings(r: dict[str, Any], opts: ReproduceOptions, report: Report) ->
 
 def _claims(sub_dir: Path) -> Any:
     try:
-        from harness.submission import load_submission
-        from harness.submission_json import load_claims
+        from harness.submission.folder import load_submission
+        from harness.submission.manifest import load_claims
     except ImportError:
         return None
     return load_claims(load_submission(sub_dir), Report(target=str(sub_dir)))
@@ -554,7 +554,7 @@ def aggregate(sub_dir: Path, results: Path, rows: list[dict[str, Any]], opts: Re
          "eval_s": r["timing"]["eval_s"], "total_s": r["timing"]["total_s"]} for r in rows]
     bpbs = [r["final"]["val_bpb"] for r in rows if r["final"]]
     if bpbs:
-        from harness import stats
+        from harness.check import stats
 
         s = stats.summarize(bpbs)
         report.facts["reproduce_summary"] = {"n": s.n, "mean_bpb": s.mean, "sd_bpb": s.sd}
@@ -564,7 +564,7 @@ def aggregate(sub_dir: Path, results: Path, rows: list[dict[str, Any]], opts: Re
     if eq is not None:
         report.facts["equivalence"] = eq
     if opts.against:
-        from harness.significance import check_significance
+        from harness.check.significance import check_significance
 
         runs = []
         for r in rows:
@@ -584,9 +584,9 @@ def aggregate(sub_dir: Path, results: Path, rows: list[dict[str, Any]], opts: Re
 
 def reproduce(opts: ReproduceOptions, progress: Progress = lambda _m: None) -> ReproduceResult:
     """Run every seed (resuming finished ones), aggregate, write report.md / report.html / summary.json."""
-    from harness.binding import make_header
-    from harness.sandbox import detect_isolation
-    from harness.submission import load_submission
+    from harness.check.binding import make_header
+    from harness.run.sandbox import detect_isolation
+    from harness.submission.folder import load_submission
 
     if opts.nproc < 1 or 8 % opts.nproc:
         raise UserError(f"--nproc {opts.nproc}: must divide 8 (1, 2, 4 or 8)")
@@ -634,7 +634,7 @@ def reproduce(opts: ReproduceOptions, progress: Progress = lambda _m: None) -> R
                                       "the sandbox); the results may not belong to the shipped code")
     aggregate(sub_dir, results, rows, opts, report)
     if opts.probe:
-        from harness.probe import ProbeOptions, probe_path
+        from harness.run.probe import ProbeOptions, probe_path
 
         progress("running the runtime legality probes (tiny configuration, synthetic data)")
         report.merge(probe_path(sub_dir, ProbeOptions()), "probe")
@@ -644,7 +644,7 @@ def reproduce(opts: ReproduceOptions, progress: Progress = lambda _m: None) -> R
 
 def write_reports(report: Report, results: Path, rows: list[dict[str, Any]], opts: ReproduceOptions) -> str:
     """report.md, report.html and summary.json into the results folder; returns the Markdown."""
-    from harness.report_html import render_html
+    from harness.report.html import render_html
 
     md = render_markdown(report, rows, opts)
     (results / "report.md").write_text(md, encoding="utf-8")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.errors import UserError
-from harness.findings import SEVERITIES, Finding, Report
+from harness.verdict import SEVERITIES, Finding, Report
 from rules.catalogue import RULES
 
 FORMATS = ("text", "json", "sarif", "markdown")

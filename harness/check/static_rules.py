@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from harness.findings import Evidence, Finding, Report
+from harness.verdict import Evidence, Finding, Report
 from rules.base import LogHints, Violation
 from rules.engine import analyse_unit, implemented_rule_ids
 
 
 def log_hints_from(logs: Iterable[Any]) -> LogHints:
-    """Tags seen and hyperparameters printed, merged over every run log (harness.logparse.LogRun)."""
+    """Tags seen and hyperparameters printed, merged over every run log (harness.submission.logs.LogRun)."""
     tags: set[str] = set()
     hyper: dict[str, str] = {}
     for run in logs or []:
@@ -50,7 +50,7 @@ def _allowed_by(finding: Finding, allow: Iterable[Any]) -> str | None:
 
 
 def run_static_rules(code: Any, logs: Iterable[Any], allow: Iterable[Any], report: Report) -> None:
-    """Run every static rule over every Python unit of CODE (a harness.codeset.CodeBundle) into REPORT."""
+    """Run every static rule over every Python unit of CODE (a harness.submission.code.CodeBundle) into REPORT."""
     hints = log_hints_from(logs)
     timings: dict[str, float] = {}
     for unit in getattr(code, "units", []) or []:

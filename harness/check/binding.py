@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.findings import Evidence, Finding, Report
-from harness.submission import Submission
+from harness.verdict import Evidence, Finding, Report
+from harness.submission.folder import Submission
 
 HEADER_TAG = "pgolf_binding:"
 ARTIFACT_TAG = "pgolf_artifact:"
@@ -43,7 +43,7 @@ def unwrapped_code(sub: Submission, code: Any = None) -> tuple[bytes, str]:
     """(the entry script's code as it runs, how it was obtained): the decoded shim when codeset found one."""
     if code is None:
         try:
-            from harness.codeset import load_code  # written by another module; optional here
+            from harness.submission.code import load_code  # written by another module; optional here
 
             code = load_code(sub)
         except Exception:  # noqa: BLE001 - a missing or failing decoder leaves the shipped bytes as the answer

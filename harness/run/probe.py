@@ -2,7 +2,7 @@
 
 `python cli.py probe PATH` writes a small synthetic dataset in the challenge's shard format (random text tokens in
 BOS-opened documents, so any row of targets or inputs can be located uniquely in the validation or training stream),
-sets the script's own environment knobs to a tiny CPU configuration, and runs the script under harness/inject/ (one
+sets the script's own environment knobs to a tiny CPU configuration, and runs the script under harness/run/inject/ (one
 sandboxed process that forks one child per variant). The children record every cross-entropy call, every gradient
 and optimizer step, data file opens, calibration forwards and printed lines on one clock. From those traces:
 
@@ -22,7 +22,7 @@ Every result is a finding with source="runtime"; what could not run is said in r
 report.not_checked, and a script that cannot run at tiny scale is "could not probe" (exit 2), never a pass.
 
 CPU compatibility (ProbeOptions.cpu_compat, on by default): the records assume one H100 per process (a "CUDA is
-required" check, `.cuda()`, NCCL, FlashAttention 3). The child then runs under harness/inject/cpu_compat.py, which
+required" check, `.cuda()`, NCCL, FlashAttention 3). The child then runs under harness/run/inject/cpu_compat.py, which
 answers the script's CUDA checks while every tensor stays on the CPU and serves FlashAttention stand-ins when the real
 modules are missing. The stand-ins the run reached are listed in every facts["probes"] entry (`cpu_compat`) and in
 the data of every finding, since such evidence comes from a CPU re-enactment of the GPU run. A script whose syntax
@@ -47,8 +47,8 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import UserError
-from harness.findings import Evidence, Finding, Report
-from harness.submission import load_submission
+from harness.verdict import Evidence, Finding, Report
+from harness.submission.folder import load_submission
 
 INJECT_DIR = Path(__file__).resolve().parent / "inject"
 
@@ -89,7 +89,7 @@ class ProbeOptions:
     data_path: Path | None = None  # only its tokenizer is used (the token streams are always synthetic)
     timeout: float = 300.0
     val_tokens: int = VAL_TOKENS  # length of the synthetic validation stream (tests use a shorter one)
-    cpu_compat: bool = True  # run under harness/inject/cpu_compat.py: CUDA-assuming scripts run on the CPU
+    cpu_compat: bool = True  # run under harness/run/inject/cpu_compat.py: CUDA-assuming scripts run on the CPU
 
 
 # -----------------------------------------------------------------------------
@@ -460,7 +460,7 @@ class Workspace:
     script: Path  # the copy that runs
     sys_path: list[str]
     display: str  # the script as findings name it, relative to the submission folder
-    cpu_compat: bool = False  # the plan enables harness/inject/cpu_compat.py
+    cpu_compat: bool = False  # the plan enables harness/run/inject/cpu_compat.py
     python: str = sys.executable  # the interpreter that runs the launcher (one that can parse the script)
 
 
@@ -495,7 +495,7 @@ def _variant(ds: Dataset, work: Path, name: str, val: np.ndarray) -> dict:
 
 def _run_plan(ws: Workspace, variants: list[dict], timeout: float, tag: str) -> tuple[dict, str | None]:
     """Run the variants in one sandboxed process; (name -> {"exit", "seconds"}, why it was stopped or None)."""
-    from harness import sandbox
+    from harness.run import sandbox
 
     plan = {"script": str(ws.script), "sys_path": ws.sys_path, "inject_dir": str(INJECT_DIR),
             "variants": variants, "results": str(ws.root / f"results_{tag}.json"), "cpu_compat": ws.cpu_compat,
@@ -540,7 +540,7 @@ def _interpreter_problem(ws: Workspace) -> str | None:
     interpreter that parses it and imports torch, or say why the script cannot run here."""
     import subprocess
 
-    from harness.shim import decode_shim
+    from harness.submission.shim import decode_shim
 
     text = ws.script.read_text(encoding="utf-8", errors="replace")
     texts = [text]
