@@ -20,6 +20,7 @@ from pathlib import Path
 
 import click
 
+from harness.challenge import EVAL_BUDGET_S, TRAIN_BUDGET_S
 from harness.errors import UserError
 
 FORMATS = ("text", "json", "sarif", "markdown")
@@ -88,8 +89,8 @@ def rules_cmd(fmt: str) -> None:
 @click.option("--fresh-seeds", type=int, default=0, show_default=True,
               help="Add this many harness-chosen seeds to the ones given.")
 @click.option("--nproc", type=int, default=1, show_default=True, help="Processes per run (torchrun).")
-@click.option("--train-budget", type=float, default=600.0, show_default=True, help="Training cap, seconds.")
-@click.option("--eval-budget", type=float, default=600.0, show_default=True, help="Evaluation cap, seconds.")
+@click.option("--train-budget", type=float, default=TRAIN_BUDGET_S, show_default=True, help="Training cap, seconds.")
+@click.option("--eval-budget", type=float, default=EVAL_BUDGET_S, show_default=True, help="Evaluation cap, seconds.")
 @click.option("--setup-allowance", type=float, default=120.0, show_default=True,
               help="Untimed setup allowed on top of the two caps, seconds.")
 @click.option("--memory-gb", type=float, default=None, help="Memory cap for each run, GiB.")
@@ -110,7 +111,8 @@ def reproduce(path: Path | None, seeds: str, fresh_seeds: int, nproc: int, train
               tokenizer: Path | None, results: Path | None, against: str | None, policy: str,
               extra_env: tuple[str, ...], probe: bool, overwrite: bool) -> None:
     """Re-run a submission (default: the shipped reference) under harness-owned budgets."""
-    from harness.run.reproduce import ReproduceOptions, reproduce as run_reproduce
+    from harness.run.reproduce import ReproduceOptions
+    from harness.run.reproduce import reproduce as run_reproduce
 
     result = run_reproduce(ReproduceOptions(
         path=path, seeds=seeds, fresh_seeds=fresh_seeds, nproc=nproc, train_budget=train_budget,
@@ -155,8 +157,8 @@ def ci(base: str, head: str, repo_path: Path, sarif: Path | None, markdown: Path
               help="Run CUDA-assuming scripts on the CPU (CUDA calls kept on the CPU, flash-attn stand-ins on SDPA).")
 def probe(path: Path, fmt: str, output: Path | None, data_path: Path | None, timeout: float, cpu_compat: bool) -> None:
     """Run the submission's evaluation at tiny scale with causality and score-before-update probes."""
-    from harness.run.probe import ProbeOptions, probe_path
     from harness.report.render import render
+    from harness.run.probe import ProbeOptions, probe_path
 
     report = probe_path(path, ProbeOptions(data_path=data_path, timeout=timeout, cpu_compat=cpu_compat))
     _emit(render(report, fmt), output)

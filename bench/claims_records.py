@@ -20,10 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.records_source import MAIN_REF, find_repo, materialize_records  # noqa: E402
 from harness.check.claims import check_claims  # noqa: E402
-from harness.verdict import Report  # noqa: E402
-from harness.submission.logs import load_logs  # noqa: E402
 from harness.submission.folder import load_submission  # noqa: E402
+from harness.submission.logs import load_logs  # noqa: E402
 from harness.submission.manifest import load_claims  # noqa: E402
+from harness.verdict import Report  # noqa: E402
 
 MATCH_KINDS = {"all", "pre_rounded", "subset", "single", "non_final"}  # pre_quant_step counts as a mismatch
 

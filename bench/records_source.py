@@ -3,10 +3,10 @@ records/), else a mirror at a conventional path. Nothing from it is ever written
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import tarfile
-import io
 from pathlib import Path
 
 CANDIDATES = ("/work/.mirror/openai+parameter-golf/repo",)

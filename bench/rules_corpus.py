@@ -45,8 +45,8 @@ def units_for(text: str, path: str) -> list[SourceUnit]:
 def context_evidence(repo: str, commit: str, path: str, names: list[str]) -> tuple[object, list]:
     """What `check` also reads next to the script: run logs (which flag-guarded paths ran) and launch commands in
     the README (a validation shard linked in as training data). Returns (log hints, TRAIN-ON-VAL text hits)."""
-    from harness.submission.logs import parse_log
     from harness.check.static_rules import log_hints_from
+    from harness.submission.logs import parse_log
     from rules.train_on_val import scan_text
 
     folder = str(Path(path).parent)

@@ -19,11 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.records_source import find_repo, materialize_records  # noqa: E402
-from harness.submission.code import load_code  # noqa: E402
-from harness.verdict import Report  # noqa: E402
-from harness.submission.logs import load_logs  # noqa: E402
 from harness.check.size import CAP_BYTES, check_size  # noqa: E402
+from harness.submission.code import load_code  # noqa: E402
 from harness.submission.folder import load_submission  # noqa: E402
+from harness.submission.logs import load_logs  # noqa: E402
+from harness.verdict import Report  # noqa: E402
 
 
 def measure(records: Path) -> int:

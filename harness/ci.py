@@ -21,7 +21,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from harness.errors import UserError
-from harness.verdict import EXIT_COULD_NOT_CHECK, EXIT_FINDINGS, EXIT_PASS, Finding, Report
+from harness.verdict import EXIT_COULD_NOT_CHECK, EXIT_FINDINGS, EXIT_PASS, Report
+from rules.finding import Finding
 
 RECORDS = "records"
 SARIF_CATEGORY = "pgolf-check"

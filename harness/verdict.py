@@ -1,4 +1,5 @@
-"""What every check returns: findings with evidence, the rules it could not check, and the overall verdict.
+"""What every check returns: findings (rules.finding.Finding) with evidence, the rules it could not check, and the
+overall verdict.
 
 The JSON contract other tools depend on is built here (`Report.to_dict`): an object with "verdict" ("pass" |
 "fail" | "error") and "findings", each with "rule", "severity", "file", "line" and "message"; more fields follow.
@@ -10,43 +11,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rules.catalogue import RULES
-
-SEVERITIES = ("error", "warning", "info")
+from rules.finding import SEVERITIES, Finding
 
 EXIT_PASS, EXIT_FINDINGS, EXIT_COULD_NOT_CHECK = 0, 1, 2
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """One supporting location: where validation data came from, where an update happens, where a score is kept."""
-
-    file: str | None
-    line: int | None
-    note: str
-
-
-@dataclass(frozen=True)
-class Finding:
-    rule: str  # a rulebook ID (rules.catalogue.RULES)
-    severity: str  # "error" | "warning" | "info"
-    message: str
-    file: str | None = None
-    line: int | None = None
-    evidence: tuple[Evidence, ...] = ()
-    seed: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)  # the figures behind the message
-    source: str = "static"  # "static" (code), "log", "artifact", "runtime" (probe or re-run)
-
-    def __post_init__(self) -> None:
-        if self.rule not in RULES:
-            raise ValueError(f"unknown rule ID {self.rule!r}")
-        if self.severity not in SEVERITIES:
-            raise ValueError(f"unknown severity {self.severity!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["evidence"] = [asdict(e) for e in self.evidence]
-        return out
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,12 @@ import ast
 import re
 
 from rules.base import Invalid, Rule, Valid
-from rules.facts_dataflow import guarded_severity, is_val_source, last_name, script_facts
+from rules.facts_dataflow import (
+    guarded_severity,
+    is_val_source,
+    last_name,
+    script_facts,
+)
 
 _COLLECTOR_NAME = re.compile(r"hessian|gptq", re.IGNORECASE)
 

@@ -8,7 +8,6 @@ from rules.base import Invalid, Rule, Valid
 from rules.facts_dataflow import FunctionFlow, guarded_severity, last_name, script_facts
 
 
-
 class NgramTargetInKey(Rule):
     """Flags a count ratio ``table[hash(context, token)] / table[hash(context)]``: the gold-token-only n-gram.
 

@@ -6,7 +6,13 @@ import ast
 import re
 
 from rules.base import Invalid, Rule, Valid
-from rules.facts_dataflow import TRAIN_NAME, is_val_source, last_name, phases, script_facts
+from rules.facts_dataflow import (
+    TRAIN_NAME,
+    is_val_source,
+    last_name,
+    phases,
+    script_facts,
+)
 
 _LINK_VAL_AS_TRAIN = re.compile(
     r"^\s*(?:ln\b[^\n]*|cp\b[^\n]*|mv\b[^\n]*)fineweb_val_\S*\s+\S*fineweb_train_", re.MULTILINE

@@ -13,13 +13,15 @@ Submitters cannot silence anything: comments in the submission are never read fo
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+import tomllib
+
 from harness.errors import UserError
-from harness.verdict import Finding, Report
+from harness.verdict import Report
 from rules.catalogue import RULES
+from rules.finding import Finding
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.verdict import Evidence, Finding, Report
 from harness.submission.folder import Submission
+from harness.verdict import Report
+from rules.finding import Evidence, Finding
 
 HEADER_TAG = "pgolf_binding:"
 ARTIFACT_TAG = "pgolf_artifact:"
@@ -43,7 +44,9 @@ def unwrapped_code(sub: Submission, code: Any = None) -> tuple[bytes, str]:
     """(the entry script's code as it runs, how it was obtained): the decoded shim when codeset found one."""
     if code is None:
         try:
-            from harness.submission.code import load_code  # written by another module; optional here
+            from harness.submission.code import (
+                load_code,  # written by another module; optional here
+            )
 
             code = load_code(sub)
         except Exception:  # noqa: BLE001 - a missing or failing decoder leaves the shipped bytes as the answer
@@ -58,7 +61,9 @@ def unwrapped_code(sub: Submission, code: Any = None) -> tuple[bytes, str]:
 
 def library_versions() -> dict[str, str]:
     """Installed versions, read from package metadata (nothing is imported)."""
-    from importlib import metadata  # only re-runs write headers: keep `check`'s start-up free of it
+    from importlib import (
+        metadata,  # only re-runs write headers: keep `check`'s start-up free of it
+    )
 
     out = {"python": platform.python_version()}
     for name in LIBRARIES:

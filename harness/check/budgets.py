@@ -8,14 +8,13 @@ evaluation is a separate 600 s per seed, and pre-quantization TTT on validation 
 
 from __future__ import annotations
 
-from harness.verdict import Evidence, Finding, Report
+from harness.challenge import EVAL_BUDGET_S, RECORD_TRACK, TRAIN_BUDGET_S
 from harness.submission.logs import LogRun
+from harness.verdict import Report
+from rules.finding import Evidence, Finding
 
-TRAIN_BUDGET_S = 600.0
-EVAL_BUDGET_S = 600.0
 LOOP_OVERSHOOT_S = 1.0  # the step on which the cap fires is finished and validated (baseline: 600.038 s)
 HESSIAN_MARGIN_S = 5.0  # loop + Hessians over 600 s by at most this much: warning (#1855 ran ~604.3 s, accepted)
-RECORD_TRACK = "10min_16mb"
 
 
 def _track(claims) -> str | None:

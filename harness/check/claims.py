@@ -12,12 +12,19 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import (
+    ROUND_DOWN,
+    ROUND_HALF_EVEN,
+    ROUND_HALF_UP,
+    Decimal,
+    InvalidOperation,
+)
 from pathlib import PurePosixPath
 
-from harness.verdict import Evidence, Finding, Report
 from harness.submission.logs import LogRun, MetricLine
 from harness.submission.manifest import Claims
+from harness.verdict import Report
+from rules.finding import Evidence, Finding
 
 MAX_SUBSET_LOGS = 8  # enumerate arbitrary subsets only for small folders (2^8 = 256 means)
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from harness.verdict import Evidence, Finding, Report
 from harness.submission.logs import LogRun
+from harness.verdict import Report
+from rules.finding import Evidence, Finding
 
 
 def _normalise(text: str) -> list[str]:

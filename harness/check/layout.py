@@ -13,8 +13,9 @@ import os
 import re
 from pathlib import Path
 
-from harness.verdict import Finding, Report
 from harness.submission.folder import SCRIPT_NAME, Submission
+from harness.verdict import Report
+from rules.finding import Finding
 from rules.parsing import SourceParseError, decode_source
 
 RULE = "SUBMISSION-FORMAT"

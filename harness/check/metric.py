@@ -15,22 +15,17 @@ from __future__ import annotations
 import math
 import re
 
-from harness.verdict import Finding, Report
+from harness.challenge import (
+    CANONICAL_VAL_BYTES,
+    CANONICAL_VAL_TOKENS,
+    EXPORT_VAL_BYTES,
+)
 from harness.submission.logs import LogRun
+from harness.verdict import Report
+from rules.finding import Finding
 
-CANONICAL_BYTES = 151_077_000  # centre of the measured 151.07-151.08 M band
 BAND_REL = 0.0005  # measured spread of correct runs: -0.035 % (long-sequence truncation) to +0.003 %
 ERROR_REL = 0.005  # beyond 0.5 % the denominator is wrong, not truncated (Scylla +4.1 %, double-counted space +17 %)
-# val_tokens of the canonical exports (after truncation to the sequence length), per tokenizer family.
-CANONICAL_VAL_TOKENS = {
-    "sp1024": (62_021_632, 63_779_840),  # the second: the earlier export used by the 03-17 baseline record
-    "sp4096": (45_508_608, 45_514_752),
-    "sp8192": (40_540_160, 40_548_352),
-    "sp8192_caseops": (47_851_520,),
-    "byte260": (151_076_864, 151_130_112),  # without / with one BOS per document (50,000 documents)
-}
-# The earlier sp1024 export has other documents, hence another byte total (measured on the 03-17 baseline log).
-EXPORT_BYTES = {63_779_840: 155_769_746}
 DEFAULT_TRUNCATION = 65_536  # allowed shortfall when the sequence length is unknown
 LEAKY_TRAIN_SHARDS = 1499  # local CaseOps preparation with --val-docs=10000 (issue #2127)
 
@@ -98,7 +93,7 @@ def _denominator(runs: list[LogRun], report: Report) -> None:
         found = implied_bytes(run)
         if found is None:
             continue
-        expected = EXPORT_BYTES.get(run.val_tokens, CANONICAL_BYTES)
+        expected = EXPORT_VAL_BYTES.get(run.val_tokens, CANONICAL_VAL_BYTES)
         off = found / expected - 1
         slack = BAND_REL + _precision_rel(run)
         table.append({"log": run.path, "implied_bytes": round(found), "off_pct": round(off * 100, 4)})

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from harness.challenge import TRACK_FOLDERS
 from harness.check.allowlist import apply_allow_list, load_allow_list
 from harness.errors import UserError
-from harness.verdict import Report
 from harness.submission.folder import Submission, load_submission
+from harness.verdict import Report
 from rules.catalogue import RULES
 
 # Which rules each stage judges; used to mark them "not checked" when the stage cannot run, and by `rules`.
@@ -75,15 +76,15 @@ def check_submission(sub: Submission, options: CheckOptions, report: Report) -> 
     from harness.check.binding import check_binding
     from harness.check.budgets import check_budgets
     from harness.check.claims import check_claims
-    from harness.submission.code import load_code
     from harness.check.consistency import check_log_code
     from harness.check.layout import check_layout
-    from harness.submission.logs import load_logs
     from harness.check.metric import check_metric
     from harness.check.seeds import check_seeds
     from harness.check.significance import check_significance
     from harness.check.size import check_size
     from harness.check.static_rules import run_static_rules, run_text_scans
+    from harness.submission.code import load_code
+    from harness.submission.logs import load_logs
     from harness.submission.manifest import load_claims
 
     allow = load_allow_list(options.allow_file)
@@ -137,7 +138,6 @@ def check_path(path: Path, options: CheckOptions | None = None) -> Report:
 
 # The challenge repository's layout says which track a folder was submitted to; a PR that puts a run under
 # records/track_10min_16mb/ asks to be judged by the record budgets, whatever its submission.json says or omits.
-TRACK_FOLDERS = {"track_10min_16mb": "10min_16mb", "track_non_record_16mb": "non_record_16mb"}
 
 
 OTHER_SCRIPT_MAX_BYTES = 2_000_000

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from harness.verdict import Finding, Report
+from harness.verdict import Report
+from rules.finding import Finding
 
 # Hyperparameters that legitimately differ between the seed runs of one configuration.
 PER_RUN_KEYS = {"seed", "run_id", "logfile", "log_path", "out_dir", "output_dir", "artifact_path", "model_path"}

@@ -18,7 +18,8 @@ from typing import Any
 
 from harness.check import stats
 from harness.errors import UserError
-from harness.verdict import Evidence, Finding, Report
+from harness.verdict import Report
+from rules.finding import Evidence, Finding
 
 RULE = "SIGNIFICANCE"
 
@@ -157,8 +158,8 @@ def load_reference(against: str) -> Sample:
     if not path.exists():
         return parse_numbers(against)
     # Imported here: number references need none of the folder loaders.
-    from harness.submission.logs import load_logs
     from harness.submission.folder import load_submission
+    from harness.submission.logs import load_logs
     from harness.submission.manifest import load_claims
 
     sub = load_submission(path)

@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from harness.challenge import ARTIFACT_CAP_BYTES, SHARD_MAGIC
 from harness.submission.code import CodeBundle
-from harness.verdict import Evidence, Finding, Report
 from harness.submission.folder import Submission
+from harness.verdict import Report
+from rules.finding import Evidence, Finding
 
-CAP_BYTES = 16_000_000  # decimal, per the README
 ARTIFACT_SUFFIXES = (".ptz", ".pt", ".bin", ".brotli", ".br", ".xz", ".lzma", ".zst", ".zstd", ".gz", ".bz2",
                      ".int8", ".int6", ".npz")
-SHARD_MAGIC = 20240520  # header of fineweb_*.bin data shards: data, not a model
 MIN_ARTIFACT_BYTES = 1024  # smaller files are not a model blob
 PROBE_OUTPUT_BYTES = 2 << 20  # decompress at most this much of an artifact to recognise it
 PROBE_CHUNK = 4096  # small input steps so that a high ratio is measurable before the output cap
@@ -168,7 +168,7 @@ def check_size(sub: Submission, code: CodeBundle, logs: Iterable[Any], report: R
     artifact = find_artifact(sub)
     code_bytes = code.code_bytes
     table: dict[str, Any] = {
-        "cap": CAP_BYTES,
+        "cap": ARTIFACT_CAP_BYTES,
         "code_files": dict(code.counted_files),
         "code_bytes": code_bytes,
         "artifact": None if artifact is None else {"path": artifact.path, "bytes": artifact.bytes,
@@ -272,19 +272,19 @@ def _judge(row: dict[str, Any], code: CodeBundle, uncounted: dict[str, int], rep
                                                               if p != code.entry)
     row["wrapper_total"] = wrapper_total
     figures = {"shipped_total": shipped, "logged_total": row["logged_total"], "wrapper_total": wrapper_total,
-               "model_bytes": row["model_bytes"], "code_bytes": code.code_bytes, "cap": CAP_BYTES}
+               "model_bytes": row["model_bytes"], "code_bytes": code.code_bytes, "cap": ARTIFACT_CAP_BYTES}
     evidence = tuple(Evidence(p, None, f"{n:,} bytes counted as code") for p, n in code.counted_files.items())
     log_evidence = (Evidence(row["log"], None, f"logged total {row['logged_total']:,} bytes"),) \
         if row["log"] and row["logged_total"] is not None else ()
-    if shipped <= CAP_BYTES:
+    if shipped <= ARTIFACT_CAP_BYTES:
         row["verdict"] = "under"
         return
-    if wrapper_total is not None and wrapper_total <= CAP_BYTES:
+    if wrapper_total is not None and wrapper_total <= ARTIFACT_CAP_BYTES:
         row["verdict"] = "wrapper"
         report.add(Finding(
             "CODE-COUNTING", "error" if strict else "warning",
             f"{label}: cap decided by wrapper accounting: {shipped:,} bytes as shipped (model {row['model_bytes']:,} + "
-            f"code {code.code_bytes:,}) is over {CAP_BYTES:,}; {wrapper_total:,} with the logged compressed code size "
+            f"code {code.code_bytes:,}) is over {ARTIFACT_CAP_BYTES:,}; {wrapper_total:,} with the logged compressed code size "
             f"({compressed:,} bytes)" + (" (--strict-size judges the shipped bytes)" if strict else ""),
             file=code.entry, seed=seed, data=figures, evidence=evidence + log_evidence, source="log"))
         return
@@ -295,7 +295,7 @@ def _judge(row: dict[str, Any], code: CodeBundle, uncounted: dict[str, int], rep
     report.add(Finding(
         "ARTIFACT-CAP-16MB", "error",
         f"{label}: {shipped:,} bytes (model {row['model_bytes']:,} + code {code.code_bytes:,}{extra_text}) is over "
-        f"the {CAP_BYTES:,}-byte cap by {shipped - CAP_BYTES:,}{logged_text}",
+        f"the {ARTIFACT_CAP_BYTES:,}-byte cap by {shipped - ARTIFACT_CAP_BYTES:,}{logged_text}",
         file=row["log"] or code.entry, seed=seed, data=figures, evidence=evidence + log_evidence,
         source="log" if row["log"] else "artifact"))
 
@@ -319,12 +319,12 @@ def _uncounted_warning(code: CodeBundle, uncounted: dict[str, int] | None, repor
 
 def _judge_logged_totals_only(logs: list, report: Report) -> None:
     """Without a shipped script the code bytes are unknown, but a logged total over the cap is still over it."""
-    over = [r for r in logs if getattr(r, "total_size_bytes", None) and r.total_size_bytes > CAP_BYTES]
+    over = [r for r in logs if getattr(r, "total_size_bytes", None) and r.total_size_bytes > ARTIFACT_CAP_BYTES]
     for run in over:
         report.add(Finding(
             "ARTIFACT-CAP-16MB", "error",
             f"seed {run.seed}: the log reports a total of {run.total_size_bytes:,} bytes, over the "
-            f"{CAP_BYTES:,}-byte cap by {run.total_size_bytes - CAP_BYTES:,} (no shipped script to recount)",
+            f"{ARTIFACT_CAP_BYTES:,}-byte cap by {run.total_size_bytes - ARTIFACT_CAP_BYTES:,} (no shipped script to recount)",
             file=run.path, line=(getattr(run, "line_of", {}) or {}).get("total_size"), seed=run.seed, source="log",
             data={"logged_total": run.total_size_bytes}))
     if any(getattr(r, "total_size_bytes", None) for r in logs):

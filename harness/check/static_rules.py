@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from harness.verdict import Evidence, Finding, Report
+from harness.verdict import Report
 from rules.base import LogHints, Violation
 from rules.engine import analyse_unit, implemented_rule_ids
+from rules.finding import Evidence, Finding
 
 
 def log_hints_from(logs: Iterable[Any]) -> LogHints:

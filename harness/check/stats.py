@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 
-
 def _sp():
     """scipy.stats, imported on first use: it costs ~0.75 s, more than a whole `check` without --against."""
     from scipy import stats

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.errors import UserError
-from harness.verdict import SEVERITIES, Finding, Report
+from harness.verdict import Report
 from rules.catalogue import RULES
+from rules.finding import SEVERITIES, Finding
 
 FORMATS = ("text", "json", "sarif", "markdown")
 TOOL_NAME = "pgolf-harness"
@@ -268,7 +269,9 @@ def render_json(report: Report) -> str:
 # --- sarif --------------------------------------------------------------------------------------------------------
 
 def _tool_version() -> str:
-    from importlib import metadata  # only SARIF needs it: ~15 ms of imports otherwise spent on every check
+    from importlib import (
+        metadata,  # only SARIF needs it: ~15 ms of imports otherwise spent on every check
+    )
 
     try:
         return metadata.version(TOOL_NAME)

@@ -46,9 +46,11 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.challenge import SHARD_HEADER_INTS, SHARD_MAGIC, SHARD_VERSION
 from harness.errors import UserError
-from harness.verdict import Evidence, Finding, Report
 from harness.submission.folder import load_submission
+from harness.verdict import Report
+from rules.finding import Evidence, Finding
 
 INJECT_DIR = Path(__file__).resolve().parent / "inject"
 
@@ -67,6 +69,7 @@ VAL_TOKENS = 65537  # 65,536 targets: two chunks of the 32,768-token TTT chunk m
 TRAIN_TOKENS = 32768
 BOS, FIRST_TEXT = 1, 4  # the challenge's tokenizers: pad 0, bos 1, eos 2, unk 3, then text pieces
 DOC_LEN = (200, 2500)  # document lengths of the synthetic streams (min, max exclusive)
+DATA_SEED = 20240520  # the synthetic streams' seed (any fixed value; kept so that probe results stay put)
 TOL = 1e-5  # CPU, one thread, same shapes: unchanged positions reproduce bit for bit; this only absorbs printing
 Z_TOL = 0.02  # |sum of implied probabilities - 1| allowed in the C2 counterfactual
 C2_TOKENS = 8193  # the C2 runs score a prefix of this many tokens (8,192 targets: a TTT chunk of the tiny config)
@@ -96,8 +99,8 @@ class ProbeOptions:
 # The synthetic dataset
 
 def _write_shard(path: Path, tokens: np.ndarray) -> None:
-    header = np.zeros(256, dtype="<i4")
-    header[0], header[1], header[2] = 20240520, 1, len(tokens)
+    header = np.zeros(SHARD_HEADER_INTS, dtype="<i4")
+    header[0], header[1], header[2] = SHARD_MAGIC, SHARD_VERSION, len(tokens)
     path.write_bytes(header.tobytes() + tokens.astype("<u2").tobytes())
 
 
@@ -168,7 +171,7 @@ def perturb_text(stream: np.ndarray, start: int, seed: int = 7) -> np.ndarray:
 
 
 def build_dataset(root: Path, data_path: Path | None, val_tokens: int = VAL_TOKENS) -> Dataset:
-    rng = np.random.default_rng(20240520)
+    rng = np.random.default_rng(DATA_SEED)
     val = _documents(rng, val_tokens)
     train = _documents(rng, TRAIN_TOKENS)
     tok = _write_tokenizer(root / "tokenizers", VOCAB, data_path)

@@ -26,8 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from harness.challenge import EVAL_BUDGET_S, TRAIN_BUDGET_S
 from harness.errors import UserError
-from harness.verdict import Evidence, Finding, Report
+from harness.verdict import Report
+from rules.finding import Evidence, Finding
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SUBMISSION = PROJECT_ROOT / "submissions" / "my_run"
@@ -48,8 +50,8 @@ class ReproduceOptions:
     seeds: str = "42,7,2024"
     fresh_seeds: int = 0
     nproc: int = 1
-    train_budget: float = 600.0
-    eval_budget: float = 600.0
+    train_budget: float = TRAIN_BUDGET_S
+    eval_budget: float = EVAL_BUDGET_S
     setup_allowance: float = 120.0
     memory_gb: float | None = None
     data_path: Path | None = None

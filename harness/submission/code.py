@@ -17,8 +17,8 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.submission.shim import decode_shim
 from harness.submission.folder import Submission
+from harness.submission.shim import decode_shim
 from rules.parsing import SourceParseError, decode_source, parse_python
 
 NATIVE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".cu", ".cuh", ".h", ".hpp")

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from harness.verdict import Finding, Report
+from harness.challenge import RECORD_TRACK, TRACKS
+from harness.verdict import Report
+from rules.finding import Finding
 
 SCHEMA_VERSION = 1
-TRACKS = ("10min_16mb", "non_record_16mb", "non_record_unlimited_16mb")
 _BPB_KEYS = ("val_bpb", "mean_val_bpb", "mean_bpb")
 _BYTES_KEYS = ("bytes_total", "artifact_bytes_max", "artifact_bytes", "artifact_size_bytes", "total_bytes",
                "artifact_bytes_mean")
@@ -69,7 +70,7 @@ class Claims:
 
     @property
     def is_record_track(self) -> bool:
-        return self.track == "10min_16mb"
+        return self.track == RECORD_TRACK
 
 
 def _number(value: Any, key: str, notes: list[str]) -> Number | None:

@@ -6,7 +6,8 @@ import pytest
 
 from harness.check.allowlist import apply_allow_list, load_allow_list
 from harness.errors import UserError
-from harness.verdict import Finding, Report
+from harness.verdict import Report
+from rules.finding import Finding
 
 
 @pytest.mark.parametrize(("name", "text"), [

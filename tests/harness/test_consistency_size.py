@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import pytest
 
 from harness.check.consistency import check_log_code
-from harness.verdict import Report
 from harness.submission.logs import parse_log
+from harness.verdict import Report
 
 
 @pytest.mark.parametrize(("logged", "severity"), [(47_686, None), (47_703, "warning"), (98_302, "error")])

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.verdict import Finding, Report
+from harness.verdict import Report
+from rules.finding import Finding
 
 
 @pytest.mark.parametrize(("severities", "could_not_check", "verdict", "code"), [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.submission.logs import parse_log
 from harness.check.static_rules import log_hints_from
+from harness.submission.logs import parse_log
 
 
 @pytest.mark.parametrize(("log", "flag", "expected"), [

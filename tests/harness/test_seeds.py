@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness.verdict import Report
 from harness.check.seeds import check_seeds
+from harness.verdict import Report
 
 
 def _log(path, run_seed, loss, bpb, **hparams):

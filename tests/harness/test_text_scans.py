@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness.submission.code import load_code
-from harness.verdict import Report
 from harness.check.static_rules import run_text_scans
+from harness.submission.code import load_code
 from harness.submission.folder import load_submission
+from harness.verdict import Report
 
 GATED_C = """
 void hints(const int *tokens, const unsigned char *boundary_lut, int *out, int n) {

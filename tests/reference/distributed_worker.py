@@ -12,10 +12,11 @@ import sys
 import numpy as np
 import torch
 import torch.distributed as dist
+from tiny import TWO_LETTER_TABLES as TABLES  # the script's folder is on sys.path
+from tiny import tiny_gpt
 
 from reference.evaluate import TTTConfig, dynamic_eval, sliding_eval, ttt_eval
 from reference.train_gpt import teardown_distributed
-from tiny import TWO_LETTER_TABLES as TABLES, tiny_gpt  # the script's folder is on sys.path
 
 
 def main(out: str) -> None:

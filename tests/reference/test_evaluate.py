@@ -5,11 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from reference.evaluate import (LegalityError, ScoreLedger, Totals, TTTConfig, dynamic_eval, plan_windows,
-                                score_windows, sliding_eval, train_on_spans, ttt_eval)
 from tiny import TWO_LETTER_TABLES as TABLES  # on sys.path through conftest.py
 
+from reference.evaluate import (
+    LegalityError,
+    ScoreLedger,
+    Totals,
+    TTTConfig,
+    dynamic_eval,
+    plan_windows,
+    score_windows,
+    sliding_eval,
+    train_on_spans,
+    ttt_eval,
+)
 
 
 def stream(n: int, seed: int = 1) -> torch.Tensor:

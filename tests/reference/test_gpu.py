@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny import TWO_LETTER_TABLES, tiny_gpt  # on sys.path through conftest.py
 
 from reference import model as model_module
 from reference.evaluate import sliding_eval
-from tiny import TWO_LETTER_TABLES, tiny_gpt  # on sys.path through conftest.py
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 

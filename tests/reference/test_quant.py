@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from reference.quant import FIT_LADDER, dequantize_state_dict, pack, pack_under_cap, quantize_rows, quantize_state_dict, unpack
+from reference.quant import (
+    FIT_LADDER,
+    dequantize_state_dict,
+    pack,
+    pack_under_cap,
+    quantize_rows,
+    quantize_state_dict,
+    unpack,
+)
 
 
 def sample_state() -> dict:

@@ -20,10 +20,9 @@ import time
 
 def _run_child(plan: dict, variant: dict) -> None:
     """In the forked child: set up, run the script, dump the trace, exit with the script's status."""
+    import cpu_compat
     import numpy as np
     import torch
-
-    import cpu_compat
     import tracer
 
     log_fd = os.open(variant["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)

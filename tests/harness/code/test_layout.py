@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from harness.verdict import Report
 from harness.check.layout import check_layout
 from harness.submission.folder import load_submission
+from harness.verdict import Report
 
 from .conftest import COMPLETE
 

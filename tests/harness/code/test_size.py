@@ -7,9 +7,10 @@ import random
 
 import pytest
 
+from harness.challenge import ARTIFACT_CAP_BYTES as CAP_BYTES
+from harness.check.size import check_size
 from harness.submission.code import load_code
 from harness.verdict import Report
-from harness.check.size import CAP_BYTES, check_size
 
 from .conftest import FakeRun
 

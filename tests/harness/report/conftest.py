@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.verdict import Evidence, Finding, Report
+from harness.verdict import Report
+from rules.finding import Evidence, Finding
 
 # Per-seed (seed, val_loss, val_bpb), restated from the final exact lines of the record logs.
 PR473_LEGAL_TTT = [("1337", 1.89181098, 1.12043999), ("42", 1.89385339, 1.12164962),

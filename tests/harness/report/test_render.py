@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import UserError
-from harness.verdict import Report
-from harness.report.render import FORMATS, render, sarif_dict
 from harness.check.significance import check_significance
+from harness.errors import UserError
+from harness.report.render import FORMATS, render, sarif_dict
+from harness.verdict import Report
 
 
 @pytest.fixture
@@ -140,7 +140,7 @@ class TestSarif:
 
     def test_start_lines_positive(self):
         """A line number below 1 drops the region instead of writing an invalid one."""
-        from harness.verdict import Finding
+        from rules.finding import Finding
 
         report = Report(target="t")
         report.add(Finding("HARDWARE", "warning", "m", file="a\\b.log", line=0))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from harness.check.significance import check_significance, parse_numbers
 from harness.errors import UserError
 from harness.verdict import Report
-from harness.check.significance import check_significance, parse_numbers
 
 
 def _pairs(rows):
@@ -48,8 +48,8 @@ class TestAcceptance:
 
     def test_candidate_folder_through_real_loaders(self, records, write_record):
         """Both sides loaded from baseline-dialect folders give the same verdict as stand-in runs."""
-        from harness.submission.logs import load_logs
         from harness.submission.folder import load_submission
+        from harness.submission.logs import load_logs
 
         cand = load_submission(write_record("473", records["473"]))
         report = _check(load_logs(cand), str(write_record("374", records["374"])))

@@ -6,9 +6,14 @@ import shutil
 
 import pytest
 
-from harness.check.binding import check_binding, make_artifact_line, make_header, read_binding
-from harness.verdict import Report
+from harness.check.binding import (
+    check_binding,
+    make_artifact_line,
+    make_header,
+    read_binding,
+)
 from harness.submission.folder import load_submission
+from harness.verdict import Report
 
 
 def _bound_folder(make_submission, tmp_path, artifact: bytes = b"model"):

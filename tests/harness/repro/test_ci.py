@@ -9,7 +9,8 @@ import pytest
 
 from harness.ci import CiOptions, annotations, run_ci, submission_folder
 from harness.errors import UserError
-from harness.verdict import Finding, Report
+from harness.verdict import Report
+from rules.finding import Finding
 
 NEW = "records/track_10min_16mb/2026-05-01_New"
 
