@@ -13,7 +13,6 @@ holds records/. Skips with a message when there is none.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys

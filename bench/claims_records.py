@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import collections
 import os
-import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path

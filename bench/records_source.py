@@ -21,10 +21,6 @@ def find_repo() -> Path | None:
     return None
 
 
-def is_git(path: Path) -> bool:
-    return subprocess.run(["git", "-C", str(path), "rev-parse", "--git-dir"], capture_output=True).returncode == 0
-
-
 def materialize_records(repo: Path, dest: Path, ref: str = MAIN_REF) -> Path:
     """Return a folder holding records/ (extracted from REF when repo is a git repository)."""
     if (repo / "records").is_dir():
@@ -34,8 +30,3 @@ def materialize_records(repo: Path, dest: Path, ref: str = MAIN_REF) -> Path:
         tar.extractall(dest, filter="data")
     return dest / "records"
 
-
-def read_blob(repo: Path, commit: str, path: str) -> bytes | None:
-    """The bytes of PATH at COMMIT, or None when the repository does not have them."""
-    out = subprocess.run(["git", "-C", str(repo), "show", f"{commit}:{path}"], capture_output=True)
-    return out.stdout if out.returncode == 0 else None

@@ -2,7 +2,7 @@
 
 Usage: python -m bench.rules_corpus [--corpus PATH] [--rules ID,ID] [--main]
 Reads each entry's file at entry["commit"]:entry["path"] from the git repository named by $PG_REPO (default: the
-local openai/parameter-golf mirror); self-extracting shims are decoded with harness.submission.shim when available. With
+local openai/parameter-golf mirror); self-extracting shims are decoded with harness.submission.shim. With
 --main it also runs over every records/*/train_gpt.py merged at main (all legal: no error expected).
 """
 
@@ -17,7 +17,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from harness.submission.shim import decode_shim
 from rules.engine import SourceUnit, analyse, implemented_rule_ids
+from rules.finding import Finding
 
 DEFAULT_REPO = "/work/.mirror/openai+parameter-golf/repo"
 DEFAULT_CORPUS = "/work/shared/corpus/dev.json"
@@ -32,10 +34,6 @@ def git_show(repo: str, commit: str, path: str) -> str | None:
 def units_for(text: str, path: str) -> list[SourceUnit]:
     """The shipped text, plus the decoded payload when the file is a self-extracting shim."""
     units = [SourceUnit(path, text)]
-    try:
-        from harness.submission.shim import decode_shim
-    except ImportError:
-        return units
     decoded = decode_shim(text, path)
     if decoded.text:
         units.append(SourceUnit(path, decoded.text, "decoded"))
@@ -71,14 +69,11 @@ def run_entry(repo: str, commit: str, path: str, rule_ids: set[str],
     start = time.perf_counter()
     result = analyse(units_for(text, path), hints)
     seconds = time.perf_counter() - start
-    violations = [v for v in result.violations if v.rule in rule_ids]
+    findings = [f for f in result.findings if f.rule in rule_ids]
     if text_hits and "TRAIN-ON-VAL" in rule_ids:
-        from rules.base import Violation
-
-        violations += [Violation(rule="TRAIN-ON-VAL", code="README", severity="error", message=note, path="README.md",
-                                 line=line)
-                       for line, note in text_hits]
-    return violations, seconds
+        findings += [Finding(rule="TRAIN-ON-VAL", severity="error", message=note, file="README.md", line=line)
+                     for line, note in text_hits]
+    return findings, seconds
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,23 @@ class NotChecked:
     reason: str
 
 
+@dataclass(frozen=True)
+class AllowedFinding:
+    """A finding that a reviewer's allow-list moved out of the verdict, with the reviewer's reason."""
+
+    finding: Finding
+    reason: str
+
+    def all_facts(self) -> dict[str, Any]:
+        """The "facts" object of the JSON contract: the stage facts and the typed fields that are set."""
+        typed = {"timings_ms": dict(self.timings_ms), "judged_by": {k: list(v) for k, v in self.judged_by.items()},
+                 "allowed": [a.to_dict() for a in self.allowed], "static_rule_problems": list(self.analysis_problems)}
+        return {**self.facts, **{k: v for k, v in typed.items() if v}}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.finding.to_dict(), "allowed_reason": self.reason}
+
+
 @dataclass
 class Report:
     target: str
@@ -33,7 +50,13 @@ class Report:
     # error finding already decides the verdict.
     could_not_check: list[str] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)  # rule IDs that were actually evaluated
-    facts: dict[str, Any] = field(default_factory=dict)  # per-seed table, sizes, statistics, timings
+    # What the stages measured, for the reader (per-seed tables, sizes, claims vs logs, statistics): rendered as
+    # tables, and the "facts" object of the JSON contract together with the typed fields below.
+    facts: dict[str, Any] = field(default_factory=dict)
+    timings_ms: dict[str, float] = field(default_factory=dict)  # stage (or "static rules: <unit>") -> wall time
+    judged_by: dict[str, list[str]] = field(default_factory=dict)  # rule ID -> how it was judged (code, logs, ...)
+    allowed: list[AllowedFinding] = field(default_factory=list)
+    analysis_problems: list[str] = field(default_factory=list)  # units or rules the static analysis could not finish
 
     def add(self, finding: Finding) -> None:
         self.findings.append(finding)
@@ -60,7 +83,7 @@ class Report:
             if item.rule not in self.checked:
                 self.skip(item.rule, f"{stage}: {item.reason}")
         self.could_not_check.extend(f"{stage}: {reason}" for reason in other.could_not_check)
-        self.facts[stage] = other.facts
+        self.facts[stage] = other.all_facts()
 
     @property
     def errors(self) -> list[Finding]:
@@ -83,6 +106,12 @@ class Report:
         order = {s: i for i, s in enumerate(SEVERITIES)}
         return sorted(self.findings, key=lambda f: (order[f.severity], f.rule, f.file or "", f.line or 0))
 
+    def all_facts(self) -> dict[str, Any]:
+        """The "facts" object of the JSON contract: the stage facts and the typed fields that are set."""
+        typed = {"timings_ms": dict(self.timings_ms), "judged_by": {k: list(v) for k, v in self.judged_by.items()},
+                 "allowed": [a.to_dict() for a in self.allowed], "static_rule_problems": list(self.analysis_problems)}
+        return {**self.facts, **{k: v for k, v in typed.items() if v}}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "verdict": self.verdict,
@@ -92,5 +121,5 @@ class Report:
             "not_checked": [asdict(n) for n in self.not_checked],
             "could_not_check": list(self.could_not_check),
             "checked": list(self.checked),
-            "facts": self.facts,
+            "facts": self.all_facts(),
         }

@@ -36,7 +36,8 @@ One rule per module in the ``rules`` package; the engine finds every ``Rule`` su
   environment-flag guards with their defaults. Read it; never recompute it in a rule. For speed (``check`` has a
   0.6 s budget), iterate ``func.nodes`` or ``self.facts.graph.of_type(...)`` / ``graph.subtree(node)`` rather than
   ``ast.walk`` over a whole function or the tree, and cache per-node answers you ask for more than once.
-* ``self.report(node_or_line, message=None, *, severity=None, evidence=())`` records a ``Violation``. ``severity``
+* ``self.report(node_or_line, message=None, *, severity=None, evidence=())`` records a ``rules.finding.Finding``
+  on the unit's file (decoded code keeps the shipped file name and says "decoded" in its message). ``severity``
   defaults to the catalogue's default for ``ID``; ``evidence`` is an iterable of ``(line, note)`` pairs naming
   where the validation data came from, where the update happens, where the same tokens are scored.
   ``self.gated_severity(node, severity)`` lowers an error to a warning when the code is only reachable behind an
@@ -52,14 +53,14 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Sequence
+from typing import Any, ClassVar, Iterable, Sequence
 
 from rules.catalogue import RULES
+from rules.facts import Facts
+from rules.finding import Evidence, Finding
 
-if TYPE_CHECKING:  # facts imports base for LogHints; avoid the cycle at run time
-    from rules.facts import Facts
-
-EvidenceItem = tuple[int, str]  # (line, note)
+EvidenceItem = tuple[int, str]  # (line, note): a place in the unit the rule reads, and what happens there
+DECODED_NOTE = " (in the decoded code of the self-extracting script)"
 
 
 @dataclass(frozen=True)
@@ -107,20 +108,6 @@ class Invalid:
     log_hints: LogHints = LogHints()
 
 
-@dataclass(frozen=True)
-class Violation:
-    """One rule hit in one unit; the harness turns it into a Finding (rules/ cannot import harness)."""
-
-    rule: str  # rulebook ID
-    code: str  # the rule's CODE, e.g. "PG001"
-    severity: str  # "error" | "warning" | "info"
-    message: str
-    path: str  # the unit's path as the engine was given it
-    line: int | None
-    evidence: tuple[EvidenceItem, ...] = ()
-    data: dict[str, Any] = field(default_factory=dict)
-
-
 @dataclass
 class RuleContext:
     """Everything a rule sees about one Python unit."""
@@ -128,7 +115,7 @@ class RuleContext:
     path: str
     text: str
     tree: ast.Module
-    facts: "Facts"
+    facts: Facts
     log_hints: LogHints
     origin: str = "shipped"  # shipped / decoded / exec-open / import (harness.submission.code.CodeUnit.origin)
 
@@ -144,10 +131,10 @@ class Rule:
 
     def __init__(self, context: RuleContext) -> None:
         self.context = context
-        self.violations: list[Violation] = []
+        self.findings: list[Finding] = []
 
     @property
-    def facts(self) -> "Facts":
+    def facts(self) -> Facts:
         return self.context.facts
 
     @property
@@ -167,24 +154,29 @@ class Rule:
         evidence: Iterable[EvidenceItem | None] = (),
         data: dict[str, Any] | None = None,
     ) -> None:
-        """Record a violation at a node (its first line) or a line number; None items in evidence are dropped."""
+        """Record a finding at a node (its first line) or a line number; None items in evidence are dropped.
+
+        Evidence lines are the unit's own; in decoded code (a self-extracting script) they are decoded lines, and
+        the message and every evidence note say so.
+        """
         if isinstance(node_or_line, ast.AST):
             line = getattr(node_or_line, "lineno", None)
         else:
             line = node_or_line
-        items = tuple(sorted({e for e in evidence if e is not None}, key=lambda e: (e[0] or 0, e[1])))
-        self.violations.append(
-            Violation(
-                rule=self.ID,
-                code=self.CODE,
-                severity=severity or self.default_severity(),
-                message=message or self.MESSAGE,
-                path=self.context.path,
-                line=line,
-                evidence=items,
-                data=dict(data or {}),
-            )
-        )
+        items = sorted({e for e in evidence if e is not None}, key=lambda e: (e[0] or 0, e[1]))
+        path, origin = self.context.path, self.context.origin
+        decoded = origin == "decoded"
+        self.findings.append(Finding(
+            rule=self.ID,
+            severity=severity or self.default_severity(),
+            message=(message or self.MESSAGE) + (DECODED_NOTE if decoded else ""),
+            file=path,
+            line=line,
+            evidence=tuple(Evidence(path, ev_line or None, note + (" (decoded line)" if decoded else ""))
+                           for ev_line, note in items),
+            data={**(data or {}), "code": self.CODE, "origin": origin},
+            source="static",
+        ))
 
     def gated_severity(
         self, node: ast.AST | Sequence[ast.AST], severity: str | None = None
@@ -217,31 +209,3 @@ class Rule:
     def finish(self) -> None:
         """Called once after the walk; rules that reason about the whole script report from here."""
 
-
-def truthy(value: str) -> bool | None:
-    text = value.strip().strip("'\"").lower()
-    if text in {"1", "true", "yes", "on"}:
-        return True
-    if text in {"0", "false", "no", "off", "", "none"}:
-        return False
-    try:
-        return float(text) != 0
-    except ValueError:
-        return None
-
-
-def is_method_call(node: ast.AST, *names: str) -> bool:
-    """True for ``x.<name>(...)`` calls with one of NAMES."""
-    return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in names
-
-
-def dotted_name(node: ast.AST) -> str | None:
-    """``a.b.c`` for Name/Attribute chains, else None."""
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-        return ".".join(reversed(parts))
-    return None

@@ -135,7 +135,6 @@ class BosLeak(Rule):
                     *guards,
                 ])
 
-
     def _time_convolutions(self, facts) -> None:
         """Convolutions over time with a kernel longer than one, in a class (or function) with no equality mask and
         no ``cu_seqlens``: each output position mixes the previous kernel - 1 positions, across documents."""

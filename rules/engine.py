@@ -19,9 +19,11 @@ from functools import lru_cache
 from typing import Iterable, Protocol
 
 import rules
-from rules.base import LogHints, Rule, RuleContext, Violation
+from rules.base import LogHints, Rule, RuleContext
 from rules.facts import Facts
 from rules.facts_graph import SKIPPED_TYPES
+from rules.finding import Finding
+from rules.parsing import parse_python
 
 
 class UnitLike(Protocol):
@@ -43,18 +45,9 @@ class SourceUnit:
 
 @dataclass
 class EngineResult:
-    violations: list[Violation] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # units that could not be parsed, rules that crashed
     seconds: dict[str, float] = field(default_factory=dict)  # unit path -> analysis time
-
-
-def parse_python(text: str, filename: str) -> ast.Module:
-    """Parse source to a stdlib ast tree (via rules.parsing when present, which also reads 3.12-only syntax)."""
-    try:
-        from rules.parsing import parse_python as parse  # written by another helper
-    except ImportError:
-        return ast.parse(text, filename=filename)
-    return parse(text, filename)
 
 
 @lru_cache(maxsize=1)
@@ -153,20 +146,20 @@ def analyse_unit(
             rule.finish()
         except RecursionError as exc:
             result.problems.append(f"{unit.path}: {rule.ID} could not finish ({exc})")
-        result.violations.extend(rule.violations)
-    result.violations = _dedupe(result.violations)
+        result.findings.extend(rule.findings)
+    result.findings = _dedupe(result.findings)
     result.seconds[unit.path] = time.perf_counter() - start
     return result
 
 
-def _dedupe(violations: list[Violation]) -> list[Violation]:
+def _dedupe(findings: list[Finding]) -> list[Finding]:
     seen: set[tuple] = set()
     out = []
-    for v in violations:
-        key = (v.rule, v.path, v.line, v.message)
+    for f in findings:
+        key = (f.rule, f.file, f.line, f.message)
         if key not in seen:
             seen.add(key)
-            out.append(v)
+            out.append(f)
     return out
 
 
@@ -178,7 +171,7 @@ def analyse(
     classes = tuple(rule_classes) if rule_classes is not None else None
     for unit in units:
         part = analyse_unit(unit, log_hints, classes)
-        total.violations.extend(part.violations)
+        total.findings.extend(part.findings)
         total.problems.extend(part.problems)
         total.seconds.update(part.seconds)
     return total

@@ -8,52 +8,29 @@ What a rule can ask (all line numbers are the unit's own):
   ``graph.of_type(ast.Call)`` and ``graph.subtree(node)`` replace ``ast.walk`` over the tree or a function body.
   Context and operator singletons (Load, Store, Add, ...) are not part of it.
 * taint: ``is_val(expr)``, ``val_labels(expr)``, ``val_evidence(expr)`` -> (line, note) naming where validation
-  data came from; ``param_is_val(func, name)``.
+  data came from.
 * events: ``events(func)`` -> list of ``Event`` (backward / step / mutate / accum) of a function, including the
   events of the script functions it calls (placed at the call); ``event_is_val(event, func)``.
-* gradient context: ``grad_context(node)`` -> "no_grad" | "inference_mode" | "enable_grad" | None.
 * environment flags: ``flag_defs`` (name -> FlagDef), ``flag_guards(node)`` -> list of FlagGuard (if-tests, early
   returns and guarded call sites on the way to NODE).
-* ``entry_functions()``: functions nobody in the script calls, the module body first.
 """
 
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
 from functools import cached_property
 
+from rules.facts_causality import Causality
+from rules.facts_event import Event
 from rules.facts_flags import FlagDef, FlagGuard, collect_flag_defs, mentions_flag
 from rules.facts_graph import LOOP_TYPES, FuncInfo, Graph, build_graph
 from rules.facts_graph import last_name as _callee_name
 from rules.facts_taint import EMPTY, Taint
 
-GRAD_CONTEXTS = {"no_grad": "no_grad", "inference_mode": "inference_mode", "enable_grad": "enable_grad"}
 _PARAM_MUTATORS = {"add_", "sub_", "copy_", "mul_", "addcmul_", "addcdiv_", "lerp_", "div_", "mul"}
 _ACCUM_METHODS = {"append", "extend", "add_", "index_add_", "scatter_add_"}
 _COUNT_CALLS = {"numel", "size", "len", "count_nonzero"}
 _MAX_INLINE_DEPTH = 6
-
-
-@dataclass(frozen=True)
-class Event:
-    """Something causality rules care about, placed in one function's body (inlined from callees at the call)."""
-
-    kind: str  # "backward" | "step" | "mutate" | "accum"
-    pos: tuple  # sort key in the function's execution order: (line, col, ...callee positions)
-    anchor: ast.AST  # the node in THIS function (the event itself, or the call that leads to it)
-    node: ast.AST  # the node where it really happens (maybe in a callee)
-    labels: frozenset  # taint labels of the data involved, in this function's terms
-    chain: tuple = ()  # call nodes from this function down to the event
-    count_only: bool = False  # an accumulation of counts (tokens, bytes), not of a score
-
-    @property
-    def line(self) -> int:
-        return self.node.lineno
-
-    @property
-    def anchor_line(self) -> int:
-        return self.anchor.lineno
 
 
 class Facts:
@@ -75,9 +52,6 @@ class Facts:
         """The function whose body NODE runs in (the module pseudo-function at top level)."""
         return self.graph.scope_of.get(node, self.graph.module)
 
-    def info_of_def(self, node: ast.AST) -> FuncInfo | None:
-        return self.graph.func_of_node.get(node)
-
     def enclosing_loops(self, node: ast.AST) -> list[ast.AST]:
         """Loops around NODE inside its own function, innermost first."""
         out = []
@@ -88,9 +62,6 @@ class Facts:
                 out.append(parent)
             parent = self.graph.parents.get(parent)
         return out
-
-    def entry_functions(self) -> list[FuncInfo]:
-        return [self.graph.module] + [f for f in self.graph.functions[1:] if not f.call_sites]
 
     # ---- taint -----------------------------------------------------------------------------------------------
     @cached_property
@@ -103,11 +74,6 @@ class Facts:
 
     def is_val(self, expr: ast.AST, scope: FuncInfo | None = None) -> bool:
         return bool(self.val_labels(expr, scope))
-
-    def param_is_val(self, func: FuncInfo, name: str) -> bool:
-        if name not in func.params:
-            return False
-        return bool(self.taint.param_val.get((self.taint.fid[id(func)], func.params.index(name))))
 
     @staticmethod
     def evidence_of_labels(labels: frozenset, what: str = "validation data") -> tuple[int, str] | None:
@@ -124,8 +90,6 @@ class Facts:
     @cached_property
     def causality(self):  # -> rules.facts_causality.Causality
         """Adaptation sites on validation data and whether each is scored first (see rules/facts_causality.py)."""
-        from rules.facts_causality import Causality
-
         return Causality(self)
 
     # ---- events ----------------------------------------------------------------------------------------------
@@ -149,10 +113,6 @@ class Facts:
             self._events_busy.discard(func)
         self._events[func] = out
         return out
-
-    def event_vals(self, event: Event, func: FuncInfo) -> frozenset:
-        """Validation sources behind an event, in FUNC's context (parameters resolved through call sites)."""
-        return self.taint.resolve(event.labels)
 
     def _inline(self, func: FuncInfo, call: ast.Call) -> list[Event]:
         callee, offset = self.graph.resolved[call]
@@ -259,23 +219,6 @@ class Facts:
         return names
 
     # ---- gradient context ------------------------------------------------------------------------------------
-    def grad_context(self, node: ast.AST) -> str | None:
-        """The innermost of no_grad / inference_mode / enable_grad around NODE (with-blocks or decorators)."""
-        parent = self.graph.parents.get(node)
-        while parent is not None:
-            if isinstance(parent, (ast.With, ast.AsyncWith)):
-                for item in parent.items:
-                    name = _callee_name(item.context_expr)
-                    if name in GRAD_CONTEXTS:
-                        return GRAD_CONTEXTS[name]
-            if isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                for deco in parent.decorator_list:
-                    name = _callee_name(deco)
-                    if name in GRAD_CONTEXTS:
-                        return GRAD_CONTEXTS[name]
-                return None
-            parent = self.graph.parents.get(parent)
-        return None
 
     # ---- environment flags -----------------------------------------------------------------------------------
     @cached_property

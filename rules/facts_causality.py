@@ -17,13 +17,23 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from rules.facts_graph import FuncInfo
-from rules.facts_taint import EMPTY
+from rules.facts_event import Event
+from rules.facts_graph import FuncInfo, Graph
+from rules.facts_taint import EMPTY, Taint
 
-if TYPE_CHECKING:
-    from rules.facts import Event, Facts
+
+class FactsView(Protocol):
+    """What the score-before-update analysis reads of rules.facts.Facts (which builds a Causality over itself)."""
+
+    graph: Graph
+    taint: Taint
+
+    def events(self, func: FuncInfo) -> list[Event]: ...
+
+    def enclosing_loops(self, node: ast.AST) -> list[ast.AST]: ...
+
 
 _MAX_DEPTH = 6
 
@@ -35,8 +45,7 @@ class Path:
     frames: list[tuple[FuncInfo, ast.AST]]  # (function, node in it leading to the update), innermost first
     vals: frozenset  # validation sources carried to the update along this path
     score_loop: ast.AST | None = None  # the loop proving score-first, when found
-    prior_score: "Event | None" = None  # the accumulation that precedes the update in that loop
-    later_score: "tuple[FuncInfo, Event] | None" = None  # validation scored after the update
+    later_score: tuple[FuncInfo, Event] | None = None  # validation scored after the update
 
     @property
     def nodes(self) -> list[ast.AST]:
@@ -48,8 +57,8 @@ class AdaptSite:
     """A gradient update on validation data and how each call path reaches it."""
 
     home: FuncInfo
-    backward: "Event"
-    step: "Event | None"
+    backward: Event
+    step: Event | None
     paths: list[Path] = field(default_factory=list)
     fresh_tensors: str | None = None  # per-batch tensors (SLOT delta/bias) optimised instead of model weights
     throwaway: str | None = None  # name of the locally built, then deleted, object whose parameters are trained
@@ -61,15 +70,11 @@ class AdaptSite:
             return []
         return [p for p in self.paths if p.score_loop is None]
 
-    @property
-    def score_first_paths(self) -> list[Path]:
-        return [p for p in self.paths if p.score_loop is not None]
-
 
 class Causality:
     """Adaptation sites of one module, computed once."""
 
-    def __init__(self, facts: "Facts") -> None:
+    def __init__(self, facts: FactsView) -> None:
         self.facts = facts
         self.sites: list[AdaptSite] = []
         for func in facts.graph.functions:
@@ -148,7 +153,7 @@ class Causality:
                 return taint.labels(kw.value, caller)
         return EMPTY
 
-    def _score_first(self, func: FuncInfo, anchor: ast.AST) -> tuple[ast.AST, "Event"] | None:
+    def _score_first(self, func: FuncInfo, anchor: ast.AST) -> tuple[ast.AST, Event] | None:
         """A loop around ANCHOR in FUNC whose iteration scores validation data before reaching ANCHOR."""
         loops = self.facts.enclosing_loops(anchor)
         if not loops:
@@ -183,7 +188,7 @@ class Causality:
             node = parents.get(node)
         return False
 
-    def _later_score(self, frames: list[tuple[FuncInfo, ast.AST]]) -> tuple[FuncInfo, "Event"] | None:
+    def _later_score(self, frames: list[tuple[FuncInfo, ast.AST]]) -> tuple[FuncInfo, Event] | None:
         """The first validation score accumulated after the update, looking outwards along the call path."""
         for func, anchor in frames:
             end = (getattr(anchor, "end_lineno", anchor.lineno), getattr(anchor, "end_col_offset", 0))
@@ -193,7 +198,7 @@ class Causality:
                     return func, event
         return None
 
-    def _fresh_tensors(self, func: FuncInfo, step: "Event") -> str | None:
+    def _fresh_tensors(self, func: FuncInfo, step: Event) -> str | None:
         """Names of local tensors with requires_grad that the stepped optimizer trains (SLOT-style delta, bias)."""
         node = step.node
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
@@ -207,7 +212,7 @@ class Causality:
         return ", ".join(fresh) if fresh and len(fresh) == len(opt_value.args[0].elts) else None
 
     # ---- throwaway state -------------------------------------------------------------------------------------
-    def _throwaway(self, func: FuncInfo, step: "Event") -> str | None:
+    def _throwaway(self, func: FuncInfo, step: Event) -> str | None:
         """Name of a fresh local object whose parameters the stepped optimizer trains, deleted after use."""
         node = step.node
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)

@@ -56,12 +56,6 @@ def names_used(node: ast.AST) -> set[str]:
     return out
 
 
-def string_constants(node: ast.AST) -> Iterator[ast.Constant]:
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
-            yield sub
-
-
 def _target_names(target: ast.AST) -> Iterator[tuple[str, ast.AST | None]]:
     """Names bound by an assignment target; the element index is kept for tuple targets."""
     if isinstance(target, ast.Name):
@@ -232,11 +226,6 @@ class ScriptFacts:
                             out.append(callee)
                             todo.append(callee)
         return out
-
-    def knob_for(self, node: ast.AST) -> tuple[str, object, int] | None:
-        """The env variable behind an attribute or name read (``h.ppm_subset_tokens``), if any."""
-        name = last_name(node)
-        return self.env_knobs.get(name) if name else None
 
 
 _CACHE: "weakref.WeakKeyDictionary[ast.Module, ScriptFacts]" = weakref.WeakKeyDictionary()

@@ -10,7 +10,19 @@ import ast
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from rules.base import truthy
+
+def truthy(value: str) -> bool | None:
+    """A flag's printed or default value as on/off (None when it is neither: a path, a name)."""
+    text = value.strip().strip("'\"").lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", "", "none"}:
+        return False
+    try:
+        return float(text) != 0
+    except ValueError:
+        return None
+
 
 _UNKNOWN = object()  # an expression whose value cannot be known statically
 
@@ -235,10 +247,6 @@ class FlagGuard:
     negated: bool  # the guarded code runs when the test is false (else branch, early return)
     test: ast.AST
     defs: Any  # dict[str, FlagDef], kept for re-evaluation with logged values
-
-    @property
-    def default_enabled(self) -> bool | None:
-        return self.enabled(None)[0]
 
     def enabled(self, logged: Callable[[str], str | None] | None) -> tuple[bool | None, str]:
         """Whether the guarded code runs, with the flags' defaults or the values the logs printed."""

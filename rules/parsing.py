@@ -284,11 +284,9 @@ class _FStringScanner:
 
 def lower_312_syntax(text: str) -> str | None:
     """Lower f-strings and PEP 695 syntax using libcst positions; None when libcst rejects TEXT too."""
-    try:
-        import libcst as cst
-        from libcst.metadata import MetadataWrapper, PositionProvider
-    except ImportError:  # pragma: no cover - libcst is a declared dependency
-        return None
+    import libcst as cst  # a declared dependency, imported only for 3.12-only sources
+    from libcst.metadata import MetadataWrapper, PositionProvider
+
     try:
         module = cst.parse_module(text, config=cst.PartialParserConfig(python_version="3.12"))
         positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)

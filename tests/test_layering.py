@@ -50,3 +50,157 @@ def test_only_cli_imports_click():
                  if "tests" not in p.parts and ".git" not in p.parts and p.name != "cli.py"
                  and any(root == "click" for root, _ in _imported_roots(p))]
     assert offenders == []
+
+
+# --- module graph ---------------------------------------------------------------------------------------------
+
+PACKAGES = ("harness", "rules", "reference")
+MAX_MODULE_LINES = 500
+
+
+def _module_files() -> dict[str, Path]:
+    """Dotted name -> file for every module of our packages and cli.py (package __init__ files included)."""
+    out = {"cli": ROOT / "cli.py"}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """Our modules that NAME imports anywhere: top level, inside functions and under TYPE_CHECKING alike."""
+    found = set()
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+            # modules injected into the probed process import their siblings as top-level modules
+            targets += [f"{package}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
+        else:
+            continue
+        for target in targets:
+            while target and target not in modules:
+                target = target.rpartition(".")[0]
+            if target and target != name and not (modules[target].name == "__init__.py"
+                                                     and modules[target].stat().st_size < 2000
+                                                     and "import" not in modules[target].read_text()):
+                found.add(target)
+    return found
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out = []
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    out.append(sorted(component))
+    return out
+
+
+def test_cycle_finder_finds_a_cycle():
+    """The cycle finder reports a three-module loop and nothing for a chain."""
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+
+
+def test_no_import_cycles():
+    """No two of our modules import each other, directly or through others, even lazily or for typing only."""
+    modules = _module_files()
+    graph = {name: _imports(name, path, modules) for name, path in modules.items()}
+    assert _cycles(graph) == []
+
+
+@pytest.mark.parametrize("path", list(_module_files().values()), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_module_is_short(path):
+    """No module is longer than the house limit: a longer one is split along its sections."""
+    assert len(path.read_text(encoding="utf-8").splitlines()) <= MAX_MODULE_LINES
+
+
+def _guarded_own_imports(path: Path) -> list[int]:
+    """Lines of `try: import <our module> ... except ImportError` in PATH."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.Try):
+            continue
+        names = {n.id for h in node.handlers if h.type is not None for n in ast.walk(h.type) if isinstance(n, ast.Name)}
+        if not names & {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}:
+            continue
+        for stmt in (s for b in node.body for s in ast.walk(b)):
+            mods = ([a.name for a in stmt.names] if isinstance(stmt, ast.Import)
+                    else [stmt.module or ""] if isinstance(stmt, ast.ImportFrom) else [])
+            if any(m.split(".")[0] in PACKAGES for m in mods) or (isinstance(stmt, ast.ImportFrom) and stmt.level):
+                lines.append(stmt.lineno)
+    return lines
+
+
+def test_own_imports_are_never_guarded():
+    """An import of our own module that fails fails loudly: no ImportError fallback around it."""
+    offenders = {p.relative_to(ROOT).as_posix(): _guarded_own_imports(p)
+                 for p in [*_module_files().values(), *(ROOT / "bench").glob("*.py")]}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+# The challenge's numbers live in harness/challenge.py; reference/ keeps its own copies (it is bundled into one
+# submitted script), rules/ needs none.
+CHALLENGE_LITERALS = (16_000_000, 20240520, 151_077_000, 62_021_632)
+
+
+def test_challenge_constants_live_in_one_module():
+    """No harness module other than harness/challenge.py writes the challenge's numbers as literals."""
+    offenders = []
+    for path in (ROOT / "harness").rglob("*.py"):
+        if path.name == "challenge.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and type(node.value) is int and node.value in CHALLENGE_LITERALS:
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == []
+
+
+def test_architecture_doc_names_every_module():
+    """docs/architecture.md names every module of harness/ and rules/ by its path."""
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    missing = [p.relative_to(ROOT).as_posix() for package in ("harness", "rules")
+               for p in sorted((ROOT / package).rglob("*.py"))
+               if p.name != "__init__.py" and p.relative_to(ROOT).as_posix() not in doc]
+    assert missing == []

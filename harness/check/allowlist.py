@@ -19,7 +19,7 @@ from pathlib import Path
 import tomllib
 
 from harness.errors import UserError
-from harness.verdict import Report
+from harness.verdict import AllowedFinding, Report
 from rules.catalogue import RULES
 from rules.finding import Finding
 
@@ -73,15 +73,14 @@ def load_allow_list(path: Path | None) -> list[AllowEntry]:
 
 
 def apply_allow_list(report: Report, entries: list[AllowEntry]) -> None:
-    """Move allowed findings out of the verdict into report.facts['allowed'], each with its reviewer reason."""
+    """Move allowed findings out of the verdict into report.allowed, each with its reviewer reason."""
     if not entries:
         return
-    kept, allowed = [], list(report.facts.get("allowed", []))
+    kept = []
     for finding in report.findings:
         entry = next((e for e in entries if e.matches(finding)), None)
         if entry is None:
             kept.append(finding)
         else:
-            allowed.append({**finding.to_dict(), "allowed_reason": entry.reason})
+            report.allowed.append(AllowedFinding(finding, entry.reason))
     report.findings = kept
-    report.facts["allowed"] = allowed

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness.submission.code import load_code
 from harness.submission.folder import Submission
 from harness.verdict import Report
 from rules.finding import Evidence, Finding
@@ -41,16 +42,9 @@ def sha256_file(path: Path) -> str:
 
 
 def unwrapped_code(sub: Submission, code: Any = None) -> tuple[bytes, str]:
-    """(the entry script's code as it runs, how it was obtained): the decoded shim when codeset found one."""
+    """(the entry script's code as it runs, how it was obtained): the decoded shim when the code set found one."""
     if code is None:
-        try:
-            from harness.submission.code import (
-                load_code,  # written by another module; optional here
-            )
-
-            code = load_code(sub)
-        except Exception:  # noqa: BLE001 - a missing or failing decoder leaves the shipped bytes as the answer
-            code = None
+        code = load_code(sub)
     units = list(getattr(code, "units", None) or [])
     decoded = [u for u in units if getattr(u, "origin", "") == "decoded"]
     if decoded:

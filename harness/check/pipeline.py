@@ -66,9 +66,9 @@ def _run_stage(report: Report, name: str, stage: Callable[[], object]) -> object
             report.skip(rule, f"the {name} stage failed")
         return None
     finally:
-        report.facts.setdefault("timings_ms", {})[name] = round((time.perf_counter() - started) * 1000, 1)
+        report.timings_ms[name] = round((time.perf_counter() - started) * 1000, 1)
         for rule in [r for r in report.checked if r not in before]:
-            report.facts.setdefault("judged_by", {}).setdefault(rule, []).append(STAGE_KIND.get(name, name))
+            report.judged_by.setdefault(rule, []).append(STAGE_KIND.get(name, name))
 
 
 def check_submission(sub: Submission, options: CheckOptions, report: Report) -> Report:
@@ -99,7 +99,7 @@ def check_submission(sub: Submission, options: CheckOptions, report: Report) -> 
         _run_stage(report, "size", lambda: check_size(sub, code, logs, report, strict_size=options.strict_size))
         _run_stage(report, "consistency", lambda: check_log_code(code, logs, report, _other_scripts(sub, code)))
         _run_stage(report, "binding", lambda: check_binding(sub, code, logs, report))
-        _run_stage(report, "rules", lambda: run_static_rules(code, logs, allow, report))
+        _run_stage(report, "rules", lambda: run_static_rules(code, logs, report))
         _run_stage(report, "text-scans", lambda: run_text_scans(sub, code, report))
         _note_unanalysable_code(code, report)
     _run_stage(report, "budgets", lambda: check_budgets(logs, claims, report))
@@ -121,7 +121,7 @@ def _probe(sub: Submission, options: CheckOptions, report: Report) -> None:
     probed = probe_path(Path(sub.script if sub.single_script else sub.root), ProbeOptions(timeout=options.probe_timeout))
     report.merge(probed, "probe")
     for rule in probed.checked:  # also the rules a static stage judged before: now proven at run time too
-        kinds = report.facts.setdefault("judged_by", {}).setdefault(rule, [])
+        kinds = report.judged_by.setdefault(rule, [])
         if "runtime probe" not in kinds:
             kinds.append("runtime probe")
 

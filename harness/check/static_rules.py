@@ -1,8 +1,9 @@
-"""Adapter from the static rules (rules/) to findings: run the engine over every Python unit of the CodeBundle.
+"""Adapter from the static rules (rules/) to the report: run the engine over every Python unit of the CodeBundle.
 
-rules/ cannot import harness/, so the engine returns plain Violations; here they become Findings on the shipped
-file (decoded code keeps the shipped file name and the decoded line, and says "decoded"). Reviewer allow-list
-entries move matching findings into report.facts["allowed"] with their reason; submissions cannot suppress anything.
+The rules produce findings on the shipped file themselves (decoded code keeps the shipped file name and the
+decoded line, and says "decoded"); this stage adds them, with the log hints the rules read. Reviewer allow-lists
+are applied once, after every stage, by the pipeline (harness.check.allowlist); submissions cannot suppress
+anything.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from harness.verdict import Report
-from rules.base import LogHints, Violation
+from rules.base import LogHints
 from rules.engine import analyse_unit, implemented_rule_ids
-from rules.finding import Evidence, Finding
+from rules.finding import Finding
 
 
 def log_hints_from(logs: Iterable[Any]) -> LogHints:
@@ -26,48 +27,16 @@ def log_hints_from(logs: Iterable[Any]) -> LogHints:
     return LogHints(frozenset(tags), hyper)
 
 
-def to_finding(violation: Violation, origin: str) -> Finding:
-    """One Violation as a Finding; evidence lines point into the same (possibly decoded) unit."""
-    decoded = origin == "decoded"
-    message = violation.message + (" (in the decoded code of the self-extracting script)" if decoded else "")
-    evidence = tuple(
-        Evidence(violation.path, line or None, note + (" (decoded line)" if decoded else ""))
-        for line, note in violation.evidence
-    )
-    return Finding(rule=violation.rule, severity=violation.severity, message=message, file=violation.path,
-                   line=violation.line, evidence=evidence, data={**violation.data, "code": violation.code,
-                                                                  "origin": origin}, source="static")
-
-
-def _allowed_by(finding: Finding, allow: Iterable[Any]) -> str | None:
-    for entry in allow or []:
-        get = entry.get if isinstance(entry, dict) else lambda k, e=entry: getattr(e, k, None)
-        if get("rule") != finding.rule:
-            continue
-        if get("file") not in (None, finding.file) or get("line") not in (None, finding.line):
-            continue
-        return str(get("reason"))
-    return None
-
-
-def run_static_rules(code: Any, logs: Iterable[Any], allow: Iterable[Any], report: Report) -> None:
+def run_static_rules(code: Any, logs: Iterable[Any], report: Report) -> None:
     """Run every static rule over every Python unit of CODE (a harness.submission.code.CodeBundle) into REPORT."""
     hints = log_hints_from(logs)
-    timings: dict[str, float] = {}
     for unit in getattr(code, "units", []) or []:
         result = analyse_unit(unit, hints)
-        for problem in result.problems:
-            report.facts.setdefault("static_rule_problems", []).append(problem)
-        for seconds_key, seconds in result.seconds.items():
-            timings[f"{seconds_key} ({unit.origin})"] = round(seconds, 4)
-        for violation in result.violations:
-            finding = to_finding(violation, unit.origin)
-            reason = _allowed_by(finding, allow)
-            if reason is None:
-                report.add(finding)
-            else:
-                report.facts.setdefault("allowed", []).append({**finding.to_dict(), "allowed_reason": reason})
-    report.facts.setdefault("timings", {})["static_rules"] = timings
+        report.analysis_problems.extend(result.problems)
+        for path, seconds in result.seconds.items():
+            report.timings_ms[f"static rules: {path} ({unit.origin})"] = round(seconds * 1000, 1)
+        for finding in result.findings:
+            report.add(finding)
     report.mark_checked(*implemented_rule_ids())
 
 

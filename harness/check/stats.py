@@ -21,6 +21,7 @@ def _sp():
 
     return stats
 
+
 POWER_TARGET = 0.80  # conventional power for the "seeds needed" advisor
 MAX_SEEDS = 1000  # the advisor stops searching here: beyond it the answer is "not attainable in practice"
 RATIO_MISMATCH = 0.005  # relative gap between two bpb-per-nat ratios that signals different tokenizers/val sets

@@ -13,10 +13,8 @@ from rules.catalogue import RULES
 
 def _static_rules() -> dict[str, list[str]]:
     """Rule ID -> names of the static rule classes that implement it."""
-    try:
-        from rules.engine import discover_rules
-    except ImportError:
-        return {}
+    from rules.engine import discover_rules
+
     out: dict[str, list[str]] = {}
     for cls in discover_rules():
         out.setdefault(cls.ID, []).append(cls.__name__)
@@ -34,10 +32,8 @@ def _stage_rules() -> dict[str, list[str]]:
 
 
 def _probe_rules() -> dict[str, list[str]]:
-    try:
-        from harness.run.probe import PROBE_RULES
-    except ImportError:
-        return {}
+    from harness.run.probe import PROBE_RULES
+
     out: dict[str, list[str]] = {}
     for probe, rule_ids in PROBE_RULES.items():
         for rule_id in rule_ids:

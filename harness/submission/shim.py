@@ -59,10 +59,6 @@ class DecodeResult:
     decoded: list[tuple[int, str]] = field(default_factory=list)  # (depth, text) for every decoded payload
     problems: list[str] = field(default_factory=list)
 
-    @property
-    def is_shim(self) -> bool:
-        return self.text is not None
-
 
 class _Module:
     """A module object seen through an alias: `import lzma as L` binds L to _Module("lzma")."""
@@ -427,10 +423,8 @@ def _drain(step, data: bytes, budget: _Budget, is_eof, needs_input) -> bytes:
 
 
 def _brotli(data: bytes, budget: _Budget) -> bytes:
-    try:
-        import brotli
-    except ImportError:
-        raise ShimError("brotli is not installed") from None
+    import brotli  # a declared dependency, imported only when a shim uses it
+
     d = brotli.Decompressor()
     out = io.BytesIO()
     piece = d.process(data, output_buffer_limit=1 << 20)
@@ -447,10 +441,8 @@ def _brotli(data: bytes, budget: _Budget) -> bytes:
 
 
 def _zstd(data: bytes, budget: _Budget) -> bytes:
-    try:
-        import zstandard
-    except ImportError:
-        raise ShimError("zstandard is not installed") from None
+    import zstandard  # a declared dependency, imported only when a shim uses it
+
     try:
         reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True)
         out = io.BytesIO()

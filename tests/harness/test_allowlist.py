@@ -45,4 +45,4 @@ def test_allowed_findings_leave_the_verdict_but_stay_visible(tmp_path):
     report.add(Finding("TTT-PREEVAL-VAL", "error", "m", file="train_gpt.py", line=99))
     apply_allow_list(report, load_allow_list(path))
     assert [f.line for f in report.findings] == [99]
-    assert report.facts["allowed"][0]["allowed_reason"] == "reviewed by hand"
+    assert report.allowed[0].reason == "reviewed by hand"

@@ -21,4 +21,4 @@ def hits(cls, case: Valid | Invalid, text: str | None = None):
     """Violations of CLS's rule ID when all rules run over the case (or over TEXT instead of its code)."""
     result = check_source(case.code if text is None else text, log_hints=case.log_hints)
     assert not result.problems, result.problems
-    return [v for v in result.violations if v.rule == cls.ID]
+    return [v for v in result.findings if v.rule == cls.ID]

@@ -38,7 +38,7 @@ class _CountCalls(Rule):
         self.report(node, "call")
 
     def leave_Module(self, node: ast.Module) -> None:
-        self.report(1, f"left module after {len(self.violations)} calls", severity="info")
+        self.report(1, f"left module after {len(self.findings)} calls", severity="info")
 
 
 def test_discovery_finds_every_causality_rule():
@@ -50,7 +50,7 @@ def test_discovery_finds_every_causality_rule():
 def test_visit_and_leave_are_dispatched_once_per_node():
     """visit_Call fires for each call and leave_Module after all children."""
     result = check_source("f()\ng()\nh()\n", rule_classes=[_CountCalls])
-    messages = [v.message for v in result.violations]
+    messages = [v.message for v in result.findings]
     assert messages.count("call") == 3 and messages[-1] == "left module after 3 calls"
 
 
@@ -58,7 +58,7 @@ def test_visit_and_leave_are_dispatched_once_per_node():
 def test_unparsable_unit_is_a_problem_not_an_exception(text):
     """A syntax error is reported as a problem for that unit, never raised."""
     result = analyse([SourceUnit("train_gpt.py", text)])
-    assert result.problems and not result.violations
+    assert result.problems and not result.findings
 
 
 @pytest.mark.parametrize("hints, severity", [
@@ -71,15 +71,15 @@ def test_unparsable_unit_is_a_problem_not_an_exception(text):
 def test_flag_off_by_default_is_a_warning_unless_logs_show_it_ran(hints, severity):
     """Illegal code behind a default-off flag is a warning; the logs enabling it make it an error."""
     case = next(c for c in PreEvalValTTT.INVALID if "flag off" in c.name)
-    found = [v for v in check_source(case.code, log_hints=hints).violations if v.rule == PreEvalValTTT.ID]
+    found = [v for v in check_source(case.code, log_hints=hints).findings if v.rule == PreEvalValTTT.ID]
     assert [v.severity for v in found] == [severity]
 
 
 def test_evidence_names_source_update_and_later_score():
     """A pre-quant TTT finding cites where val data came from, the backward, the step and the later scoring."""
     case = PreEvalValTTT.INVALID[0]
-    (violation,) = [v for v in check_source(case.code).violations if v.rule == PreEvalValTTT.ID]
-    notes = " | ".join(note for _, note in violation.evidence)
+    (violation,) = [v for v in check_source(case.code).findings if v.rule == PreEvalValTTT.ID]
+    notes = " | ".join(e.note for e in violation.evidence)
     for phrase in ("comes from", "gradient", "optimizer step", "scored afterwards"):
         assert phrase in notes
 
@@ -88,7 +88,7 @@ def test_suppression_comments_are_ignored():
     """A `# noqa` or `# pgcheck: disable` comment does not silence a finding."""
     case = PreEvalValTTT.INVALID[0]
     text = case.code.replace("loss.backward()", "loss.backward()  # noqa pgcheck: disable=TTT-PREEVAL-VAL")
-    assert [v for v in check_source(text).violations if v.rule == PreEvalValTTT.ID]
+    assert [v for v in check_source(text).findings if v.rule == PreEvalValTTT.ID]
 
 
 def test_large_script_is_analysed_quickly():
@@ -178,7 +178,7 @@ def test_branch_dead_for_every_caller_is_not_a_path():
     from rules.ttt_preeval_val import _ORDER_SWITCH, _ORDER_SWITCH_USED
 
     def preeval(code):
-        return [v for v in check_source(code).violations if v.rule == PreEvalValTTT.ID]
+        return [v for v in check_source(code).findings if v.rule == PreEvalValTTT.ID]
 
     assert preeval(_ORDER_SWITCH) == []
     assert [v.line for v in preeval(_ORDER_SWITCH_USED)] == [3]
@@ -257,5 +257,5 @@ def test_code_reached_from_an_unguarded_call_site_keeps_its_error():
     """A function called both behind an off-by-default flag and on the default path is judged by the default path."""
     from rules.engine import check_source
 
-    hits = [v for v in check_source(MULTI_SITE).violations if v.rule == "TTT-PREEVAL-VAL"]
+    hits = [v for v in check_source(MULTI_SITE).findings if v.rule == "TTT-PREEVAL-VAL"]
     assert [v.severity for v in hits] == ["error"]

@@ -73,7 +73,7 @@ def shim(code: str) -> str:
 
 
 def verdict(code: str) -> set[tuple[str, str]]:
-    return {(v.rule, v.severity) for v in check_source(code).violations if v.rule in MY_RULES}
+    return {(v.rule, v.severity) for v in check_source(code).findings if v.rule in MY_RULES}
 
 
 _CASES = [p for kind in ("VALID", "INVALID") for p in rule_cases(kind) if p.values[0].ID in MY_RULES]

@@ -14,7 +14,7 @@ def violations_of():
     def run(rule_id: str, text: str):
         result = check_source(text)
         assert not result.problems, result.problems
-        return [v for v in result.violations if v.rule == rule_id]
+        return [v for v in result.findings if v.rule == rule_id]
 
     return run
 
