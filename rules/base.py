@@ -1,4 +1,4 @@
-"""The base class every static rule derives from, and the plain data types rules exchange with the engine.
+"""The base class every static rule derives from, and the data types rules exchange with the engine.
 
 How to write a rule
 ===================
@@ -22,7 +22,8 @@ One rule per module in the ``rules`` package; the engine finds every ``Rule`` su
                            expected_line=2)]
 
         def visit_Call(self, node: ast.Call) -> None:
-            if is_method_call(node, "backward") and self.facts.is_val(node.func, self.facts.function_of(node)):
+            if isinstance(node.func, ast.Attribute) and node.func.attr == "backward" \
+                    and self.facts.is_val(node.func, self.facts.function_of(node)):
                 self.report(node, evidence=[self.facts.val_evidence(node.func)])
 
 * The docstring has three paragraphs: what it flags; why it is illegal, citing the ruling; what to write instead.
