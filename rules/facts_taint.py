@@ -14,7 +14,8 @@ a C instance, while a method parameter stored there (`self.paths = shard_paths(p
 *instance* derive from the argument: `C(train_pattern)` is not validation data, `C(val_pattern)` is, and a method
 called on it (`stream.take(n)`, whose summary reads `self`) gets the receiver's labels. A receiver whose class is
 known (`totals = Totals()`, `totals: Totals`) stores into that class's fields; other attribute stores are keyed by
-attribute name only (read by every attribute of that name).
+attribute name only (read by every attribute of that name). Which class a receiver holds is worked out in
+rules.facts_taint_types.
 
 Sources: string constants naming `fineweb_val_` files, attributes (and otherwise unbound names) such as
 `val_tokens`, `val_files`, `val_bytes`, `val_data`; everything computed from them is derived.
@@ -27,14 +28,13 @@ import re
 from typing import Iterable
 
 from rules.facts_graph import SKIPPED_TYPES, FuncInfo, Graph
+from rules.facts_taint_types import ReceiverTypes
 
 VAL_NAME = re.compile(r"^(val|valid|validation)_(tokens?|toks|files?|data|bytes?|ids|stream|docs?|seqs?)$")
 VAL_STRING = re.compile(r"fineweb_val|val_bytes_|_val_\*")
 # in-place methods whose receiver takes in the labels of their arguments
 _MUTATORS = {"append", "extend", "insert", "update", "add", "put", "copy_", "add_", "index_copy_",
              "index_add_", "scatter_", "scatter_add_", "masked_scatter_", "set_", "push"}
-# calls that return their receiver's object (`Model(cfg).to(device)`)
-_SAME_OBJECT = {"to", "cuda", "cpu", "float", "half", "bfloat16", "eval", "train", "requires_grad_"}
 # methods returning a view of (or an element held by) their receiver, so filling the result fills the receiver
 _ALIASING = {"setdefault", "get", "view", "reshape", "narrow", "select", "view_as", "flatten", "squeeze", "unsqueeze"}
 _FLOW_TYPES = frozenset({ast.Assign, ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor, ast.comprehension,
@@ -65,159 +65,12 @@ class Taint:
         self.param_val: dict[tuple[int, int], frozenset] = {}  # (fid, i) -> VAL labels reaching it
         self._compiled: dict[ast.AST, tuple] = {}
         self._lookup_cache: dict[tuple[int, str], FuncInfo | None] = {}
-        self._init_classes()
-        self._types: dict[FuncInfo, dict[str, str]] = {}
-        self._infer_types()
+        self.types = ReceiverTypes(graph)
         self._local_names = self._comprehension_names()
         self._flows = {f: self._collect_flows(f) for f in graph.functions}
         self._solve()
 
-    # ---- classes and receiver types -------------------------------------------------------------------------
-    def _init_classes(self) -> None:
-        graph = self.graph
-        defs: dict[str, list[ast.ClassDef]] = {}
-        for node in graph.class_body:
-            parent = graph.parents.get(node)
-            if isinstance(parent, ast.ClassDef):
-                defs.setdefault(parent.name, [])
-                if parent not in defs[parent.name]:
-                    defs[parent.name].append(parent)
-        self.class_defs = {name: nodes[0] for name, nodes in defs.items() if len(nodes) == 1}
-        root: dict[str, str] = {name: name for name in self.class_defs}
-
-        def find(name: str) -> str:
-            while root[name] != name:
-                root[name] = root[root[name]]
-                name = root[name]
-            return name
-
-        for name, node in self.class_defs.items():
-            for base in node.bases:
-                base_name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", None)
-                if base_name in root and base_name != name:
-                    root[find(name)] = find(base_name)
-        self.family = {name: find(name) for name in self.class_defs}
-        methods: dict[str, dict[str, FuncInfo]] = {}
-        for func in graph.functions:
-            if func.class_name in self.class_defs and graph.parents.get(func.node) is self.class_defs[func.class_name]:
-                methods.setdefault(func.class_name, {})[func.name] = func
-        self.init_of: dict[str, FuncInfo | None] = {}
-        for name in self.class_defs:
-            self.init_of[name] = self._find_init(name, methods, set())
-
-    def _find_init(self, name: str, methods: dict, seen: set) -> FuncInfo | None:
-        if name in seen:
-            return None
-        seen.add(name)
-        init = methods.get(name, {}).get("__init__")
-        if init is not None:
-            return init
-        for base in self.class_defs[name].bases:
-            base_name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", None)
-            if base_name in self.class_defs:
-                found = self._find_init(base_name, methods, seen)
-                if found is not None:
-                    return found
-        return None
-
-    def _class_of_expr(self, value: ast.AST | None) -> str | None:
-        """The script class an expression builds: `C(...)`, `C(...).to(device)`, `C(n) if flag else None`."""
-        while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
-                and value.func.attr in _SAME_OBJECT:
-            value = value.func.value
-        if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id in self.class_defs:
-            return value.func.id
-        if isinstance(value, ast.IfExp):
-            return self._class_of_expr(value.body) or self._class_of_expr(value.orelse)
-        return None
-
-    def _class_of_annotation(self, ann: ast.AST | None) -> str | None:
-        if ann is None:
-            return None
-        if isinstance(ann, ast.Constant) and isinstance(ann.value, str):
-            try:
-                ann = ast.parse(ann.value, mode="eval").body
-            except SyntaxError:
-                return None
-        if isinstance(ann, ast.BinOp) and isinstance(ann.op, ast.BitOr):  # C | None
-            return self._class_of_annotation(ann.left) or self._class_of_annotation(ann.right)
-        if isinstance(ann, ast.Subscript):  # Optional[C]
-            return self._class_of_annotation(ann.slice)
-        name = ann.attr if isinstance(ann, ast.Attribute) else getattr(ann, "id", None)
-        return name if name in self.class_defs else None
-
-    def _infer_types(self) -> None:
-        """Local names and parameters whose value is an instance of a known script class."""
-        conflicts: dict[FuncInfo, set[str]] = {}
-        for func in self.graph.functions:
-            types: dict[str, str] = {}
-            bad: set[str] = set()
-
-            def note(name: str, cls: str | None) -> None:
-                if cls is None:
-                    return
-                if types.get(name, cls) != cls:
-                    bad.add(name)
-                types[name] = cls
-
-            if func.node is not self.graph.module.node:
-                args = func.node.args  # type: ignore[attr-defined]
-                for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
-                    note(arg.arg, self._class_of_annotation(arg.annotation))
-            if func.is_method and func.params[0] == "self" and func.class_name in self.class_defs:
-                types["self"] = func.class_name
-            for node in func.nodes:
-                kind = type(node)
-                if kind is ast.Assign:
-                    for target in node.targets:
-                        if isinstance(target, ast.Name):
-                            note(target.id, self._class_of_expr(node.value))
-                        elif isinstance(target, (ast.Tuple, ast.List)) and isinstance(node.value, (ast.Tuple, ast.List)):
-                            for t, v in zip(target.elts, node.value.elts):
-                                if isinstance(t, ast.Name):
-                                    note(t.id, self._class_of_expr(v))
-                elif kind is ast.AnnAssign and isinstance(node.target, ast.Name):
-                    note(node.target.id, self._class_of_annotation(node.annotation) or self._class_of_expr(node.value))
-            for name in bad:
-                types.pop(name, None)
-            self._types[func] = types
-            conflicts[func] = bad
-        # parameters typed by their call sites: every resolved call passes an instance of the same class
-        for _ in range(2):
-            for func in self.graph.functions:
-                if not func.call_sites:
-                    continue
-                types = self._types[func]
-                for index, name in enumerate(func.params):
-                    if name in types or name in conflicts[func]:
-                        continue
-                    seen: set[str | None] = set()
-                    for caller, call in func.call_sites:
-                        arg = _argument(func, call, self.graph.resolved[call][1], index)
-                        seen.add(self._type_of(arg.id, caller) if isinstance(arg, ast.Name) else None)
-                    if len(seen) == 1 and None not in seen:
-                        types[name] = seen.pop()  # type: ignore[assignment]
-
-    def _type_of(self, name: str, scope: FuncInfo) -> str | None:
-        chain: FuncInfo | None = scope
-        while chain is not None:
-            found = self._types.get(chain, {}).get(name)
-            if found is not None:
-                return found
-            if name in chain.params:
-                return None
-            chain = chain.parent
-        return None
-
-    def _owner(self, receiver: ast.AST, scope: FuncInfo) -> str | None:
-        """The class family of an attribute's receiver when it is known (self, a typed name, a class name)."""
-        if not isinstance(receiver, ast.Name):
-            return None
-        cls = self._type_of(receiver.id, scope)
-        if cls is None and receiver.id in self.class_defs:
-            cls = receiver.id
-        return self.family.get(cls) if cls else None
-
+    # ---- names local to comprehensions ----------------------------------------------------------------------
     def _comprehension_names(self) -> dict[ast.Name, str]:
         """Names bound by a comprehension's `for` are local to it: `[read(p) for p in val_paths]` and
         `[read(p) for p in train_paths]` in one function are two different `p`s. Maps each such Name node to a
@@ -260,7 +113,7 @@ class Taint:
         if kind is ast.Name:
             out.append(("n", self._local_names.get(node, node.id)))
         elif kind is ast.Attribute:
-            out.append(("a", node.attr, node.lineno, self._owner(node.value, scope)))
+            out.append(("a", node.attr, node.lineno, self.types.owner(node.value, scope)))
             self._compile(node.value, scope, out)
         elif kind is ast.Constant:
             if isinstance(node.value, str) and VAL_STRING.search(node.value):
@@ -298,8 +151,9 @@ class Taint:
     def _constructor(self, call: ast.Call, scope: FuncInfo) -> FuncInfo | None:
         """The `__init__` a call `C(...)` of a script class runs (None for other calls or classes without one)."""
         func = call.func
-        if isinstance(func, ast.Name) and func.id in self.class_defs and self._type_of(func.id, scope) is None:
-            return self.init_of.get(func.id)
+        types = self.types
+        if isinstance(func, ast.Name) and func.id in types.class_defs and types.type_of(func.id, scope) is None:
+            return types.init_of.get(func.id)
         return None
 
     # ---- evaluating ------------------------------------------------------------------------------------------
@@ -391,12 +245,12 @@ class Taint:
             for name in scope.params:  # an entry point nobody calls: trust its parameter names
                 if VAL_NAME.match(name):
                     env[name] = env[name] | {("VAL", scope.line, f"parameter `{name}`")}
-        self_name = scope.params[0] if scope.is_method and scope.class_name in self.family else None
+        self_name = scope.params[0] if scope.is_method and scope.class_name in self.types.family else None
 
         def bind(target: ast.AST, atoms: tuple, class_name: str | None = None) -> None:
             if isinstance(target, ast.Name):
                 if class_name is not None:  # a class attribute
-                    flows.append(("field", (self.family.get(class_name, class_name), target.id), atoms, False))
+                    flows.append(("field", (self.types.family.get(class_name, class_name), target.id), atoms, False))
                 else:
                     name = self._local_names.get(target, target.id)
                     flows.append(("bind", name, atoms, None))
@@ -404,9 +258,9 @@ class Taint:
             elif isinstance(target, ast.Attribute):
                 receiver = target.value
                 if self_name is not None and isinstance(receiver, ast.Name) and receiver.id == self_name:
-                    flows.append(("field", (self.family[scope.class_name], target.attr), atoms, True))
+                    flows.append(("field", (self.types.family[scope.class_name], target.attr), atoms, True))
                     return
-                owner = self._owner(receiver, scope)
+                owner = self.types.owner(receiver, scope)
                 if owner is not None:
                     flows.append(("field", (owner, target.attr), atoms, False))
                 else:
@@ -462,7 +316,7 @@ class Taint:
                     atoms = (("s", callee, self._pairs(node, callee, 1, scope)),)
                     receiver = node.func.value
                     if self_name is not None and isinstance(receiver, ast.Name) and receiver.id == self_name:
-                        flows.append(("field", (self.family[scope.class_name], _ANY_FIELD), atoms, True))
+                        flows.append(("field", (self.types.family[scope.class_name], _ANY_FIELD), atoms, True))
                     else:
                         bind(receiver, atoms)
             elif isinstance(node, ast.arg) and node.arg not in bound:
@@ -564,15 +418,3 @@ def _chain(scope: FuncInfo) -> tuple[FuncInfo, ...]:
         out.append(chain)
         chain = chain.parent
     return tuple(out)
-
-
-def _argument(callee: FuncInfo, call: ast.Call, offset: int, index: int) -> ast.AST | None:
-    """The expression a call passes for parameter INDEX of CALLEE (positional or keyword), or None."""
-    position = index - offset
-    if 0 <= position < len(call.args) and not isinstance(call.args[position], ast.Starred):
-        return call.args[position]
-    name = callee.params[index] if index < len(callee.params) else None
-    for kw in call.keywords:
-        if kw.arg == name:
-            return kw.value
-    return None

@@ -83,6 +83,8 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(anchor + ([base] if base else []))
             targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
+            if not node.level:  # modules injected into the probed process import siblings as top-level modules
+                targets.append(f"{package}.{base}")
         else:
             continue
         for target in targets:

@@ -2,7 +2,9 @@
 
 Logs come in many dialects (baseline `step:` lines, hyperparameter dumps, Unix-time prefixes, TTT lines, wrapper
 code sizes). The parser is a single pass over lines, so a 100 MB log costs bounded memory: the embedded source dump
-is kept only up to `MAX_SOURCE_CHARS`, and nothing else grows with the log except the list of metric lines.
+is kept only up to `MAX_SOURCE_CHARS`, and nothing else grows with the log except the list of metric lines. This
+module holds the run's record and the state machine over a log; the grammar of single lines is
+`harness.submission.log_lines`.
 
 Choosing the final score: every line with `val_loss` and `val_bpb` is a metric line; step lines and diagnostics
 (pre-quantization, `diagnostic ...`) are never final. Among the rest, the last line with a known final tag wins
@@ -19,6 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from harness.submission.log_lines import (
+    HYPER_ITEM,
+    read_hyper,
+    read_line,
+    read_metric,
+    strip_prefix,
+)
+
 MAX_SOURCE_CHARS = 2_000_000  # cap on the embedded source kept per log (bounded memory on huge logs)
 MAX_METRIC_LINES = 200_000  # a log with more metric lines than this is not a training log; stop collecting
 SEPARATOR = "=" * 100
@@ -27,64 +37,7 @@ _SOURCE_START = re.compile(r'(?:"""|\'\'\'|import \w|from [\w.]+ import |#!)')
 _LOOKS_LIKE_SOURCE = re.compile(r"(?m)^(?:import \w|from [\w.]+ import |def \w+\(|class \w+)")
 DIVERGED_BPB_GAP = 0.05  # last score this much worse than an earlier score in the same log: flag it
 
-_NUM = r"(-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|nan|inf|-inf)"
-_UNIX_PREFIX = re.compile(r"^\d{9,11}(?:\.\d+)? ")
-_VAL_LOSS = re.compile(r"\bval_loss[:=]\s*" + _NUM)
-_VAL_BPB = re.compile(r"\bval_bpb[:=]\s*" + _NUM)
-_EVAL_TIME = re.compile(r"\beval_time[:=]\s*(\d+(?:\.\d+)?)\s*(ms|s)\b")
-_STEP_LABEL = re.compile(r"^(?:step[:\s]*)?(\d+)\s*/\s*(\d+)\b")
-_KEYVAL_TOKEN = re.compile(r"^[\w.\-]+[:=]\S*$")
-_TRAIN_TIME = re.compile(r"\btrain_time[:=]\s*(\d+(?:\.\d+)?)\s*(ms|m|s)\b")
-_STEP_ANY = re.compile(r"^(?:step[:\s]*)?(\d+)\s*/\s*(\d+)\s")
-_STOPPING = re.compile(r"stopping_early:.*?train_time[:=]\s*(\d+(?:\.\d+)?)\s*ms(?:.*?step[:=]\s*(\d+)/(\d+))?")
-_TOTAL_EVAL = re.compile(r"total_eval_time[:=]\s*(\d+(?:\.\d+)?)\s*s\b")
-_SIZE = re.compile(r"^(Total submission size|Serialized model|Code size)\s*(.*?):\s*(\d+)\s*bytes")
-_VAL_TOKENS = re.compile(r"(?:val_loader:.*\btokens:\s*|^val_tokens[:=]\s*)(\d+)")
-_TRAIN_SHARDS = re.compile(r"\btrain_shards[:=]\s*(\d+)")
-_WORLD_SIZE = re.compile(r"\bworld_size[:=]\s*(\d+)")
-_SEED_LINE = re.compile(r"^seed[:=]\s*(\d+)\s*$", re.IGNORECASE)
-_GPTQ_COLLECTED = re.compile(r"(?i)gptq:\s*(?:collected|calibrated)\b.*?\bin\s+(\d+(?:\.\d+)?)\s*s\b")
-_GPTQ_RESERVE = re.compile(r"(?i)gptq:reserving\s+(\d+(?:\.\d+)?)\s*(ms|s)\b")
-_PREQUANT_DONE = re.compile(r"prequant_ttt\S*:?\s*done.*?(?:total_time|elapsed|time)[:=]\s*(\d+(?:\.\d+)?)\s*s")
-_NVIDIA_ROW = re.compile(r"^\|\s+(\d+)\s+(\S.*?)\s{2,}(?:On|Off)\s+\|")
-_GPU_LINE = re.compile(r"^GPU\s+(\d+):\s*(.+?)\s*(?:\(UUID.*)?$")
-_DATASET_DECL = re.compile(r"^dataset:(\S+)\s+fineweb:([01])\b")
-_DATASET_PATH = re.compile(r"^(?:train_loader:dataset:|datasets_dir[:=]\s*|data_path[:=]\s*|train_files[:=]\s*)(\S+)")
-_TOKENIZER_PATH = re.compile(r"\btokenizer_path[:=]\s*(\S+)")
-_SEQ_LEN = re.compile(r"\b(?:eval_seq_len|train_seq_len)[:=]\s*(\d+)")
-_VAL_PATTERN = re.compile(r"val_loader:shards pattern=(\S+)")
 _SEED_IN_NAME = re.compile(r"(?i)seed[_\-]?(\d+)|_s(\d+)(?=[._])|log_(\d+)(?=\.)")
-_HYPER_ITEM = re.compile(r"^\s+([\w.\-]+):\s*(.*?)\s*$")
-
-# Final-score tags seen across the records; regexes on the tag (first words of the label, key:value tokens removed).
-FINAL_TAG_PATTERNS = (
-    r"final_\w+",  # final_int8_zlib_roundtrip(_exact), final_int6_sliding_window(_exact), final_sliding, ...
-    r"legal_ttt(_exact)?",
-    r"quantized(_\w+)?",  # quantized, quantized_sliding_window, quantized_ttt, quantized_ttt_lora, _phased
-    r"ttt_sliding:done",
-    r"\w*ttt\w*(_exact)?",
-    r"\w*_roundtrip(_exact)?",
-    r"\w*slot\w*",  # SLOT scorers (slot_exact)
-    r"\w*ngram\w*|\w*dyneval\w*",
-    r"\w+_exact",  # any other `<name>_exact` line is a score printed at full precision
-)
-_FINAL_TAG = re.compile("^(?:" + "|".join(FINAL_TAG_PATTERNS) + ")$")
-_DIAGNOSTIC_TAG = re.compile(r"(?i)diagnostic|pre[-_ ]?quant|post[-_ ]?ema(?!.*quant)|^val$|^eval$|baseline|^ema\b")
-_LINE_KEY = re.compile(r"([A-Za-z][A-Za-z0-9_]{1,40}):\S")
-_MAX_TAGS = 500  # a hostile log cannot grow the tag set without bound
-_FEATURE_MARKERS = {
-    "prequant_ttt": "prequant_ttt",
-    "legal_ttt": "legal_ttt",
-    "ttt_sliding": "ttt_sliding",
-    "ttt_phased": "ttt_phased",
-    "ttt_lora": "ttt_lora",
-    "caseops_enabled": "caseops",
-    "byte_sidecar": "byte_sidecar",
-    "ema:applying": "ema",
-    "force_stop_step": "force_stop",
-    "beginning TTT eval timer": "ttt_eval_timer",
-    "slot": "slot",
-}
 
 
 @dataclass(frozen=True)
@@ -150,39 +103,6 @@ class LogRun:
 
     def score_lines(self) -> list[MetricLine]:
         return [m for m in self.metrics if m.kind == "score"]
-
-
-def _strip_prefix(line: str) -> str:
-    return _UNIX_PREFIX.sub("", line, count=1)
-
-
-def _tag_of(label: str) -> str:
-    """The label without trailing `key:value` tokens: `final_sliding_window_eval_exact stride:64` -> first word."""
-    words = [w for w in label.split() if w]
-    kept: list[str] = []
-    for w in words:
-        if kept and _KEYVAL_TOKEN.match(w):
-            break
-        kept.append(w.rstrip(":,"))
-    return " ".join(kept)
-
-
-def _classify(tag: str) -> str:
-    if _STEP_LABEL.match(tag):
-        return "step"
-    if _DIAGNOSTIC_TAG.search(tag):
-        return "diagnostic"
-    first = tag.split()[0] if tag else ""
-    if _FINAL_TAG.match(first):
-        return "score"
-    return "other"
-
-
-def _to_float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        return float("nan")
 
 
 class _Parser:
@@ -254,7 +174,7 @@ class _Parser:
     # -- main entry ---------------------------------------------------------------------------------------------
     def feed(self, raw: str) -> None:
         self.lineno += 1
-        line = _strip_prefix(raw.rstrip("\r\n"))
+        line = strip_prefix(raw.rstrip("\r\n"))
         stripped = line.strip()
         if stripped == SEPARATOR:
             self._on_separator()
@@ -281,9 +201,9 @@ class _Parser:
             return
         self.prev_nonempty = stripped if stripped else self.prev_nonempty
         if self.mode == "hyper":
-            m = _HYPER_ITEM.match(line)
+            m = HYPER_ITEM.match(line)
             if m and line[:1].isspace():
-                self._hyper(m.group(1), m.group(2))
+                read_hyper(self.run, m.group(1), m.group(2))
                 return
             self.mode = "normal"
         if stripped == "Hyperparameters:":
@@ -291,158 +211,16 @@ class _Parser:
             self.run.line_of.setdefault("hyperparameters", self.lineno)
             return
         if stripped:
-            self._line(stripped)
-
-    def _hyper(self, key: str, value: str) -> None:
-        run = self.run
-        run.hyperparameters[key] = value
-        low = key.lower()
-        number = value.split()[0] if value.split() else ""
-        if low == "seed" and number.lstrip("-").isdigit():
-            run.seed, run.seed_source = number, "hyperparameters"
-        elif low == "world_size" and number.isdigit():
-            run.world_size = int(number)
-        elif low == "max_wallclock_seconds":
-            run.max_wallclock_seconds = _to_float(number)
-        elif low == "gptq_reserve_seconds" and run.gptq_reserve_s is None:
-            run.gptq_reserve_s = _to_float(number)
-        elif low == "force_stop_step" and number not in ("", "0", "None", "none"):
-            run.tags.add("force_stop")
-        elif low in ("datasets_dir", "data_path", "train_files", "val_files"):
-            run.dataset_paths.append(value)
-        elif low == "tokenizer_path":
-            run.tokenizer_path = value
-        elif low in ("train_seq_len", "eval_seq_len") and number.isdigit():
-            run.seq_len = max(run.seq_len or 0, int(number))
-        elif low == "train_shards" and number.isdigit():
-            run.train_shards = int(number)
-
-    def _line(self, s: str) -> None:
-        run = self.run
-        n = self.lineno
-        if "val_loss" in s and "val_bpb" in s:
-            self._metric(s)
-        if "train_time" in s:
-            m = _STEP_ANY.match(s)
-            t = _TRAIN_TIME.search(s)
-            if m and t:
-                run.last_step, run.iterations = int(m.group(1)), int(m.group(2))
-                if not run.stopped_early:
-                    run.train_time_ms = _ms(t.group(1), t.group(2))
-            if s.startswith("stopping_early"):
-                st = _STOPPING.search(s)
-                run.stopped_early = True
-                run.line_of["stopping_early"] = n
-                if st:
-                    run.train_time_ms = float(st.group(1))
-                    if st.group(2):
-                        run.last_step, run.iterations = int(st.group(2)), int(st.group(3))
-        if "total_eval_time" in s and (m := _TOTAL_EVAL.search(s)):
-            run.total_eval_time_s = float(m.group(1))
-            run.line_of["total_eval_time"] = n
-        if "bytes" in s and (m := _SIZE.match(s)):
-            self._size(m.group(1), m.group(2).strip(), int(m.group(3)))
-        if "tokens" in s and (m := _VAL_TOKENS.search(s)):
-            run.val_tokens = int(m.group(1))
-            run.line_of["val_tokens"] = n
-        if "train_shards" in s and (m := _TRAIN_SHARDS.search(s)):
-            run.train_shards = int(m.group(1))
-            run.line_of["train_shards"] = n
-        if "world_size" in s and (m := _WORLD_SIZE.search(s)):
-            run.world_size = int(m.group(1))
-            run.line_of["world_size"] = n
-        low = s.lower()
-        if low.startswith("seed") and (m := _SEED_LINE.match(s)):
-            run.seed, run.seed_source = m.group(1), "line"
-        if "gptq" in low:
-            if m := _GPTQ_COLLECTED.search(s):
-                run.hessian_time_s = float(m.group(1))
-                run.line_of["gptq_collected"] = n
-            if m := _GPTQ_RESERVE.search(s):
-                run.gptq_reserve_s = _ms(m.group(1), m.group(2)) / 1000.0
-                run.line_of["gptq_reserve"] = n
-        if "max_wallclock_seconds:" in s and (m := re.search(r"max_wallclock_seconds:\s*" + _NUM, s)):
-            run.max_wallclock_seconds = _to_float(m.group(1))
-        if "prequant" in low and (m := _PREQUANT_DONE.search(s)):
-            run.prequant_ttt_s = float(m.group(1))
-            run.line_of["prequant_ttt"] = n
-        if s.startswith("|") and (m := _NVIDIA_ROW.match(s)):
-            self._gpu(int(m.group(1)), m.group(2))
-        elif s.startswith("GPU ") and (m := _GPU_LINE.match(s)):
-            self._gpu(int(m.group(1)), m.group(2))
-        if s.startswith("dataset:") and (m := _DATASET_DECL.match(s)):
-            run.dataset_name, run.dataset_is_fineweb = m.group(1), m.group(2) == "1"
-            run.line_of["dataset"] = n
-        if (m := _DATASET_PATH.match(s)) is not None:
-            run.dataset_paths.append(m.group(1))
-        if "tokenizer_path" in s and (m := _TOKENIZER_PATH.search(s)):
-            run.tokenizer_path = m.group(1)
-        if "seq_len" in s:
-            for m in _SEQ_LEN.finditer(s):
-                run.seq_len = max(run.seq_len or 0, int(m.group(1)))
-        if s.startswith("val_loader") and (m := _VAL_PATTERN.search(s)):
-            run.dataset_paths.append(m.group(1))
-        for marker, tag in _FEATURE_MARKERS.items():
-            if marker in low:
-                run.tags.add(tag)
-                run.line_of.setdefault(tag, n)
-        # The key of a `key:value` line names the phase that printed it (`ttt:start`, `prequant_ttt:done`,
-        # `ttt_epoch:1/3`): static rules use it to tell whether a flag-guarded path actually ran.
-        if (m := _LINE_KEY.match(s)) is not None and len(run.tags) < _MAX_TAGS:
-            key = m.group(1).lower()
-            run.tags.add(key)
-            run.line_of.setdefault(key, n)
-
-    def _gpu(self, index: int, name: str) -> None:
-        names = self.run.gpu_names
-        if index == len(names):
-            names.append(name.strip())
-
-    def _size(self, kind: str, label: str, value: int) -> None:
-        run = self.run
-        key = {"Total submission size": "total", "Serialized model": "model", "Code size": "code"}[kind]
-        run.line_of[f"{key}:{label}" if label else key] = self.lineno
-        if key == "total":
-            if label:
-                run.total_size_bytes = value
-                run.line_of["total_size"] = self.lineno
-            else:
-                run.total_size_raw_bytes = value
-        elif key == "model":
-            if label:
-                run.model_bytes = value
-            else:
-                run.raw_model_bytes = value
-        elif "compressed" in label and "uncompressed" not in label:
-            run.code_size_compressed_bytes = value
-            run.line_of["code_size_compressed"] = self.lineno
-        else:
-            run.code_size_bytes = value
-            run.line_of["code_size"] = self.lineno
+            if "val_loss" in stripped and "val_bpb" in stripped:
+                self._metric(stripped)
+            read_line(self.run, stripped, self.lineno)
 
     def _metric(self, s: str) -> None:
-        loss = _VAL_LOSS.search(s)
-        bpb = _VAL_BPB.search(s)
-        if not bpb or not loss or loss.start() > bpb.start() + 200:
+        parsed = read_metric(s)
+        if parsed is None:
             return
-        label = s[: min(loss.start(), bpb.start())].strip()
-        tag = _tag_of(label)
-        kind = _classify(tag)
-        step = None
-        if kind == "step":
-            step = int(_STEP_LABEL.match(tag).group(1))
-        et = _EVAL_TIME.search(s)
-        metric = MetricLine(
-            tag=tag or "(untagged)",
-            val_loss=_to_float(loss.group(1)),
-            val_bpb=_to_float(bpb.group(1)),
-            line=self.lineno,
-            eval_time_ms=_ms(et.group(1), et.group(2)) if et else None,
-            kind="score" if kind in ("score", "other") else kind,
-            val_bpb_text=bpb.group(1),
-            val_loss_text=loss.group(1),
-            step=step,
-        )
+        fields, kind = parsed
+        metric = MetricLine(line=self.lineno, **fields)
         if len(self.run.metrics) < MAX_METRIC_LINES:
             self.run.metrics.append(metric)
             if kind == "other":
@@ -470,11 +248,6 @@ class _Parser:
                 if feature in m.tag:
                     run.tags.add(feature)
         return run
-
-
-def _ms(value: str, unit: str) -> float:
-    v = float(value)
-    return {"ms": v, "s": v * 1000.0, "m": v * 60_000.0}[unit]
 
 
 def _choose_final(run: LogRun, other_ids: set[int]) -> MetricLine | None:

@@ -1,4 +1,4 @@
-"""The CPU compatibility layer (harness/run/inject/cpu_compat.py), exercised in a separate process it patches."""
+"""The CPU compatibility layer (harness/run/inject/cpu_compat*.py), exercised in a separate process it patches."""
 
 import json
 import subprocess
@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from harness.run.probe import INJECT_DIR
+from harness.run.probe_workspace import INJECT_DIR
 
 CHECKS = textwrap.dedent("""
     import json, os, sys
@@ -17,6 +17,8 @@ CHECKS = textwrap.dedent("""
     import torch
     import torch.nn.functional as F
     import cpu_compat
+    import cpu_compat_flash
+    import cpu_compat_usage
 
     cpu_compat.install()
     out = {}
@@ -36,7 +38,7 @@ CHECKS = textwrap.dedent("""
         ref = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
                                              is_causal=True, enable_gqa=True).transpose(1, 2)
         out["gqa_diff"] = float((flash_attn_func(q, k, v, causal=True) - ref).abs().max())
-        last = cpu_compat._attend(q[:, -1:], k, v, causal=True)
+        last = cpu_compat_flash._attend(q[:, -1:], k, v, causal=True)
         out["decode_diff"] = float((last - ref[:, -1:]).abs().max())
         cu = torch.tensor([0, 4, 9], dtype=torch.int32)
         packed = flash_attn_varlen_func(q[0], k[0], v[0], cu, cu, 5, 5, causal=True)
@@ -63,7 +65,7 @@ CHECKS = textwrap.dedent("""
     w = torch.ones(2, requires_grad=True)
     (w * table).sum().backward()
     out["inference_then_backward"] = bool(w.grad is not None)
-    out["used"] = cpu_compat.USED
+    out["used"] = cpu_compat_usage.USED
     print(json.dumps(out))
 """)
 

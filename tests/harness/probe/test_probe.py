@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from harness.run import probe
+from harness.run import probe, probe_data, probe_trace
 from harness.verdict import EXIT_COULD_NOT_CHECK, EXIT_FINDINGS, EXIT_PASS
 
 
@@ -123,10 +123,10 @@ def test_probing_leaves_the_submission_folder_untouched(probed, fixtures_dir):
 @pytest.mark.parametrize("start, length", [(1, 32), (100, 9), (4000, 96)])
 def test_stream_index_locates_flattened_rows(start, length):
     """Rows cut from the stream are located element by element, short row tails included."""
-    stream = np.random.default_rng(1).integers(0, probe.VOCAB, 4097)
-    index = probe.StreamIndex(stream)
+    stream = np.random.default_rng(1).integers(0, probe_data.VOCAB, 4097)
+    index = probe_data.StreamIndex(stream)
     row = stream[start:start + length]
-    other = np.random.default_rng(2).integers(0, probe.VOCAB, 40)
+    other = np.random.default_rng(2).integers(0, probe_data.VOCAB, 40)
     found = index.locate(np.concatenate([row, other]))
     assert found[:length].tolist() == list(range(start, start + length))
     assert (found[length:] == -1).all()
@@ -139,7 +139,7 @@ def test_stream_index_locates_flattened_rows(start, length):
 ])
 def test_reported_loss_is_the_last_printed(lines, expected):
     """The judged score is the last val_loss the script printed, with its printed precision."""
-    assert probe._reported(lines) == expected
+    assert probe_trace._reported(lines) == expected
 
 
 def test_probe_rules_name_catalogue_ids():
@@ -161,17 +161,17 @@ def _write_trace(path, calls):
 
 def test_evaluations_done_in_one_call_each_are_separate_passes(tmp_path):
     """Two evaluations that each score the whole stream in a single call are read as two passes."""
-    stream = np.random.default_rng(3).integers(0, probe.VOCAB, 4097)
-    index = probe.StreamIndex(stream)
+    stream = np.random.default_rng(3).integers(0, probe_data.VOCAB, 4097)
+    index = probe_data.StreamIndex(stream)
     _write_trace(tmp_path / "t.npz", [stream[1:], stream[1:]])
-    trace = probe.read_trace(tmp_path / "t.npz", tmp_path / "none.log", 0, index, index)
+    trace = probe_trace.read_trace(tmp_path / "t.npz", tmp_path / "none.log", 0, index, index)
     assert [len(p.first) for p in trace.passes] == [4096, 4096]
 
 
 def test_overlapping_sliding_windows_stay_one_pass(tmp_path):
     """Windows of 32 that advance by 8 re-score positions near the frontier and remain one pass."""
-    stream = np.random.default_rng(4).integers(0, probe.VOCAB, 4097)
-    index = probe.StreamIndex(stream)
+    stream = np.random.default_rng(4).integers(0, probe_data.VOCAB, 4097)
+    index = probe_data.StreamIndex(stream)
     _write_trace(tmp_path / "t.npz", [stream[s:s + 32] for s in range(1, 4097 - 32, 8)])
-    trace = probe.read_trace(tmp_path / "t.npz", tmp_path / "none.log", 0, index, index)
+    trace = probe_trace.read_trace(tmp_path / "t.npz", tmp_path / "none.log", 0, index, index)
     assert len(trace.passes) == 1
