@@ -31,7 +31,7 @@ One rule per module in the ``rules`` package; the engine finds every ``Rule`` su
 * The tree is the stdlib ``ast`` tree of one Python unit (line numbers on every node). The engine walks it ONCE
   and calls ``visit_<NodeType>(node)`` (before children) and ``leave_<NodeType>(node)`` (after children) on every
   rule that defines them. Rules that reason about the whole script implement ``finish()``, called after the walk.
-* Shared analysis lives in ``self.facts`` (``rules.facts.Facts``), computed lazily once per unit and shared by all
+* Shared analysis lives in ``self.facts`` (``rules.analysis.facts.Facts``), computed lazily once per unit and shared by all
   rules: validation-data taint across functions, the call graph and the entry point's call order, per-loop facts
   (backward, optimizer step, parameter mutation, score accumulation, last-chunk guards), gradient contexts, and
   environment-flag guards with their defaults. Read it; never recompute it in a rule. For speed (``check`` has a
@@ -56,8 +56,8 @@ import ast
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterable, Sequence
 
+from rules.analysis.facts import Facts
 from rules.catalogue import RULES
-from rules.facts import Facts
 from rules.finding import Evidence, Finding
 
 EvidenceItem = tuple[int, str]  # (line, note): a place in the unit the rule reads, and what happens there

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import ast
 
+from rules.analysis.dataflow import guarded_severity, script_facts
+from rules.analysis.graph import last_name
 from rules.base import Invalid, Rule, Valid
-from rules.facts_dataflow import guarded_severity, script_facts
-from rules.facts_graph import last_name
 
 
 class BosLeak(Rule):

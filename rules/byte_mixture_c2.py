@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import ast
 
+from rules.analysis.dataflow import (
+    LOOP_TYPES,
+    guarded_severity,
+    last_name,
+    script_facts,
+)
 from rules.base import Invalid, Rule, Valid
-from rules.facts_dataflow import LOOP_TYPES, guarded_severity, last_name, script_facts
 
 
 class ByteMixtureC2(Rule):

@@ -19,9 +19,9 @@ from functools import lru_cache
 from typing import Iterable, Protocol
 
 import rules
+from rules.analysis.facts import Facts
+from rules.analysis.graph import SKIPPED_TYPES
 from rules.base import LogHints, Rule, RuleContext
-from rules.facts import Facts
-from rules.facts_graph import SKIPPED_TYPES
 from rules.finding import Finding
 from rules.parsing import parse_python
 
@@ -55,7 +55,7 @@ def discover_rules() -> tuple[type[Rule], ...]:
     """Every concrete Rule subclass defined in a module of the rules package, ordered by CODE."""
     found: dict[str, type[Rule]] = {}
     for info in pkgutil.iter_modules(rules.__path__):
-        if info.name in {"base", "engine", "catalogue", "docs", "parsing"} or info.name.startswith("facts"):
+        if info.ispkg or info.name in {"base", "engine", "catalogue", "docs", "finding", "parsing"}:
             continue
         module = importlib.import_module(f"rules.{info.name}")
         for _, obj in inspect.getmembers(module, inspect.isclass):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import ast
 import re
 
+from rules.analysis.dataflow import is_falsy_default, script_facts
 from rules.base import Invalid, Rule, Valid
-from rules.facts_dataflow import is_falsy_default, script_facts
 
 _SUBSET_ENV = re.compile(r"SUBSET|LIMIT|MAX_TOKENS|MAX_EVAL|NUM_EVAL", re.IGNORECASE)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ast
 
+from rules.analysis.dataflow import last_name, phases, script_facts
 from rules.base import Invalid, Rule, Valid
-from rules.facts_dataflow import last_name, phases, script_facts
 
 _NET_MODULES = {"requests", "urllib", "urllib3", "http", "socket", "huggingface_hub", "aiohttp", "httpx", "ftplib",
                 "paramiko", "wget", "datasets", "kagglehub"}

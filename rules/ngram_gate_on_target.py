@@ -5,8 +5,8 @@ from __future__ import annotations
 import ast
 import re
 
+from rules.analysis.dataflow import guarded_severity, script_facts
 from rules.base import Invalid, Rule, Valid
-from rules.facts_dataflow import guarded_severity, script_facts
 
 _TARGET_NAMES = re.compile(r"^(y|y_batch|targets?|tgt|target_ids|tgt_ids|y_np)$")
 _FOR_LOOP = re.compile(r"\bfor\s*\(\s*(?:[\w:<>]+\s+)*(\w+)\s*=[^;]*;\s*\1\s*<[^;]*;[^)]*\)\s*\{")

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import ast
 
+from rules.analysis.dataflow import (
+    FunctionFlow,
+    guarded_severity,
+    last_name,
+    script_facts,
+)
 from rules.base import Invalid, Rule, Valid
-from rules.facts_dataflow import FunctionFlow, guarded_severity, last_name, script_facts
 
 
 class NgramTargetInKey(Rule):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from rules.analysis.passes import exclusive_branches, scoring_passes, shares_loop
 from rules.base import Invalid, Rule, Valid
-from rules.facts_passes import exclusive_branches, scoring_passes, shares_loop
 
 _COMMON = '''import torch
 def eval_val(model, val_tokens):

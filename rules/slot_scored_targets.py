@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ast
 
+from rules.analysis.dataflow import guarded_severity, last_name, script_facts
 from rules.base import Invalid, Rule, Valid
-from rules.facts_dataflow import guarded_severity, last_name, script_facts
 
 _LOSS_CALLS = {"cross_entropy", "nll_loss", "_loss_fn", "log_softmax"}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import ast
 import re
 
+from rules.analysis.passes import scoring_passes
 from rules.base import Invalid, Rule, Valid
-from rules.facts_passes import scoring_passes
 
 TEMP_NAME = re.compile(r"(?:^|_)temp(?:erature)?(?:_|$)|temp_rescale|inference_temp", re.IGNORECASE)
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from rules.base import Invalid, Rule, Valid
-from rules.facts_dataflow import (
+from rules.analysis.dataflow import (
     guarded_severity,
     is_train_source,
     last_name,
@@ -13,6 +12,7 @@ from rules.facts_dataflow import (
     script_facts,
     train_reader_classes,
 )
+from rules.base import Invalid, Rule, Valid
 
 _COUNT_WRAPPERS = {"len", "sorted", "list", "log", "log0", "print"}
 

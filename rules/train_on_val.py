@@ -5,14 +5,14 @@ from __future__ import annotations
 import ast
 import re
 
-from rules.base import Invalid, Rule, Valid
-from rules.facts_dataflow import (
+from rules.analysis.dataflow import (
     TRAIN_NAME,
     is_val_source,
     last_name,
     phases,
     script_facts,
 )
+from rules.base import Invalid, Rule, Valid
 
 _LINK_VAL_AS_TRAIN = re.compile(
     r"^\s*(?:ln\b[^\n]*|cp\b[^\n]*|mv\b[^\n]*)fineweb_val_\S*\s+\S*fineweb_train_", re.MULTILINE

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from rules.analysis.evidence import describe_path
 from rules.base import Invalid, Rule, Valid
-from rules.facts_evidence import describe_path
 
 _WARMUP_VAL = '''import torch
 def main():

@@ -162,8 +162,8 @@ def _module_value(facts, name):
 
 def test_taint_is_resolved_per_call_site_and_per_instance():
     """Helpers and classes shared by the train and val loaders taint only what the val pattern flows into."""
+    from rules.analysis.facts import Facts
     from rules.engine import parse_python
-    from rules.facts import Facts
 
     facts = Facts(parse_python(_SHARED, "x.py"), _SHARED)
     assert facts.is_val(_module_value(facts, "val")) and not facts.is_val(_module_value(facts, "train"))
@@ -213,8 +213,8 @@ def test_engine_walk_reuses_the_graph_preorder():
 
 def test_flag_defs_from_the_graph_match_a_full_walk():
     """Environment flags found from the graph's env reads equal those of a full-tree walk, in the same order."""
-    from rules.facts_flags import collect_flag_defs
-    from rules.facts_graph import build_graph
+    from rules.analysis.flags import collect_flag_defs
+    from rules.analysis.graph import build_graph
 
     text = ('import os\nA = int(os.environ.get("A", "1"))\nclass H:\n    b = os.getenv("B", "x")\n'
             '    c = bool(int(os.environ.get("C", os.environ.get("D", "0"))))\n'

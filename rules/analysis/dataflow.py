@@ -1,6 +1,6 @@
 """Light data-flow facts for the scoring and data-access rules: who assigns what, where data comes from, run phases.
 
-The shared ``rules.facts`` module answers the TTT-family questions; the rules in this family need a few other,
+The shared ``rules.analysis.facts`` module answers the TTT-family questions; the rules in this family need a few other,
 cheaper views of one script, computed once per tree and cached here:
 
 * ``FunctionFlow``: per function, every name's assigned expressions (flow-insensitive) and the transitive
@@ -23,8 +23,8 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
-from rules.facts_flags import collect_flag_defs
-from rules.facts_graph import Graph, build_graph, last_name
+from rules.analysis.flags import collect_flag_defs
+from rules.analysis.graph import Graph, build_graph, last_name
 
 FUNC_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef)
 LOOP_TYPES = (ast.For, ast.While, ast.AsyncFor)
@@ -159,7 +159,7 @@ class FunctionFlow:
 
 @dataclass
 class ScriptFacts:
-    """Everything this module computes for one tree, on top of the shared call graph (rules.facts_graph)."""
+    """Everything this module computes for one tree, on top of the shared call graph (rules.analysis.graph)."""
 
     tree: ast.Module
     graph: Graph

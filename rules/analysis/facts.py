@@ -2,7 +2,7 @@
 
 What a rule can ask (all line numbers are the unit's own):
 
-* ``graph`` (rules.facts_graph.Graph): functions (``FuncInfo``), ``scope_of`` node, ``parents``, resolved calls,
+* ``graph`` (rules.analysis.graph.Graph): functions (``FuncInfo``), ``scope_of`` node, ``parents``, resolved calls,
   call sites; ``function_of(node)``; ``enclosing_loops(node)``; ``loop_iteration_kind(loop)``. Built in the one
   traversal of the unit (the engine's visit_X dispatch reuses it): ``graph.preorder`` (every node, source order),
   ``graph.of_type(ast.Call)`` and ``graph.subtree(node)`` replace ``ast.walk`` over the tree or a function body.
@@ -20,12 +20,12 @@ from __future__ import annotations
 import ast
 from functools import cached_property
 
-from rules.facts_causality import Causality
-from rules.facts_event import Event
-from rules.facts_flags import FlagDef, FlagGuard, collect_flag_defs, mentions_flag
-from rules.facts_graph import LOOP_TYPES, FuncInfo, Graph, build_graph
-from rules.facts_graph import last_name as _callee_name
-from rules.facts_taint import EMPTY, Taint
+from rules.analysis.causality import Causality
+from rules.analysis.event import Event
+from rules.analysis.flags import FlagDef, FlagGuard, collect_flag_defs, mentions_flag
+from rules.analysis.graph import LOOP_TYPES, FuncInfo, Graph, build_graph
+from rules.analysis.graph import last_name as _callee_name
+from rules.analysis.taint import EMPTY, Taint
 
 _PARAM_MUTATORS = {"add_", "sub_", "copy_", "mul_", "addcmul_", "addcdiv_", "lerp_", "div_", "mul"}
 _ACCUM_METHODS = {"append", "extend", "add_", "index_add_", "scatter_add_"}
@@ -88,8 +88,8 @@ class Facts:
         return self.evidence_of_labels(self.val_labels(expr, scope))
 
     @cached_property
-    def causality(self):  # -> rules.facts_causality.Causality
-        """Adaptation sites on validation data and whether each is scored first (see rules/facts_causality.py)."""
+    def causality(self):  # -> rules.analysis.causality.Causality
+        """Adaptation sites on validation data and whether each is scored first (see rules/analysis/causality.py)."""
         return Causality(self)
 
     # ---- events ----------------------------------------------------------------------------------------------

@@ -19,13 +19,13 @@ import ast
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from rules.facts_event import Event
-from rules.facts_graph import FuncInfo, Graph
-from rules.facts_taint import EMPTY, Taint
+from rules.analysis.event import Event
+from rules.analysis.graph import FuncInfo, Graph
+from rules.analysis.taint import EMPTY, Taint
 
 
 class FactsView(Protocol):
-    """What the score-before-update analysis reads of rules.facts.Facts (which builds a Causality over itself)."""
+    """What the score-before-update analysis reads of rules.analysis.facts.Facts (which builds a Causality over itself)."""
 
     graph: Graph
     taint: Taint

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-from rules.facts_graph import FuncInfo
+from rules.analysis.graph import FuncInfo
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The Event record of the shared facts: something a causality rule cares about, placed in one function's body.
 
-Its own module so that rules.facts (which computes events) and rules.facts_causality (which reads them) both import
+Its own module so that rules.analysis.facts (which computes events) and rules.analysis.causality (which reads them) both import
 it from below, without importing each other.
 """
 

@@ -15,7 +15,7 @@ a C instance, while a method parameter stored there (`self.paths = shard_paths(p
 called on it (`stream.take(n)`, whose summary reads `self`) gets the receiver's labels. A receiver whose class is
 known (`totals = Totals()`, `totals: Totals`) stores into that class's fields; other attribute stores are keyed by
 attribute name only (read by every attribute of that name). Which class a receiver holds is worked out in
-rules.facts_taint_types.
+rules.analysis.taint_types.
 
 Sources: string constants naming `fineweb_val_` files, attributes (and otherwise unbound names) such as
 `val_tokens`, `val_files`, `val_bytes`, `val_data`; everything computed from them is derived.
@@ -27,8 +27,8 @@ import ast
 import re
 from typing import Iterable
 
-from rules.facts_graph import SKIPPED_TYPES, FuncInfo, Graph
-from rules.facts_taint_types import ReceiverTypes
+from rules.analysis.graph import SKIPPED_TYPES, FuncInfo, Graph
+from rules.analysis.taint_types import ReceiverTypes
 
 VAL_NAME = re.compile(r"^(val|valid|validation)_(tokens?|toks|files?|data|bytes?|ids|stream|docs?|seqs?)$")
 VAL_STRING = re.compile(r"fineweb_val|val_bytes_|_val_\*")

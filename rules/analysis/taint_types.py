@@ -1,4 +1,4 @@
-"""Receiver types for the validation-data taint (rules.facts_taint): the script's classes and what names hold.
+"""Receiver types for the validation-data taint (rules.analysis.taint): the script's classes and what names hold.
 
 A class defined once in the script has a *family* (itself, its script bases and subclasses, joined by union-find):
 attributes stored on an instance are fields of the family. `init_of` is the `__init__` a call `C(...)` runs (its
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 
-from rules.facts_graph import FuncInfo, Graph
+from rules.analysis.graph import FuncInfo, Graph
 
 # calls that return their receiver's object (`Model(cfg).to(device)`)
 _SAME_OBJECT = {"to", "cuda", "cpu", "float", "half", "bfloat16", "eval", "train", "requires_grad_"}

@@ -165,7 +165,7 @@ def _compare(op: ast.cmpop, left: Any, right: Any) -> Any:
 def collect_flag_defs(tree: ast.Module, graph: Any = None) -> dict[str, FlagDef]:
     """Every `name = <expr reading os.environ>` (class attributes of Hyperparameters, module or function locals).
 
-    With GRAPH (rules.facts_graph.Graph of TREE) only the environment reads are visited, not the whole tree."""
+    With GRAPH (rules.analysis.graph.Graph of TREE) only the environment reads are visited, not the whole tree."""
     defs: dict[str, FlagDef] = {}
     pending: list[tuple[str, ast.AST, str | None, int]] = []
     for node, first_env_call in (_env_assignments(graph) if graph is not None else _env_assignments_walk(tree)):
