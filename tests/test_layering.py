@@ -206,3 +206,34 @@ def test_architecture_doc_names_every_module():
                for p in sorted((ROOT / package).rglob("*.py"))
                if p.name != "__init__.py" and p.relative_to(ROOT).as_posix() not in doc]
     assert missing == []
+
+
+# Which rooms of harness/ a room may not import (docs/architecture.md, "Imports run downward").
+ROOMS = ("harness.submission", "harness.check", "harness.run", "harness.report", "harness.ci")
+ROOM_FORBIDDEN = {
+    "harness.challenge": ROOMS, "harness.errors": ROOMS, "harness.verdict": ROOMS,
+    "harness.submission": ("harness.check", "harness.run", "harness.report", "harness.ci"),
+    "harness.check": ("harness.run", "harness.report", "harness.ci"),
+    "harness.run": ("harness.report", "harness.ci", "harness.check.pipeline"),
+    "harness.report": ("harness.ci",),
+}
+ROOM_EXCEPTIONS = {("harness.check.pipeline", "harness.run.probe")}  # `check --probe` runs the probe
+
+
+def _room(name: str) -> str | None:
+    return next((room for room in sorted(ROOM_FORBIDDEN, key=len, reverse=True)
+                 if name == room or name.startswith(room + ".")), None)
+
+
+def test_rooms_import_downward():
+    """No room of harness/ imports a room above it (report and ci format; check and run never do)."""
+    modules = _module_files()
+    bad = []
+    for name, path in modules.items():
+        room = _room(name)
+        for target in _imports(name, path, modules) if room else ():
+            if (name, target) in ROOM_EXCEPTIONS:
+                continue
+            if any(target == f or target.startswith(f + ".") for f in ROOM_FORBIDDEN[room]):
+                bad.append(f"{name} -> {target}")
+    assert bad == []

@@ -149,6 +149,31 @@ def _log_paths(sub: Submission, logs: Any) -> list[Path]:
     return paths
 
 
+def _header_problems(header: dict[str, Any], shipped_sha: str, unwrapped_sha: str, how: str) -> list[str]:
+    """Why a binding header does not describe the folder's code (empty when it does)."""
+    if header.get("unreadable"):
+        return ["the binding header is not valid JSON"]
+    problems = []
+    if header.get("script_sha256") != shipped_sha:
+        problems.append(f"shipped script sha256 {shipped_sha[:12]} differs from the logged "
+                        f"{str(header.get('script_sha256'))[:12]}")
+    if header.get("unwrapped_sha256") != unwrapped_sha:
+        problems.append(f"unwrapped code sha256 {unwrapped_sha[:12]} ({how}) differs from the logged "
+                        f"{str(header.get('unwrapped_sha256'))[:12]}")
+    return problems
+
+
+def _check_artifacts(sub: Submission, artifact_hashes: dict[str, set[str]], report: Report) -> None:
+    """A shipped artifact whose hash no harness log recorded may come from another run: a warning."""
+    for name, hashes in sorted(artifact_hashes.items()):
+        path = sub.root / name
+        if path.is_file() and (actual := sha256_file(path)) not in hashes:
+            report.add(Finding("LOG-CODE-CONSISTENCY", "warning",
+                               f"{name} matches no artifact hash recorded in the harness logs "
+                               f"(sha256 {actual[:12]}); the shipped artifact may come from another run",
+                               file=name, source="artifact", data={"sha256": actual, "logged": sorted(hashes)}))
+
+
 def check_binding(sub: Submission, code: Any, logs: Any, report: Report) -> None:
     """Verify every harness binding header in the folder's logs against the folder's files."""
     if sub.script is None:
@@ -156,6 +181,7 @@ def check_binding(sub: Submission, code: Any, logs: Any, report: Report) -> None
     shipped_sha = sha256_file(sub.script)
     unwrapped, how = unwrapped_code(sub, code)
     unwrapped_sha = sha256_bytes(unwrapped)
+    script_name = sub.display(sub.script.relative_to(sub.root)) if not sub.single_script else sub.script.name
     seen: list[dict[str, Any]] = []
     artifact_hashes: dict[str, set[str]] = {}
     for rel in _log_paths(sub, logs):
@@ -167,16 +193,7 @@ def check_binding(sub: Submission, code: Any, logs: Any, report: Report) -> None
         if header is None:
             continue
         shown = sub.display(rel)
-        problems = []
-        if header.get("unreadable"):
-            problems.append("the binding header is not valid JSON")
-        else:
-            if header.get("script_sha256") != shipped_sha:
-                problems.append(f"shipped script sha256 {shipped_sha[:12]} differs from the logged "
-                                f"{str(header.get('script_sha256'))[:12]}")
-            if header.get("unwrapped_sha256") != unwrapped_sha:
-                problems.append(f"unwrapped code sha256 {unwrapped_sha[:12]} ({how}) differs from the logged "
-                                f"{str(header.get('unwrapped_sha256'))[:12]}")
+        problems = _header_problems(header, shipped_sha, unwrapped_sha, how)
         for row in artifacts:
             artifact_hashes.setdefault(str(row.get("name")), set()).add(str(row.get("sha256")))
         seen.append({"log": shown, "line": line_no, "matches": not problems})
@@ -184,19 +201,11 @@ def check_binding(sub: Submission, code: Any, logs: Any, report: Report) -> None
             report.add(Finding("LOG-CODE-CONSISTENCY", "error",
                                f"{shown} was written by the harness for different code: " + "; ".join(problems),
                                file=shown, line=line_no, source="log",
-                               evidence=(Evidence(sub.display(sub.script.relative_to(sub.root))
-                                                  if not sub.single_script else sub.script.name, None,
-                                                  f"sha256 {shipped_sha}"),),
+                               evidence=(Evidence(script_name, None, f"sha256 {shipped_sha}"),),
                                data={"logged": header, "script_sha256": shipped_sha,
                                      "unwrapped_sha256": unwrapped_sha}))
     if not seen:
         return
     report.mark_checked("LOG-CODE-CONSISTENCY")
     report.facts["binding"] = seen
-    for name, hashes in sorted(artifact_hashes.items()):
-        path = sub.root / name
-        if path.is_file() and (actual := sha256_file(path)) not in hashes:
-            report.add(Finding("LOG-CODE-CONSISTENCY", "warning",
-                               f"{name} matches no artifact hash recorded in the harness logs "
-                               f"(sha256 {actual[:12]}); the shipped artifact may come from another run",
-                               file=name, source="artifact", data={"sha256": actual, "logged": sorted(hashes)}))
+    _check_artifacts(sub, artifact_hashes, report)

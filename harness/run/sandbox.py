@@ -291,6 +291,27 @@ def _write_sitecustomize(folder: Path) -> None:
     (folder / "sitecustomize.py").write_text(_SITECUSTOMIZE, encoding="utf-8")
 
 
+def _sandbox_env(spec: SandboxSpec, audit_dir: Path, audit_log: Path) -> dict[str, str]:
+    """The command's environment: the spec's, with the network audit hook on the path and unbuffered output."""
+    env = dict(spec.env)
+    env["PYTHONPATH"] = os.pathsep.join([str(audit_dir)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env["PGOLF_NET_AUDIT"] = str(audit_log)
+    env["PGOLF_NET_ALLOW_PORTS"] = ",".join(str(p) for p in spec.allowed_ports)
+    env["PYTHONUNBUFFERED"] = "1"  # lines must arrive as they are printed for the harness clock
+    return env
+
+
+def _sandbox_argv(spec: SandboxSpec, iso: Isolation) -> list[str]:
+    """The command line: wrapped in new network, PID and mount namespaces with read-only mounts when available."""
+    argv = list(spec.argv)
+    if not iso.namespaces:
+        return argv
+    prefix = ["unshare", "--net", "--pid", "--fork", "--kill-child", "--mount-proc"]
+    prefix += ["--map-root-user"] if iso.map_root else []
+    ro = [str(Path(p).resolve()) for p in spec.read_only if Path(p).exists()]
+    return prefix + [sys.executable, "-c", _INIT_CODE, *ro, "--", *argv]
+
+
 def run_sandboxed(spec: SandboxSpec, on_line: Callable[[float, str], None],
                   deadline: Callable[[float], str | None]) -> SandboxResult:
     """Run `spec`, streaming each output line as (monotonic time, text) to `on_line`.
@@ -303,18 +324,8 @@ def run_sandboxed(spec: SandboxSpec, on_line: Callable[[float, str], None],
     audit_dir = Path(tempfile.mkdtemp(prefix="pgolf-sandbox-"))
     _write_sitecustomize(audit_dir)
     audit_log = audit_dir / "network.jsonl"
-    env = dict(spec.env)
-    env["PYTHONPATH"] = os.pathsep.join([str(audit_dir)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    env["PGOLF_NET_AUDIT"] = str(audit_log)
-    env["PGOLF_NET_ALLOW_PORTS"] = ",".join(str(p) for p in spec.allowed_ports)
-    env["PYTHONUNBUFFERED"] = "1"  # lines must arrive as they are printed for the harness clock
-
-    argv = list(spec.argv)
-    if iso.namespaces:
-        prefix = ["unshare", "--net", "--pid", "--fork", "--kill-child", "--mount-proc"]
-        prefix += ["--map-root-user"] if iso.map_root else []
-        ro = [str(Path(p).resolve()) for p in spec.read_only if Path(p).exists()]
-        argv = prefix + [sys.executable, "-c", _INIT_CODE, *ro, "--", *argv]
+    env = _sandbox_env(spec, audit_dir, audit_log)
+    argv = _sandbox_argv(spec, iso)
     cgroups = _Cgroups(iso, spec.memory_bytes)
     use_rlimit = bool(spec.memory_bytes) and not any(
         (d / "memory.max").exists() or (d / "memory.limit_in_bytes").exists() for d in cgroups.dirs)

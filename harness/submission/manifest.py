@@ -157,6 +157,39 @@ def _read_seeds(data: dict, claims: Claims) -> None:
             notes.append("'seeds' lists seed ids only; no per-seed values")
 
 
+def _read_scores(data: dict, claims: Claims) -> None:
+    """The mean val_bpb, val_loss and byte total, under whichever key the file uses."""
+    notes = claims.schema_notes
+    bpb = next(((k, _number(data[k], k, notes)) for k in _BPB_KEYS if data.get(k) is not None), None)
+    if bpb and bpb[1]:
+        claims.val_bpb, claims.val_bpb_text, claims.bpb_key = bpb[1].value, bpb[1].text, bpb[0]
+        if bpb[0] != "val_bpb":
+            notes.append(f"mean score read from {bpb[0]!r} (no 'val_bpb')")
+    else:
+        notes.append("no val_bpb, mean_val_bpb or mean_bpb key: no score claim")
+    loss = _number(data.get("val_loss"), "val_loss", notes)
+    if loss:
+        claims.val_loss, claims.val_loss_text = loss.value, loss.text
+    size = next(((k, _number(data[k], k, notes)) for k in _BYTES_KEYS if data.get(k) is not None), None)
+    if size and size[1]:
+        claims.bytes_total, claims.bytes_key = int(size[1].value), size[0]
+        if size[0] != "bytes_total":
+            notes.append(f"bytes read from {size[0]!r} (no 'bytes_total')")
+
+
+def _read_track(data: dict, claims: Claims) -> None:
+    track, notes = data.get("track"), claims.schema_notes
+    if not isinstance(track, str):
+        notes.append("no track field: track unknown")
+        return
+    claims.track_raw = track
+    claims.track = normalise_track(track)
+    if claims.track is None:
+        notes.append(f"track {track!r} not recognised")
+    elif claims.track != track:
+        notes.append(f"track {track!r} read as {claims.track}")
+
+
 def claims_from_json(text: str, path: str) -> tuple[Claims, list[str]]:
     """Parse JSON text into Claims; the second value lists format problems (each one SUBMISSION-FORMAT)."""
     claims = Claims(path=path)
@@ -179,32 +212,8 @@ def claims_from_json(text: str, path: str) -> tuple[Claims, list[str]]:
             claims.schema_version = SCHEMA_VERSION
     else:
         notes.append("legacy submission.json (no schema_version); keys mapped as listed here")
-
-    bpb = next(((k, _number(data[k], k, notes)) for k in _BPB_KEYS if data.get(k) is not None), None)
-    if bpb and bpb[1]:
-        claims.val_bpb, claims.val_bpb_text, claims.bpb_key = bpb[1].value, bpb[1].text, bpb[0]
-        if bpb[0] != "val_bpb":
-            notes.append(f"mean score read from {bpb[0]!r} (no 'val_bpb')")
-    else:
-        notes.append("no val_bpb, mean_val_bpb or mean_bpb key: no score claim")
-    loss = _number(data.get("val_loss"), "val_loss", notes)
-    if loss:
-        claims.val_loss, claims.val_loss_text = loss.value, loss.text
-    size = next(((k, _number(data[k], k, notes)) for k in _BYTES_KEYS if data.get(k) is not None), None)
-    if size and size[1]:
-        claims.bytes_total, claims.bytes_key = int(size[1].value), size[0]
-        if size[0] != "bytes_total":
-            notes.append(f"bytes read from {size[0]!r} (no 'bytes_total')")
-    track = data.get("track")
-    if isinstance(track, str):
-        claims.track_raw = track
-        claims.track = normalise_track(track)
-        if claims.track is None:
-            notes.append(f"track {track!r} not recognised")
-        elif claims.track != track:
-            notes.append(f"track {track!r} read as {claims.track}")
-    else:
-        notes.append("no track field: track unknown")
+    _read_scores(data, claims)
+    _read_track(data, claims)
     if data.get("p_value") is not None:
         claims.p_value = str(data["p_value"])
     _read_seeds(data, claims)

@@ -222,6 +222,20 @@ class _Environment:
         elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
             self.bindings[stmt.target.id] = stmt.value
 
+    def _name(self, node: ast.Name, ev) -> object:
+        """A name's value: a module or constant seen imported, a literal binding (evaluated), or a builtin."""
+        if node.id in self.values:
+            return self.values[node.id]
+        if node.id in self.bindings:
+            value = self.bindings.pop(node.id)  # pop guards against self-reference loops
+            try:
+                return ev(value)
+            finally:
+                self.bindings[node.id] = value
+        if node.id in {"bytes", "str", "bytearray", "__import__"}:
+            return _Func(f"builtins.{node.id}")
+        raise ShimError(f"name {node.id!r} is not a literal binding")
+
     def evaluate(self, node: ast.AST, steps: list[str], budget: _Budget, depth: int = 0) -> object:
         if depth > 60:
             raise ShimError("expression too deep")
@@ -231,30 +245,9 @@ class _Environment:
                 return node.value
             raise ShimError("unsupported constant")
         if isinstance(node, ast.Name):
-            if node.id in self.values:
-                return self.values[node.id]
-            if node.id in self.bindings:
-                value = self.bindings.pop(node.id)  # pop guards against self-reference loops
-                try:
-                    result = ev(value)
-                finally:
-                    self.bindings[node.id] = value
-                return result
-            if node.id in {"bytes", "str", "bytearray", "__import__"}:
-                return _Func(f"builtins.{node.id}")
-            raise ShimError(f"name {node.id!r} is not a literal binding")
+            return self._name(node, ev)
         if isinstance(node, ast.Attribute):
-            base = ev(node.value)
-            if isinstance(base, _Module):
-                constants = _MODULE_CONSTANTS.get(base.name, {})
-                if node.attr in constants:
-                    return constants[node.attr]
-                return _Func(f"{base.name}.{node.attr}")
-            if isinstance(base, _Func) and base.name.startswith("builtins."):
-                return _Func(f"{base.name[len('builtins.'):]}.{node.attr}")
-            if isinstance(base, (str, bytes, bytearray, _Decompressor)):
-                return _Func(node.attr, receiver=base)
-            raise ShimError(f"attribute .{node.attr} of an unsupported value")
+            return _attribute(ev(node.value), node.attr)
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
             left, right = ev(node.left), ev(node.right)
             if isinstance(left, (str, bytes)) and type(left) is type(right):
@@ -276,6 +269,20 @@ class _Environment:
             kwargs = {k.arg: ev(k.value) for k in node.keywords}
             return _call(func, args, kwargs, steps, budget)
         raise ShimError(f"unsupported expression {type(node).__name__}")
+
+
+def _attribute(base: object, attr: str) -> object:
+    """`base.attr` for the values the evaluator knows: module constants and functions, methods of data."""
+    if isinstance(base, _Module):
+        constants = _MODULE_CONSTANTS.get(base.name, {})
+        if attr in constants:
+            return constants[attr]
+        return _Func(f"{base.name}.{attr}")
+    if isinstance(base, _Func) and base.name.startswith("builtins."):
+        return _Func(f"{base.name[len('builtins.'):]}.{attr}")
+    if isinstance(base, (str, bytes, bytearray, _Decompressor)):
+        return _Func(attr, receiver=base)
+    raise ShimError(f"attribute .{attr} of an unsupported value")
 
 
 class _Decompressor:
