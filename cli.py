@@ -111,7 +111,8 @@ def reproduce(path: Path | None, seeds: str, fresh_seeds: int, nproc: int, train
               tokenizer: Path | None, results: Path | None, against: str | None, policy: str,
               extra_env: tuple[str, ...], probe: bool, overwrite: bool) -> None:
     """Re-run a submission (default: the shipped reference) under harness-owned budgets."""
-    from harness.run.reproduce import ReproduceOptions
+    from harness.report.reproduce import write_reproduce_reports
+    from harness.run.outcome import ReproduceOptions
     from harness.run.reproduce import reproduce as run_reproduce
 
     result = run_reproduce(ReproduceOptions(
@@ -119,7 +120,7 @@ def reproduce(path: Path | None, seeds: str, fresh_seeds: int, nproc: int, train
         eval_budget=eval_budget, setup_allowance=setup_allowance, memory_gb=memory_gb, data_path=data_path,
         tokenizer=tokenizer, results=results, against=against, policy=policy, extra_env=extra_env,
         probe=probe, overwrite=overwrite), progress=click.echo)
-    click.echo(result.text)
+    click.echo(write_reproduce_reports(result))
     sys.exit(result.exit_code)
 
 

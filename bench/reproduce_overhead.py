@@ -19,7 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.run.reproduce import ReproduceOptions, reproduce  # noqa: E402
+from harness.report.reproduce import write_reproduce_reports  # noqa: E402
+from harness.run.outcome import ReproduceOptions  # noqa: E402
+from harness.run.reproduce import reproduce  # noqa: E402
 from harness.run.sandbox import detect_isolation  # noqa: E402
 
 SCRIPT = textwrap.dedent('''
@@ -64,9 +66,9 @@ def main() -> None:
                            stdout=subprocess.DEVNULL, check=True)
             bare.append(time.monotonic() - t)
         t = time.monotonic()
-        reproduce(ReproduceOptions(path=sub, seeds=",".join(str(s) for s in range(args.seeds)), data_path=data,
-                                   results=root / "results", launcher=args.launcher,
-                                   extra_env=tuple(f"{k}={v}" for k, v in env.items())))
+        write_reproduce_reports(reproduce(ReproduceOptions(
+            path=sub, seeds=",".join(str(s) for s in range(args.seeds)), data_path=data, results=root / "results",
+            launcher=args.launcher, extra_env=tuple(f"{k}={v}" for k, v in env.items()))))
         harness_total = time.monotonic() - t
     bare_total = sum(bare)
     per_seed_over = (harness_total - bare_total) / args.seeds

@@ -3,16 +3,13 @@
 Changed files come from ``git diff --name-only BASE...HEAD``. A submission folder is ``records/<track>/<name>/``;
 each changed one is exported from HEAD with ``git archive`` (the checkout is never touched) and judged with
 ``harness.check.check_path``. Files changed outside one records folder, and a pull request that touches several
-folders, are SUBMISSION-FORMAT findings. Outputs: one merged SARIF run (code scanning accepts one run per tool and
-category), a Markdown summary for a PR comment or $GITHUB_STEP_SUMMARY, and GitHub workflow annotations. Exit code:
-1 when any error finding exists, else 2 when something could not be checked, else 0.
+folders, are SUBMISSION-FORMAT findings. Exit code: 1 when any error finding exists, else 2 when something could
+not be checked, else 0. The outputs (merged SARIF, Markdown summary, workflow annotations) are harness.report.ci's.
 """
 
 from __future__ import annotations
 
 import io
-import json
-import os
 import subprocess
 import tarfile
 import tempfile
@@ -21,11 +18,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from harness.errors import UserError
+from harness.report.ci import ci_text, write_ci_outputs
 from harness.verdict import EXIT_COULD_NOT_CHECK, EXIT_FINDINGS, EXIT_PASS, Report
 from rules.finding import Finding
 
 RECORDS = "records"
-SARIF_CATEGORY = "pgolf-check"
 
 
 @dataclass(frozen=True)
@@ -33,6 +30,7 @@ class CiOptions:
     base: str
     head: str = "HEAD"
     repo: Path = Path(".")
+    # The outputs (harness.report.ci): SARIF and Markdown files, annotations in the printed text.
     sarif: Path | None = None
     markdown: Path | None = None
     annotations: bool | None = None  # None: on under GitHub Actions
@@ -113,86 +111,6 @@ def _layout_report(changes: list[tuple[str, str]], folders: list[str]) -> Report
     return report
 
 
-def merged_sarif(reports: dict[str, Report]) -> dict[str, Any]:
-    """One SARIF run with every folder's results (URIs relative to the repository root)."""
-    from harness.report.render import sarif_dict
-
-    logs = [sarif_dict(rep, uri_base=None if folder == "" else folder) for folder, rep in reports.items()]
-    if not logs:
-        logs = [sarif_dict(Report(target="pull request"))]
-    runs = [run for log in logs for run in log["runs"]]
-    base = runs[0]
-    rules: dict[str, dict[str, Any]] = {}
-    for run in runs:
-        for rule in run["tool"]["driver"]["rules"]:
-            rules.setdefault(rule["id"], rule)
-    order = sorted(rules)
-    results, notes = [], []
-    for run in runs:
-        for res in run["results"]:
-            res["ruleIndex"] = order.index(res["ruleId"])
-            results.append(res)
-        for inv in run.get("invocations", []):
-            notes += inv.get("toolExecutionNotifications", [])
-    merged_run = {
-        "tool": {"driver": {**base["tool"]["driver"], "rules": [rules[r] for r in order]}},
-        "automationDetails": {"id": f"{SARIF_CATEGORY}/"},
-        "invocations": [{"executionSuccessful": all(r.verdict != "error" for r in reports.values()),
-                         "toolExecutionNotifications": notes}],
-        "results": results,
-        "properties": {"folders": {f or "(pull request)": {"verdict": r.verdict, "exitCode": r.exit_code}
-                                   for f, r in reports.items()}},
-    }
-    return {"$schema": logs[0].get("$schema"), "version": "2.1.0", "runs": [merged_run]}
-
-
-def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _escape_property(text: str) -> str:
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
-
-
-def annotations(reports: dict[str, Report]) -> list[str]:
-    """GitHub workflow commands, one per error or warning finding (info findings stay in the summary)."""
-    out = []
-    for folder, rep in reports.items():
-        for f in rep.sorted_findings():
-            if f.severity == "info":
-                continue
-            props = []
-            if f.file:
-                path = f"{folder}/{f.file}" if folder else f.file
-                props.append(f"file={_escape_property(path)}")
-                if f.line:
-                    props.append(f"line={int(f.line)}")
-            props.append(f"title={_escape_property(f.rule)}")
-            out.append(f"::{f.severity} {','.join(props)}::{_escape_data(f.message)}")
-        for reason in rep.could_not_check:
-            where = folder or "pull request"
-            out.append(f"::error title=could not check::{_escape_data(where + ': ' + reason)}")
-    return out
-
-
-def summary_markdown(reports: dict[str, Report], base: str, head: str) -> str:
-    """The PR comment: one table row per folder, then each folder's own Markdown report."""
-    from harness.report.render import render
-
-    lines = [f"## Parameter Golf compliance check ({base}...{head})", ""]
-    if not reports:
-        return "\n".join(lines + ["No submission folder changed.", ""])
-    lines += ["| folder | verdict | errors | warnings |", "|---|---|---|---|"]
-    for folder, rep in reports.items():
-        n_err = sum(f.severity == "error" for f in rep.findings)
-        n_warn = sum(f.severity == "warning" for f in rep.findings)
-        lines.append(f"| `{folder or '(pull request)'}` | **{rep.verdict}** | {n_err} | {n_warn} |")
-    for folder, rep in reports.items():
-        lines += ["", "<details><summary>" + (folder or "pull request layout") + "</summary>", "",
-                  render(rep, "markdown"), "", "</details>"]
-    return "\n".join(lines) + "\n"
-
-
 def _exit_code(reports: dict[str, Report]) -> int:
     if any(r.errors for r in reports.values()):
         return EXIT_FINDINGS
@@ -208,7 +126,7 @@ def _check_folder(path: Path, policy: str) -> Report:
 
 
 def run_ci(opts: CiOptions) -> CiResult:
-    """Check the folders changed between BASE and HEAD; write SARIF / Markdown where asked."""
+    """Check the folders changed between BASE and HEAD; write SARIF / Markdown where asked (harness.report.ci)."""
     repo = Path(opts.repo)
     if not (repo / ".git").exists():
         _git(repo, "rev-parse", "--git-dir")  # a worktree or bare repo still works; anything else is a UserError
@@ -226,23 +144,8 @@ def run_ci(opts: CiOptions) -> CiResult:
             report = (opts.checker or _check_folder)(exported, opts.policy)
             report.target = folder
             reports[folder] = report
-    markdown = summary_markdown(reports, opts.base, opts.head)
-    sarif = merged_sarif(reports)
-    if opts.sarif is not None:
-        opts.sarif.write_text(json.dumps(sarif, indent=2) + "\n", encoding="utf-8")
-    md_path = opts.markdown or (Path(os.environ["GITHUB_STEP_SUMMARY"]) if os.environ.get("GITHUB_STEP_SUMMARY")
-                                else None)
-    if md_path is not None:
-        with open(md_path, "a", encoding="utf-8") as fh:
-            fh.write(markdown)
-    show_annotations = opts.annotations if opts.annotations is not None else os.environ.get("GITHUB_ACTIONS") == "true"
     code = _exit_code(reports)
-    lines = annotations(reports) if show_annotations else []
-    lines += [f"{folder or 'pull request layout'}: {rep.verdict} "
-              f"({len(rep.errors)} error(s), {len(rep.findings) - len(rep.errors)} other finding(s))"
-              for folder, rep in reports.items()]
-    if not folders:
-        lines.append(f"no submission folder under {RECORDS}/<track>/ changed between {opts.base} and {opts.head}")
-    lines.append(f"ci verdict: {['pass', 'fail', 'error'][code]} (exit {code})")
-    return CiResult(text="\n".join(lines), exit_code=code, folders=folders, reports=reports, sarif=sarif,
-                    markdown=markdown)
+    sarif, markdown = write_ci_outputs(reports, opts.base, opts.head, sarif_path=opts.sarif,
+                                       markdown_path=opts.markdown)
+    text = ci_text(reports, folders, code, opts.base, opts.head, RECORDS, opts.annotations)
+    return CiResult(text=text, exit_code=code, folders=folders, reports=reports, sarif=sarif, markdown=markdown)

@@ -31,7 +31,8 @@ def test_help_for_every_command(command):
 def test_every_option_has_help():
     """Every option of every command carries a help text."""
     missing = [f"{name} {param.name}" for name, command in cli.main.commands.items()
-               for param in command.params if getattr(param, "help", "x") in (None, "") and param.param_type_name == "option"]
+               for param in command.params
+               if getattr(param, "help", "x") in (None, "") and param.param_type_name == "option"]
     assert missing == []
 
 

@@ -1,1 +1,2 @@
-"""The static verdict: every stage that judges a loaded submission without running it, and the pipeline (`check_path`)."""
+"""The static verdict: every stage that judges a loaded submission without running it, and the pipeline
+(`harness.check.pipeline.check_path`) that runs them in order."""

@@ -1,1 +1,2 @@
-"""Every renderer: text, the JSON contract, SARIF, Markdown, the reproduce report and HTML page, the CI summary, the rules listing."""
+"""Every renderer: text, the JSON contract, SARIF, Markdown, the reproduce report and its HTML page, the CI outputs,
+the rules listing. No module outside this room formats output."""

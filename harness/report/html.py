@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from harness.verdict import Report
+from harness.run.outcome import ReproduceResult
 
 WIDTH, HEIGHT, PAD = 640, 280, 48
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f")
@@ -88,14 +88,13 @@ def bpb_distribution_svg(rows: list[dict[str, Any]], significance: dict[str, Any
     return f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}">{"".join(parts)}</svg>'
 
 
-def render_html(report: Report, rows: list[dict[str, Any]], opts: Any) -> str:
-    """The whole page. Everything is escaped; nothing is fetched from anywhere."""
-    from harness.run.reproduce import render_markdown
-
-    md = html.escape(render_markdown(report, rows, opts))
+def render_html(result: ReproduceResult, markdown: str) -> str:
+    """The whole page: the charts, then the reproduce report's MARKDOWN. Everything is escaped; nothing is fetched."""
+    report, rows = result.report, result.seeds
+    md = html.escape(markdown)
     return ("<!doctype html><html><head><meta charset='utf-8'><title>pgolf reproduce</title>"
             "<style>body{font-family:sans-serif;max-width:900px;margin:2em auto}pre{white-space:pre-wrap;"
             "background:#f6f6f6;padding:1em}svg{border:1px solid #ddd;margin:.5em 0}</style></head><body>"
             f"<h1>pgolf reproduce: {html.escape(report.target)} — {html.escape(report.verdict)}</h1>"
-            f"{loss_curves_svg(rows)}{bpb_distribution_svg(rows, report.facts.get('significance'))}"
+            f"{loss_curves_svg(rows)}{bpb_distribution_svg(rows, report.to_dict()['facts'].get('significance'))}"
             f"<pre>{md}</pre></body></html>\n")

@@ -1,1 +1,2 @@
-"""Running submission code: the sandbox, the phase clock, `reproduce` and the runtime probe (with the code injected into the probed process)."""
+"""Running submission code: the sandbox, the phase clock, `reproduce`, and the runtime probe with the code injected
+into the probed process (inject/)."""

@@ -1,77 +1,60 @@
 """`reproduce`: re-run a submission once per seed under harness-owned budgets, then compare with its claims.
 
-Per seed: copy the folder to a scratch directory (the original is never written; a tree hash before and after proves
-it), run ``train_gpt.py`` through torchrun in the sandbox (harness.run.sandbox) with the challenge's environment, stream
-its output into ``<results>/seed_<s>/train.log`` behind a binding header (harness.check.binding), and time the phases from
-outside: training starts at the first step line and ends at ``stopping_early`` / the last step / the first
-serialization line; evaluation starts after the last serialization line. Hard caps kill the whole tree. A per-seed
-``result.json`` (written atomically) makes an interrupted run resumable. The aggregate (per-seed table, mean and sd,
-equivalence with the claims, significance against a reference with the same statistics as `check`) goes into a
-Report rendered as Markdown and a self-contained HTML page.
+Per seed (harness.run.seed): copy the folder to a scratch directory (the original is never written; a tree hash
+before and after proves it), run ``train_gpt.py`` through torchrun in the sandbox (harness.run.sandbox) with the
+challenge's environment, stream its output into ``<results>/seed_<s>/train.log`` behind a binding header
+(harness.check.binding), and time the phases from outside (harness.run.clock). Hard caps kill the whole tree. A
+per-seed ``result.json`` (written atomically) makes an interrupted run resumable. This module owns the inputs, the
+results folder and its resume, the findings and the aggregate (per-seed table, mean and sd, equivalence with the
+claims, significance against a reference with the same statistics as `check`), returned as a ReproduceResult;
+harness.report.reproduce writes it as Markdown, a self-contained HTML page and summary.json.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
 import secrets
 import shutil
 import subprocess
 import sys
-import time
-from dataclasses import dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from harness.challenge import EVAL_BUDGET_S, TRAIN_BUDGET_S
+from harness.check import stats
+from harness.check.binding import make_header, sha256_file
+from harness.check.significance import check_significance
 from harness.errors import UserError
+from harness.run.outcome import (
+    CONFIG_NAME,
+    LOG_NAME,
+    RESULT_NAME,
+    BpbSummary,
+    Equivalence,
+    Progress,
+    ReproduceFacts,
+    ReproduceOptions,
+    ReproduceResult,
+    SeedFigures,
+    write_json_atomic,
+)
+from harness.run.sandbox import detect_isolation
+from harness.run.seed import declared_env, parse_env, parse_seed_log, run_seed
+from harness.submission.folder import load_submission
+from harness.submission.manifest import Claims, load_claims
 from harness.verdict import Report
-from rules.finding import Evidence, Finding
+from rules.finding import Finding
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SUBMISSION = PROJECT_ROOT / "submissions" / "my_run"
-CONFIG_NAME, RESULT_NAME, LOG_NAME = "config.json", "result.json", "train.log"
 # Equivalence of the re-run mean with the claimed val_bpb: |delta| <= this (bpb). About 3x the seed sd of recent
 # records (0.0005-0.001), so an honest claim re-run on the same hardware passes and a mis-reported one does not.
 EQUIVALENCE_TOL_BPB = 0.002
 # The script's own train_time vs the harness clock: disagreements beyond max(abs, rel * budget) are flagged.
 CLOCK_TOL_S, CLOCK_TOL_REL = 2.0, 0.02
-PROGRESS_EVERY_S = 2.0
-
-Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class ReproduceOptions:
-    path: Path | None = None
-    seeds: str = "42,7,2024"
-    fresh_seeds: int = 0
-    nproc: int = 1
-    train_budget: float = TRAIN_BUDGET_S
-    eval_budget: float = EVAL_BUDGET_S
-    setup_allowance: float = 120.0
-    memory_gb: float | None = None
-    data_path: Path | None = None
-    tokenizer: Path | None = None
-    results: Path | None = None
-    against: str | None = None
-    policy: str = "readme"
-    extra_env: tuple[str, ...] = ()
-    probe: bool = False
-    overwrite: bool = False
-    launcher: str = "torchrun"  # "torchrun" (the challenge's) or "python" (one process, torchrun's env; faster)
-
-
-@dataclass
-class ReproduceResult:
-    text: str
-    exit_code: int
-    report: Report
-    results_dir: Path | None = None
-    seeds: list[dict[str, Any]] = field(default_factory=list)
 
 
 # --- inputs --------------------------------------------------------------------------------------------------------
@@ -87,16 +70,6 @@ def parse_seeds(text: str) -> list[int]:
     if any(s < 0 or s >= 2**32 for s in seeds):
         raise UserError(f"--seeds {text!r}: seeds must be in 0 .. 2^32-1")
     return seeds
-
-
-def parse_env(items: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-            raise UserError(f"--env {item!r}: expected KEY=VALUE")
-        out[key] = value
-    return out
 
 
 def resolve_submission(path: Path | None) -> Path:
@@ -167,262 +140,10 @@ def tree_hash(root: Path) -> str:
     return h.hexdigest()
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so that a reader (or a resumed run) never sees half a file."""
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-# --- the harness clock ---------------------------------------------------------------------------------------------
-
-STEP_RE = re.compile(r"(?:^|\s)step:(\d+)/(\d+)|^(\d+)/(\d+)\s+(?:train_loss|val_loss)")
-TRAIN_TIME_RE = re.compile(r"train_time:\s*([0-9.]+)(ms|s|m)")
-TRAIN_END_RE = re.compile(r"stopping_early|peak memory allocated|^Serialized model|^Total submission size|"
-                          r"ema:applying|GPTQ:collected")
-SERIALIZE_RE = re.compile(r"^Serialized model|^Total submission size|serialize_wallclock|^Code size")
-EVAL_TIMER_RE = re.compile(r"beginning \w* ?eval timer", re.I)
-SCORE_RE = re.compile(r"^(\S+)\s+val_loss:\s*([0-9.]+)\s+val_bpb:\s*([0-9.]+)")
-
-
-def _ms(value: str, unit: str) -> float:
-    return float(value) * {"ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
-
-
-class PhaseClock:
-    """Harness-owned per-phase timing from the monotonic arrival time of log lines, and the caps that follow.
-
-    Caps: setup (before the first step line) <= allowance; training <= train budget + the unused allowance;
-    everything after training (serialization + evaluation) <= eval budget + the unused allowance. The allowance is
-    one pool for all untimed work, so a script cannot take it twice.
-    """
-
-    def __init__(self, started: float, train_budget: float, eval_budget: float, allowance: float) -> None:
-        self.started, self.train_budget = started, train_budget
-        self.eval_budget, self.allowance = eval_budget, allowance
-        self.train_start: float | None = None
-        self.train_end: float | None = None
-        self.eval_start: float | None = None
-        self.eval_frozen = False
-        self.last_line: float = started
-        self.step: tuple[int, int] | None = None
-        self.script_train_ms: float | None = None
-        self.curve: list[tuple[int, float]] = []  # (step, train_loss)
-        self.cap_s: float | None = None  # the limit (seconds from spawn) that fired
-
-    def feed(self, t: float, line: str) -> None:
-        self.last_line = t
-        text = line.strip()
-        m = None if text.startswith("stopping_early") else STEP_RE.search(text)
-        if m and "warmup" not in text.split(":")[0] and self.train_end is None:
-            step, total = int(m.group(1) or m.group(3)), int(m.group(2) or m.group(4))
-            self.train_start = self.train_start if self.train_start is not None else t
-            self.step = (step, total)
-            if (tm := TRAIN_TIME_RE.search(text)) is not None:
-                self.script_train_ms = _ms(*tm.groups())
-            if (loss := re.search(r"train_loss:\s*([0-9.]+)", text)) is not None:
-                self.curve.append((step, float(loss.group(1))))
-            if step >= total > 0:
-                self.train_end = t
-            return
-        if self.train_start is not None and self.train_end is None and TRAIN_END_RE.search(text):
-            self.train_end = t
-            if (tm := TRAIN_TIME_RE.search(text)) is not None:
-                self.script_train_ms = _ms(*tm.groups())
-        if self.train_end is None or self.eval_frozen:
-            return
-        if EVAL_TIMER_RE.search(text):
-            self.eval_start, self.eval_frozen = t, True
-        elif SERIALIZE_RE.search(text):
-            self.eval_start = t
-        elif SCORE_RE.match(text):
-            self.eval_start = self.eval_start if self.eval_start is not None else self.train_end
-            self.eval_frozen = True
-
-    def _setup_used(self, now: float) -> float:
-        used = (self.train_start if self.train_start is not None else now) - self.started
-        if self.train_end is not None:
-            used += max(0.0, (self.eval_start or self.train_end) - self.train_end)
-        return used
-
-    def deadline(self, now: float) -> str | None:
-        spare = max(0.0, self.allowance - self._setup_used(now))
-        if self.train_start is None:
-            limit, reason = self.started + self.allowance, f"setup exceeded the {self.allowance:g} s allowance"
-        elif self.train_end is None:
-            limit = self.train_start + self.train_budget + spare
-            reason = f"training ran past the {self.train_budget:g} s budget (+{spare:.1f} s unused allowance)"
-        else:
-            limit = self.train_end + self.eval_budget + spare
-            reason = f"evaluation ran past the {self.eval_budget:g} s budget (+{spare:.1f} s unused allowance)"
-        if now >= limit:
-            self.cap_s = round(limit - self.started, 3)
-            return reason
-        return None
-
-    def phase(self) -> str:
-        return "setup" if self.train_start is None else ("train" if self.train_end is None else "eval")
-
-    def figures(self, ended: float) -> dict[str, Any]:
-        def span(a: float | None, b: float | None) -> float | None:
-            return None if a is None or b is None else round(b - a, 3)
-
-        eval_start = self.eval_start if self.eval_start is not None else self.train_end
-        return {"setup_s": span(self.started, self.train_start),
-                "train_s": span(self.train_start, self.train_end if self.train_end is not None else ended),
-                "serialize_s": span(self.train_end, eval_start),
-                "eval_s": span(eval_start, ended) if self.train_end is not None else None,
-                "total_s": round(ended - self.started, 3), "script_train_ms": self.script_train_ms,
-                "last_step": list(self.step) if self.step else None}
-
-
-# --- one seed ------------------------------------------------------------------------------------------------------
-
-def _copy_submission(src: Path, dst: Path) -> None:
-    shutil.copytree(src, dst, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", ".git"))
-
-
-def _launch_argv(opts: ReproduceOptions, port: int) -> list[str]:
-    if opts.launcher == "python":
-        return [sys.executable, "train_gpt.py"]
-    return [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", f"--nproc_per_node={opts.nproc}",
-            "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{port}", "train_gpt.py"]
-
-
-def declared_env(sub_dir: Path) -> dict[str, str]:
-    """The environment the submission says its runs used: submission.json "run_env" (string values only).
-
-    Applied under the challenge's own variables and --env, so a submission can name its configuration (a preset,
-    feature flags, as record re-runs pass on the command line) but never the data, seed or budget.
-    """
-    try:
-        raw = json.loads((sub_dir / "submission.json").read_text(encoding="utf-8")).get("run_env")
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return {}
-    if not isinstance(raw, dict):
-        return {}
-    return {str(k): str(v) for k, v in raw.items()
-            if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(k)) and isinstance(v, (str, int, float))}
-
-
-def _run_env(opts: ReproduceOptions, seed: int, run_id: str, data: Path, tokenizer: Path | None,
-             vocab: int | None, port: int, declared: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PGOLF_")}
-    env.update(declared or {})
-    # MAX_WALLCLOCK_SECONDS is left to the script (the challenge's command does not set it either): the budget is
-    # enforced from outside, and overriding a script's own shorter cap would change what it does.
-    env.update(DATA_PATH=str(data), SEED=str(seed), RUN_ID=run_id)
-    if tokenizer is not None:
-        env["TOKENIZER_PATH"] = str(tokenizer)
-    if vocab is not None:
-        env["VOCAB_SIZE"] = str(vocab)
-    if opts.launcher == "python":  # what torchrun would set for a single process
-        env.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", LOCAL_WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
-                   MASTER_PORT=str(port))
-    env.update(parse_env(opts.extra_env))
-    return env
-
-
-def parse_seed_log(text: str, rel_path: str) -> Any:
-    """The LogRun of a seed's log (harness.submission.logs), or None when the parser is unavailable."""
-    try:
-        from harness.submission.logs import parse_log
-    except ImportError:
-        return None
-    return parse_log(text, rel_path)
-
-
-def _final_score(run: Any, lines: list[str]) -> dict[str, Any] | None:
-    final = getattr(run, "final", None)
-    if final is not None:
-        return {"tag": final.tag, "val_loss": final.val_loss, "val_bpb": final.val_bpb, "line": final.line}
-    for i in range(len(lines) - 1, -1, -1):  # fallback: the last score line that is not an in-training eval
-        m = SCORE_RE.match(lines[i].strip())
-        if m and not m.group(1).startswith("step:"):
-            return {"tag": m.group(1), "val_loss": float(m.group(2)), "val_bpb": float(m.group(3)), "line": i + 1}
-    return None
-
-
-def run_seed(sub_dir: Path, seed: int, seed_dir: Path, opts: ReproduceOptions, data: Path,
-             tokenizer: Path | None, vocab: int | None, header: str, progress: Progress) -> dict[str, Any]:
-    """One seed, start to finish; returns what result.json holds."""
-    from harness.check.binding import make_artifact_line
-    from harness.run.sandbox import SandboxSpec, free_port, run_sandboxed
-
-    if seed_dir.exists():
-        shutil.rmtree(seed_dir)  # an interrupted attempt of ours: start the seed again
-    work = seed_dir / "work"
-    seed_dir.mkdir(parents=True)
-    _copy_submission(sub_dir, work)
-    before = {p.relative_to(work) for p in work.rglob("*")}
-    port = free_port()
-    run_id = f"pgolf_seed{seed}"
-    env = _run_env(opts, seed, run_id, data, tokenizer, vocab, port, declared_env(sub_dir))
-    read_only = [sub_dir, data] + ([tokenizer] if tokenizer else [])
-    spec = SandboxSpec(argv=_launch_argv(opts, port), cwd=work, env=env,
-                       memory_bytes=int(opts.memory_gb * 2**30) if opts.memory_gb else None,
-                       read_only=read_only, allowed_ports=(port,))
-    lines: list[str] = []
-    clock = PhaseClock(time.monotonic(), opts.train_budget, opts.eval_budget, opts.setup_allowance)
-    last_progress = [0.0]
-    log_fh = open(seed_dir / LOG_NAME, "w", encoding="utf-8")
-    log_fh.write(header + "\n")
-
-    def on_line(t: float, line: str) -> None:
-        lines.append(line)
-        log_fh.write(line + "\n")
-        clock.feed(t, line)
-        if t - last_progress[0] >= PROGRESS_EVERY_S:
-            last_progress[0] = t
-            progress(_progress_line(seed, clock, t, opts))
-
-    clock.started = time.monotonic()
-    try:
-        result = run_sandboxed(spec, on_line, clock.deadline)
-    finally:
-        log_fh.flush()
-    clock.started = result.started
-    new_files = [work / p for p in {p.relative_to(work) for p in work.rglob("*")} - before
-                 if (work / p).is_file() and not p.parts[0] in ("logs", "__pycache__")
-                 and (work / p).suffix not in (".txt", ".log", ".pyc")]
-    log_fh.write(make_artifact_line(new_files, work) + "\n")
-    log_fh.close()
-    script_logs = sorted((work / "logs").glob("*.txt")) if (work / "logs").is_dir() else []
-    if script_logs:
-        shutil.copyfile(script_logs[-1], seed_dir / "script_log.txt")
-    run = parse_seed_log("\n".join(lines), f"seed_{seed}/{LOG_NAME}")
-    final = _final_score(run, lines)
-    if final is not None:
-        final["line"] = final["line"] + 1  # the binding header is line 1 of train.log
-    timing = clock.figures(result.ended)
-    status = "killed" if result.killed_reason else ("complete" if result.returncode == 0 and final else "failed")
-    out = {"seed": seed, "status": status, "returncode": result.returncode, "killed_reason": result.killed_reason,
-           "cap_s": clock.cap_s, "kill_latency_s": result.kill_latency_s, "leftover_pids": result.leftover_pids,
-           "timing": timing, "final": final, "curve": clock.curve[-400:],
-           "script_eval_s": getattr(run, "eval_time_s", None), "network_attempts": result.network_attempts,
-           "isolation": result.isolation, "artifacts": [p.relative_to(work).as_posix() for p in sorted(new_files)],
-           "total_size_bytes": getattr(run, "total_size_bytes", None), "tail": lines[-5:]}
-    progress(f"seed {seed}: {status}" + (f" ({result.killed_reason})" if result.killed_reason else "")
-             + (f", val_bpb {final['val_bpb']}" if final else "") + f", {timing['total_s']:.1f} s")
-    return out
-
-
-def _progress_line(seed: int, clock: PhaseClock, now: float, opts: ReproduceOptions) -> str:
-    phase = clock.phase()
-    if phase == "train" and clock.train_start is not None:
-        step = f"step {clock.step[0]}/{clock.step[1]} " if clock.step else ""
-        return f"seed {seed}: train {step}{now - clock.train_start:.0f}s/{opts.train_budget:g}s"
-    if phase == "eval" and clock.train_end is not None:
-        return f"seed {seed}: eval {now - clock.train_end:.0f}s/{opts.eval_budget:g}s"
-    return f"seed {seed}: setup {now - clock.started:.0f}s/{opts.setup_allowance:g}s"
-
-
 # --- results folder, resume ----------------------------------------------------------------------------------------
 
 def _config(opts: ReproduceOptions, sub_dir: Path, data: Path, tokenizer: Path | None) -> dict[str, Any]:
     """What makes two runs comparable; seeds are not part of it (more seeds may be added to a results folder)."""
-    from harness.check.binding import sha256_file
-
     return {"submission": str(sub_dir), "script_sha256": sha256_file(sub_dir / "train_gpt.py"),
             "nproc": opts.nproc, "train_budget": opts.train_budget, "eval_budget": opts.eval_budget,
             "setup_allowance": opts.setup_allowance, "memory_gb": opts.memory_gb, "data": str(data),
@@ -509,18 +230,13 @@ def _seed_findings(r: dict[str, Any], opts: ReproduceOptions, report: Report) ->
                                       f"val_bpb; last lines: {tail}")
 
 
-def _claims(sub_dir: Path) -> Any:
-    try:
-        from harness.submission.folder import load_submission
-        from harness.submission.manifest import load_claims
-    except ImportError:
-        return None
+def _claims(sub_dir: Path) -> Claims:
     return load_claims(load_submission(sub_dir), Report(target=str(sub_dir)))
 
 
-def _equivalence(rows: list[dict[str, Any]], claims: Any, report: Report) -> dict[str, Any] | None:
+def _equivalence(rows: list[dict[str, Any]], claims: Claims, report: Report) -> Equivalence | None:
     """|mean(re-run) - claimed| <= EQUIVALENCE_TOL_BPB; per-seed deltas where the claims list the same seeds."""
-    claimed = getattr(claims, "val_bpb", None)
+    claimed = claims.val_bpb
     bpbs = [r["final"]["val_bpb"] for r in rows if r["final"]]
     if claimed is None or not bpbs:
         return None
@@ -528,68 +244,60 @@ def _equivalence(rows: list[dict[str, Any]], claims: Any, report: Report) -> dic
     delta = mean - float(claimed)
     per_seed = {}
     for r in rows:
-        c = (getattr(claims, "seeds", None) or {}).get(str(r["seed"]))
+        c = (claims.seeds or {}).get(str(r["seed"]))
         if c is not None and c.val_bpb is not None and r["final"]:
             per_seed[str(r["seed"])] = round(r["final"]["val_bpb"] - c.val_bpb, 8)
-    out = {"claimed_val_bpb": claimed, "rerun_mean": mean, "delta": delta, "tolerance": EQUIVALENCE_TOL_BPB,
-           "test": "|mean(re-run) - claimed| <= tolerance", "equivalent": abs(delta) <= EQUIVALENCE_TOL_BPB,
-           "per_seed_delta": per_seed}
-    if not out["equivalent"]:
+    eq = Equivalence(claimed_val_bpb=claimed, rerun_mean=mean, delta=delta, tolerance=EQUIVALENCE_TOL_BPB,
+                     test="|mean(re-run) - claimed| <= tolerance", equivalent=abs(delta) <= EQUIVALENCE_TOL_BPB,
+                     per_seed_delta=per_seed)
+    if not eq.equivalent:
         report.add(Finding("LOG-CODE-CONSISTENCY", "warning",
                            f"the re-run mean val_bpb {mean:.5f} differs from the claimed {float(claimed):.5f} by "
                            f"{delta:+.5f} (tolerance {EQUIVALENCE_TOL_BPB}): the claim was not reproduced",
-                           file="submission.json", source="runtime", data=out))
-    return out
+                           file="submission.json", source="runtime", data=asdict(eq)))
+    return eq
+
+
+def _significance(results: Path, rows: list[dict[str, Any]], opts: ReproduceOptions, report: Report) -> None:
+    """SIGNIFICANCE of the re-run seeds (their train.log) against --against, with the statistics of `check`."""
+    if not opts.against:
+        report.skip("SIGNIFICANCE", "no reference given (--against)")
+        return
+    runs = []
+    for r in rows:
+        if r["final"]:
+            log = f"seed_{r['seed']}/{LOG_NAME}"
+            run = parse_seed_log((results / log).read_text(encoding="utf-8", errors="replace"), log)
+            run.seed = str(r["seed"])
+            runs.append(run)
+    check_significance(None, runs, opts.against, opts.policy, report)
 
 
 def aggregate(sub_dir: Path, results: Path, rows: list[dict[str, Any]], opts: ReproduceOptions,
-              report: Report) -> None:
+              report: Report, unchanged: bool) -> ReproduceFacts:
     """Findings per seed, the table, statistics, equivalence with the claims and significance."""
     for r in rows:
         _seed_findings(r, opts, report)
     report.mark_checked("NETWORK-AT-EVAL", "TRAIN-TIME-600", "EVAL-TIME-600")
-    report.facts["reproduce_seeds"] = [
-        {"seed": r["seed"], "status": r["status"], "val_loss": (r["final"] or {}).get("val_loss"),
-         "val_bpb": (r["final"] or {}).get("val_bpb"), "setup_s": r["timing"]["setup_s"],
-         "train_s": r["timing"]["train_s"],
-         "script_train_s": None if r["timing"]["script_train_ms"] is None else r["timing"]["script_train_ms"] / 1000,
-         "eval_s": r["timing"]["eval_s"], "total_s": r["timing"]["total_s"]} for r in rows]
     bpbs = [r["final"]["val_bpb"] for r in rows if r["final"]]
+    summary = None
     if bpbs:
-        from harness.check import stats
-
         s = stats.summarize(bpbs)
-        report.facts["reproduce_summary"] = {"n": s.n, "mean_bpb": s.mean, "sd_bpb": s.sd}
-    report.facts["isolation"] = rows[0]["isolation"] if rows else None
-    claims = _claims(sub_dir)
-    eq = _equivalence(rows, claims, report)
-    if eq is not None:
-        report.facts["equivalence"] = eq
-    if opts.against:
-        from harness.check.significance import check_significance
-
-        runs = []
-        for r in rows:
-            if r["final"]:
-                run = parse_seed_log((results / f"seed_{r['seed']}" / LOG_NAME).read_text(encoding="utf-8",
-                                                                                            errors="replace"),
-                                     f"seed_{r['seed']}/{LOG_NAME}")
-                if run is not None:
-                    run.seed = str(r["seed"])
-                    runs.append(run)
-        check_significance(None, runs, opts.against, opts.policy, report)
-    else:
-        report.skip("SIGNIFICANCE", "no reference given (--against)")
+        summary = BpbSummary(n=s.n, mean_bpb=s.mean, sd_bpb=s.sd)
+    seeds = [SeedFigures.from_row(r) for r in rows]
+    isolation = rows[0]["isolation"] if rows else None
+    equivalence = _equivalence(rows, _claims(sub_dir), report)
+    facts = ReproduceFacts(submission_unchanged=unchanged, seeds=seeds, isolation=isolation, summary=summary,
+                           equivalence=equivalence)
+    report.facts.update(facts.to_facts())
+    _significance(results, rows, opts, report)
+    return facts
 
 
 # --- entry point ---------------------------------------------------------------------------------------------------
 
-def reproduce(opts: ReproduceOptions, progress: Progress = lambda _m: None) -> ReproduceResult:
-    """Run every seed (resuming finished ones), aggregate, write report.md / report.html / summary.json."""
-    from harness.check.binding import make_header
-    from harness.run.sandbox import detect_isolation
-    from harness.submission.folder import load_submission
-
+def _validate(opts: ReproduceOptions) -> None:
+    """Option errors that need no file system: one-line UserErrors before anything runs."""
     if opts.nproc < 1 or 8 % opts.nproc:
         raise UserError(f"--nproc {opts.nproc}: must divide 8 (1, 2, 4 or 8)")
     if min(opts.train_budget, opts.eval_budget) <= 0 or opts.setup_allowance < 0:
@@ -597,18 +305,20 @@ def reproduce(opts: ReproduceOptions, progress: Progress = lambda _m: None) -> R
     if opts.launcher == "python" and opts.nproc != 1:
         raise UserError("the python launcher runs one process; use torchrun for --nproc > 1")
     parse_env(opts.extra_env)
-    sub_dir = resolve_submission(opts.path)
-    data, tokenizer, vocab = resolve_data(opts, progress)
+
+
+def _results_dir(opts: ReproduceOptions, sub_dir: Path) -> Path:
     results = Path(opts.results) if opts.results else PROJECT_ROOT / "results" / sub_dir.name
     results = results.resolve()
     if results == sub_dir or sub_dir in results.parents:
         raise UserError(f"--results {results}: must not lie inside the submission folder")
-    config = _config(opts, sub_dir, data, tokenizer)
-    state = prepare_results(results, config, opts.overwrite)
-    seeds = _choose_seeds(opts, state)
-    write_json_atomic(results / CONFIG_NAME, state)
+    return results
+
+
+def _run_seeds(sub_dir: Path, results: Path, seeds: list[int], opts: ReproduceOptions, data: Path,
+               tokenizer: Path | None, vocab: int | None, progress: Progress) -> list[dict[str, Any]]:
+    """Every seed's result.json row: read back where a finished one exists, else run (and stored atomically)."""
     sub = load_submission(sub_dir)
-    hash_before = tree_hash(sub_dir)
     iso = detect_isolation()
     progress(f"reproducing {sub_dir.name}: seeds {', '.join(map(str, seeds))}; isolation {iso.level}; "
              f"results in {results}")
@@ -628,80 +338,30 @@ def reproduce(opts: ReproduceOptions, progress: Progress = lambda _m: None) -> R
         row = run_seed(sub_dir, seed, seed_dir, opts, data, tokenizer, vocab, header, progress)
         write_json_atomic(done, row)
         rows.append(row)
+    return rows
+
+
+def reproduce(opts: ReproduceOptions, progress: Progress = lambda _m: None) -> ReproduceResult:
+    """Run every seed (resuming finished ones) and aggregate; harness.report.reproduce writes the reports."""
+    _validate(opts)
+    sub_dir = resolve_submission(opts.path)
+    data, tokenizer, vocab = resolve_data(opts, progress)
+    results = _results_dir(opts, sub_dir)
+    config = _config(opts, sub_dir, data, tokenizer)
+    state = prepare_results(results, config, opts.overwrite)
+    seeds = _choose_seeds(opts, state)
+    write_json_atomic(results / CONFIG_NAME, state)
+    hash_before = tree_hash(sub_dir)
+    rows = _run_seeds(sub_dir, results, seeds, opts, data, tokenizer, vocab, progress)
     report = Report(target=str(sub_dir))
     unchanged = tree_hash(sub_dir) == hash_before
-    report.facts["submission_unchanged"] = unchanged
     if not unchanged:
         report.could_not_check.append("the submission folder changed during the re-run (by something outside "
                                       "the sandbox); the results may not belong to the shipped code")
-    aggregate(sub_dir, results, rows, opts, report)
+    facts = aggregate(sub_dir, results, rows, opts, report, unchanged)
     if opts.probe:
         from harness.run.probe import ProbeOptions, probe_path
 
         progress("running the runtime legality probes (tiny configuration, synthetic data)")
         report.merge(probe_path(sub_dir, ProbeOptions()), "probe")
-    text = write_reports(report, results, rows, opts)
-    return ReproduceResult(text=text, exit_code=report.exit_code, report=report, results_dir=results, seeds=rows)
-
-
-def write_reports(report: Report, results: Path, rows: list[dict[str, Any]], opts: ReproduceOptions) -> str:
-    """report.md, report.html and summary.json into the results folder; returns the Markdown."""
-    from harness.report.html import render_html
-
-    md = render_markdown(report, rows, opts)
-    (results / "report.md").write_text(md, encoding="utf-8")
-    (results / "report.html").write_text(render_html(report, rows, opts), encoding="utf-8")
-    write_json_atomic(results / "summary.json", {**report.to_dict(), "seeds": rows})
-    return md + f"\nresults: {results} (report.md, report.html, summary.json)"
-
-
-def _fmt(value: Any, spec: str = "") -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return format(value, spec) if spec else str(value)
-
-
-def render_markdown(report: Report, rows: list[dict[str, Any]], opts: ReproduceOptions) -> str:
-    """The reproduce report as Markdown: verdict, isolation, per-seed table, statistics, findings."""
-    iso = report.facts.get("isolation") or {}
-    out = [f"## pgolf reproduce: {Path(report.target).name}: **{report.verdict}**", "",
-           f"Budgets: train {opts.train_budget:g} s, eval {opts.eval_budget:g} s, untimed allowance "
-           f"{opts.setup_allowance:g} s; nproc {opts.nproc}; isolation `{iso.get('level', '?')}` "
-           f"(memory cap: {iso.get('memory_cap', '?')}); submission folder unchanged: "
-           f"{report.facts.get('submission_unchanged')}", "",
-           "| seed | status | val_loss | val_bpb | setup s | train s (harness) | train s (script) | eval s | total s |",
-           "|---|---|---|---|---|---|---|---|---|"]
-    for r in report.facts.get("reproduce_seeds", []):
-        out.append(f"| {r['seed']} | {r['status']} | {_fmt(r['val_loss'])} | {_fmt(r['val_bpb'])} | "
-                   f"{_fmt(r['setup_s'])} | {_fmt(r['train_s'])} | {_fmt(r['script_train_s'])} | "
-                   f"{_fmt(r['eval_s'])} | {_fmt(r['total_s'])} |")
-    summ = report.facts.get("reproduce_summary")
-    if summ:
-        sd = "n/a (one seed)" if summ["sd_bpb"] is None else f"{summ['sd_bpb']:.6f}"
-        out += ["", f"Mean val_bpb {summ['mean_bpb']:.6f}, sd {sd}, n = {summ['n']}."]
-    eq = report.facts.get("equivalence")
-    if eq:
-        out.append(f"Claimed {eq['claimed_val_bpb']}: delta {eq['delta']:+.6f} bpb; equivalent within "
-                   f"{eq['tolerance']} bpb: **{eq['equivalent']}** ({eq['test']}).")
-    sig = report.facts.get("significance")
-    if sig:
-        pol = sig["policies"][sig["policy"]]
-        needed = (pol.get("seeds_needed") or {}).get("power")
-        out.append(f"Significance ({pol['label']}): method {pol['method']}, p = {_fmt(pol['p'], '.4g')}, "
-                   f"passes: **{pol['passes']}**; seeds per side for 80 % power: {_fmt(needed)}.")
-    out += ["", "### Findings", ""]
-    for f in report.sorted_findings():
-        out.append(f"- **{f.severity}** `{f.rule}` {f.file or ''}: {f.message}")
-    if not report.findings:
-        out.append("- none")
-    for reason in report.could_not_check:
-        out.append(f"- **could not check**: {reason}")
-    return "\n".join(out) + "\n"
-
-
-def evidence_for(row: dict[str, Any]) -> tuple[Evidence, ...]:
-    """Where a seed's score is in its log (for renderers that want evidence)."""
-    final = row.get("final") or {}
-    return (Evidence(f"seed_{row['seed']}/{LOG_NAME}", final.get("line"), f"val_bpb {final.get('val_bpb')}"),)
+    return ReproduceResult(report=report, options=opts, results_dir=results, facts=facts, seeds=rows)

@@ -1,1 +1,2 @@
-"""Reading what a submission folder holds, never writing it: files, logs, submission.json, and every piece of code that runs (self-extracting shims decoded statically)."""
+"""Reading what a submission folder holds, never writing it: files, logs, submission.json, and every piece of code
+that runs (self-extracting shims decoded statically)."""

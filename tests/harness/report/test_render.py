@@ -11,7 +11,8 @@ import pytest
 
 from harness.check.significance import check_significance
 from harness.errors import UserError
-from harness.report.render import FORMATS, render, sarif_dict
+from harness.report.render import FORMATS, render
+from harness.report.sarif import sarif_dict
 from harness.verdict import Report
 
 

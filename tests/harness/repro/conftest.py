@@ -98,7 +98,7 @@ def isolation_level(request, monkeypatch) -> str:
 @pytest.fixture
 def options(dataset, tmp_path):
     """ReproduceOptions factory with small budgets and the fast single-process launcher."""
-    from harness.run.reproduce import ReproduceOptions
+    from harness.run.outcome import ReproduceOptions
 
     data, tok = dataset
 

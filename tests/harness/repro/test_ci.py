@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.ci import CiOptions, annotations, run_ci, submission_folder
+from harness.ci import CiOptions, run_ci, submission_folder
 from harness.errors import UserError
+from harness.report.ci import annotations
 from harness.verdict import Report
 from rules.finding import Finding
 
@@ -133,15 +134,6 @@ def test_annotation_escapes_newlines_and_separators():
 
 def test_real_check_pipeline_on_a_pull_request(challenge_repo):
     """With the real `check`, a folder without submission.json fails with SUBMISSION-FORMAT."""
-    try:
-        from harness.check.pipeline import check_path
-        from harness.submission.folder import load_submission
-
-        check_path(Path(__file__).parent)  # imports every stage; incomplete pipelines raise here
-    except ImportError as exc:
-        pytest.skip(f"check pipeline not complete: {exc}")
-    except Exception:  # noqa: BLE001 - judging this folder may fail; only importability matters here
-        pass
     repo, pr = challenge_repo
     pr({f"{NEW}/train_gpt.py": "print('ok')\n", f"{NEW}/README.md": "new\n"})
     result = run_ci(CiOptions(base="main", head="pr", repo=repo, annotations=False))

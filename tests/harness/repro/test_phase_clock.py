@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.run.reproduce import PhaseClock
+from harness.run.clock import PhaseClock
 
 BASELINE = [
     (1.0, "seed:42"),

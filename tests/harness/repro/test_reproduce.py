@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UserError
+from harness.report.reproduce import write_reproduce_reports
 from harness.run.reproduce import reproduce, tree_hash
 
 
@@ -35,12 +36,14 @@ def test_two_seeds_reproduce_and_match_the_claim(make_submission, options, tmp_p
     sub = make_submission()
     before = tree_hash(sub)
     result = reproduce(options(sub, seeds="42,7"))
-    assert result.exit_code == 0, result.text
+    text = write_reproduce_reports(result)
+    assert result.exit_code == 0, text
     assert [r["status"] for r in result.seeds] == ["complete", "complete"]
     assert [r["final"]["val_bpb"] for r in result.seeds] == [1.252, 1.252]
     for seed in (42, 7):
         assert (tmp_path / "results" / f"seed_{seed}" / "result.json").is_file()
-    assert result.report.facts["equivalence"]["equivalent"] is True
+    assert result.facts.equivalence.equivalent is True
+    assert result.report.to_dict()["facts"]["equivalence"]["equivalent"] is True
     assert tree_hash(sub) == before
     assert {"report.md", "report.html", "summary.json"} <= {p.name for p in (tmp_path / "results").iterdir()}
 
@@ -137,7 +140,7 @@ def test_writing_into_its_own_folder_leaves_the_original_unchanged(make_submissi
     result = reproduce(options(sub, extra_env=("BEHAVIOUR=write-self",)))
     assert result.seeds[0]["status"] == "complete"
     assert tree_hash(sub) == before and (sub / "README.md").read_text() == "fake submission\n"
-    assert result.report.facts["submission_unchanged"] is True
+    assert result.facts.submission_unchanged is True
 
 
 def test_original_folder_is_read_only_inside_the_namespace(make_submission, options):
@@ -190,14 +193,14 @@ def test_fresh_seeds_are_added_and_kept_for_a_resume(make_submission, options, t
 def test_significance_against_numbers_uses_the_check_statistics(make_submission, options):
     """--against per-seed numbers produces the same significance facts `check` would."""
     result = reproduce(options(make_submission(), seeds="42,7,3", against="1.30,1.31,1.305", policy="frontier"))
-    sig = result.report.facts["significance"]
+    sig = result.report.to_dict()["facts"]["significance"]
     assert sig["policy"] == "frontier" and sig["policies"]["frontier"]["passes"] is True
     assert "SIGNIFICANCE" in result.report.checked
 
 
 def test_html_report_is_self_contained(make_submission, options, tmp_path):
     """The HTML page has inline SVG charts and no external reference."""
-    reproduce(options(make_submission(), seeds="42,7", against="1.30,1.31"))
+    write_reproduce_reports(reproduce(options(make_submission(), seeds="42,7", against="1.30,1.31")))
     page = (tmp_path / "results" / "report.html").read_text()
     assert page.count("<svg") == 2 and "<polyline" in page
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in page
@@ -250,7 +253,8 @@ def test_torchrun_with_two_processes(make_submission, options):
 @pytest.mark.slow
 def test_reference_submission_cpu_smoke(tmp_path):
     """Bare `reproduce` re-runs the shipped cpu-smoke reference for 2 seeds under a small budget, folder untouched."""
-    from harness.run.reproduce import DEFAULT_SUBMISSION, ReproduceOptions
+    from harness.run.outcome import ReproduceOptions
+    from harness.run.reproduce import DEFAULT_SUBMISSION
 
     if not (DEFAULT_SUBMISSION / "train_gpt.py").is_file():
         pytest.skip("submissions/my_run has not been trained yet")
@@ -258,8 +262,8 @@ def test_reference_submission_cpu_smoke(tmp_path):
     result = reproduce(ReproduceOptions(seeds="42,7", results=tmp_path / "results", overwrite=True,
                                         extra_env=("MAX_WALLCLOCK_SECONDS=10", "TTT_ENABLED=0"),
                                         train_budget=60, eval_budget=120))
-    assert [row["status"] for row in result.seeds] == ["complete", "complete"], result.text
-    assert result.report.facts["submission_unchanged"] is True
+    assert [row["status"] for row in result.seeds] == ["complete", "complete"], result.seeds[-1]["tail"]
+    assert result.facts.submission_unchanged is True
 
 
 @pytest.mark.parametrize("run_env, extra, expect", [
@@ -269,7 +273,8 @@ def test_reference_submission_cpu_smoke(tmp_path):
 ])
 def test_declared_run_env_applies_under_the_challenge_variables(make_submission, run_env, extra, expect):
     """submission.json run_env sets configuration; --env overrides it and it can never override SEED."""
-    from harness.run.reproduce import ReproduceOptions, _run_env, declared_env
+    from harness.run.outcome import ReproduceOptions
+    from harness.run.seed import _run_env, declared_env
 
     sub = make_submission()
     claims = json.loads((sub / "submission.json").read_text())
