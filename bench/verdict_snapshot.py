@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -39,6 +40,7 @@ def _extract(repo: Path, commit: str, folder: str, dest: Path) -> bool:
     with tarfile.open(fileobj=io.BytesIO(done.stdout)) as tar:
         tar.extractall(part, filter="data")
     (part / folder).rename(dest)
+    shutil.rmtree(part)
     return True
 
 

@@ -8,7 +8,7 @@ The JSON contract other tools depend on is built here (`Report.to_dict`): an obj
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from rules.catalogue import RULES
 from rules.finding import SEVERITIES, Finding
@@ -24,6 +24,14 @@ class NotChecked:
     reason: str
 
 
+@runtime_checkable
+class Fact(Protocol):
+    """A typed stage fact (e.g. harness.check.significance.Significance): renderers read its fields, the JSON
+    contract holds its to_dict()."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True)
 class AllowedFinding:
     """A finding that a reviewer's allow-list moved out of the verdict, with the reviewer's reason."""
@@ -32,10 +40,12 @@ class AllowedFinding:
     reason: str
 
     def all_facts(self) -> dict[str, Any]:
-        """The "facts" object of the JSON contract: the stage facts and the typed fields that are set."""
+        """The "facts" object of the JSON contract: the stage facts (typed ones as their to_dict()) and the typed
+        fields that are set."""
+        plain = {k: v.to_dict() if isinstance(v, Fact) else v for k, v in self.facts.items()}
         typed = {"timings_ms": dict(self.timings_ms), "judged_by": {k: list(v) for k, v in self.judged_by.items()},
                  "allowed": [a.to_dict() for a in self.allowed], "static_rule_problems": list(self.analysis_problems)}
-        return {**self.facts, **{k: v for k, v in typed.items() if v}}
+        return {**plain, **{k: v for k, v in typed.items() if v}}
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.finding.to_dict(), "allowed_reason": self.reason}
@@ -50,8 +60,9 @@ class Report:
     # error finding already decides the verdict.
     could_not_check: list[str] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)  # rule IDs that were actually evaluated
-    # What the stages measured, for the reader (per-seed tables, sizes, claims vs logs, statistics): rendered as
-    # tables, and the "facts" object of the JSON contract together with the typed fields below.
+    # What the stages measured, for the reader (per-seed tables, sizes, claims vs logs, statistics): plain JSON
+    # values or typed Facts; rendered as tables, and the "facts" object of the JSON contract together with the
+    # typed fields below.
     facts: dict[str, Any] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)  # stage (or "static rules: <unit>") -> wall time
     judged_by: dict[str, list[str]] = field(default_factory=dict)  # rule ID -> how it was judged (code, logs, ...)
@@ -107,10 +118,12 @@ class Report:
         return sorted(self.findings, key=lambda f: (order[f.severity], f.rule, f.file or "", f.line or 0))
 
     def all_facts(self) -> dict[str, Any]:
-        """The "facts" object of the JSON contract: the stage facts and the typed fields that are set."""
+        """The "facts" object of the JSON contract: the stage facts (typed ones as their to_dict()) and the typed
+        fields that are set."""
+        plain = {k: v.to_dict() if isinstance(v, Fact) else v for k, v in self.facts.items()}
         typed = {"timings_ms": dict(self.timings_ms), "judged_by": {k: list(v) for k, v in self.judged_by.items()},
                  "allowed": [a.to_dict() for a in self.allowed], "static_rule_problems": list(self.analysis_problems)}
-        return {**self.facts, **{k: v for k, v in typed.items() if v}}
+        return {**plain, **{k: v for k, v in typed.items() if v}}
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -179,49 +179,128 @@ def _ratio(cand: Sample, typical: float | None) -> tuple[float | None, str]:
     return None, "unit conversion unknown: the candidate's val_loss is not known"
 
 
+@dataclass(frozen=True)
+class NatsTest:
+    """The same margin test in nats/token (reported; bpb decides), when every run has val_loss."""
+
+    method: str | None
+    t: float | None
+    df: float | None
+    p: float | None
+    passes: bool | None
+    comparable: bool  # False when the two sides' bpb-per-nat ratios differ (other tokenizer or bytes)
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    """One policy's test: in bpb (decides) with the margin converted through the candidate's ratio."""
+
+    label: str
+    alpha: float
+    delta_nats: float
+    unit: str
+    delta_bpb: float | None  # None: the margin cannot be expressed in bpb, so nothing was tested
+    method: str | None = None
+    t: float | None = None
+    df: float | None = None
+    p: float | None = None
+    passes: bool | None = None
+    note: str | None = None
+    seeds_needed: dict[str, Any] | None = None  # set when the test ran
+    nats_test: NatsTest | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in asdict(self).items() if k not in ("seeds_needed", "nats_test")}
+        if self.seeds_needed is not None:
+            out["seeds_needed"] = self.seeds_needed
+        if self.nats_test is not None:
+            out["nats_test"] = asdict(self.nats_test)
+        return out
+
+
+@dataclass(frozen=True)
+class SidePair:
+    """One summary per side."""
+
+    candidate: stats.Summary
+    reference: stats.Summary
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"candidate": self.candidate.to_dict(), "reference": self.reference.to_dict()}
+
+
+@dataclass
+class Significance:
+    """What report.facts["significance"] holds: both samples, the unit conversion, summaries, both policies.
+
+    Renderers read the fields; `to_dict()` is its shape in the JSON contract.
+    """
+
+    candidate: Sample
+    reference: Sample
+    bpb_per_nat: float | None  # the candidate's ratio, used to convert the margin
+    reference_bpb_per_nat: float | None
+    ratio_source: str
+    summary_bpb: SidePair
+    summary_nats: SidePair | None
+    notes: list[str]
+    policies: dict[str, PolicyResult]
+    policy: str | None = None  # the selected policy (set by check_significance)
+
+    @property
+    def selected(self) -> PolicyResult | None:
+        return self.policies.get(self.policy) if self.policy else None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "candidate": self.candidate.to_dict(), "reference": self.reference.to_dict(),
+            "bpb_per_nat": {"candidate": self.bpb_per_nat, "reference": self.reference_bpb_per_nat,
+                            "source": self.ratio_source},
+            "summary_bpb": self.summary_bpb.to_dict(), "notes": list(self.notes),
+            "policies": {name: res.to_dict() for name, res in self.policies.items()},
+        }
+        if self.summary_nats is not None:
+            out["summary_nats"] = self.summary_nats.to_dict()
+        if self.policy is not None:
+            out["policy"] = self.policy
+        return out
+
+
 def _policy_result(policy: Policy, cand: Sample, ref: Sample, ratio: float | None,
-                   comparable_nats: bool) -> dict[str, Any]:
+                   comparable_nats: bool) -> PolicyResult:
     """Both tests for one policy: in bpb (decides) and, when every run has val_loss, in nats (reported)."""
-    out: dict[str, Any] = {"label": policy.label, "alpha": policy.alpha, "delta_nats": policy.delta_nats,
-                           "unit": "bpb"}
     delta_bpb = 0.0 if policy.delta_nats == 0 else (None if ratio is None else stats.nats_to_bpb(policy.delta_nats,
                                                                                                ratio))
-    out["delta_bpb"] = delta_bpb
+    head = {"label": policy.label, "alpha": policy.alpha, "delta_nats": policy.delta_nats, "unit": "bpb",
+            "delta_bpb": delta_bpb}
     if delta_bpb is None:
-        out.update(method=None, passes=None, t=None, df=None, p=None,
-                   note="unit conversion unknown: the 0.005-nat margin cannot be expressed in bpb")
-        return out
+        return PolicyResult(**head, note="unit conversion unknown: the 0.005-nat margin cannot be expressed in bpb")
     test = stats.margin_test(cand.bpb, ref.bpb, delta_bpb)
-    out.update(method=test.method, t=test.t, df=test.df, p=test.p, passes=test.passes(policy.alpha), note=test.note,
-               seeds_needed=stats.seeds_needed(test, policy.alpha))
+    nats_test = None
     if len(cand.pairs) == len(cand.values) and len(ref.pairs) == len(ref.values):
         nats = stats.margin_test([v.val_loss for v in cand.values], [v.val_loss for v in ref.values],
                                  policy.delta_nats)
-        out["nats_test"] = {"method": nats.method, "t": nats.t, "df": nats.df, "p": nats.p,
-                            "passes": nats.passes(policy.alpha), "comparable": comparable_nats}
-    return out
+        nats_test = NatsTest(nats.method, nats.t, nats.df, nats.p, nats.passes(policy.alpha), comparable_nats)
+    return PolicyResult(**head, method=test.method, t=test.t, df=test.df, p=test.p, passes=test.passes(policy.alpha),
+                        note=test.note, seeds_needed=stats.seeds_needed(test, policy.alpha), nats_test=nats_test)
 
 
-def compare(cand: Sample, ref: Sample, typical_bpb_per_nat: float | None = None) -> dict[str, Any]:
-    """Everything report.facts["significance"] holds: samples, summaries in both units, both policies."""
+def compare(cand: Sample, ref: Sample, typical_bpb_per_nat: float | None = None) -> Significance:
+    """Both samples tested under every policy, in bpb and (when known) in nats."""
     ratio, ratio_source = _ratio(cand, typical_bpb_per_nat)
     ref_ratio = stats.bpb_per_nat(ref.pairs) if ref.pairs else None
     comparable = ratio is None or ref_ratio is None or not stats.ratios_differ(ratio, ref_ratio)
-    facts: dict[str, Any] = {
-        "candidate": cand.to_dict(), "reference": ref.to_dict(),
-        "bpb_per_nat": {"candidate": ratio, "reference": ref_ratio, "source": ratio_source},
-        "summary_bpb": {"candidate": stats.summarize(cand.bpb).to_dict(),
-                        "reference": stats.summarize(ref.bpb).to_dict()},
-        "notes": [],
-    }
+    summary_nats = None
     if len(cand.pairs) == len(cand.values) and len(ref.pairs) == len(ref.values):
-        facts["summary_nats"] = {"candidate": stats.summarize([p[0] for p in cand.pairs]).to_dict(),
-                                 "reference": stats.summarize([p[0] for p in ref.pairs]).to_dict()}
+        summary_nats = SidePair(stats.summarize([p[0] for p in cand.pairs]), stats.summarize([p[0] for p in ref.pairs]))
+    notes = []
     if not comparable:
-        facts["notes"].append(f"bpb per nat differs (candidate {ratio:.4f}, reference {ref_ratio:.4f}): different "
-                              "tokenizer or validation bytes, so nats are not comparable; the bpb test decides")
-    facts["policies"] = {name: _policy_result(p, cand, ref, ratio, comparable) for name, p in POLICIES.items()}
-    return facts
+        notes.append(f"bpb per nat differs (candidate {ratio:.4f}, reference {ref_ratio:.4f}): different "
+                     "tokenizer or validation bytes, so nats are not comparable; the bpb test decides")
+    return Significance(
+        candidate=cand, reference=ref, bpb_per_nat=ratio, reference_bpb_per_nat=ref_ratio, ratio_source=ratio_source,
+        summary_bpb=SidePair(stats.summarize(cand.bpb), stats.summarize(ref.bpb)), summary_nats=summary_nats,
+        notes=notes, policies={name: _policy_result(p, cand, ref, ratio, comparable) for name, p in POLICIES.items()})
 
 
 # --- the check ----------------------------------------------------------------------------------------------------
@@ -230,22 +309,23 @@ def _fmt_sd(sd: float | None) -> str:
     return "sd unknown" if sd is None else f"sd {sd:.5f}"
 
 
-def _failure_message(policy: Policy, facts: dict[str, Any]) -> str:
-    res, ratio = facts["policies"][policy.name], facts["bpb_per_nat"]["candidate"]
-    c, r = facts["summary_bpb"]["candidate"], facts["summary_bpb"]["reference"]
+def _failure_message(policy: Policy, sig: Significance) -> str:
+    res, ratio = sig.policies[policy.name], sig.bpb_per_nat
+    c, r = sig.summary_bpb.candidate, sig.summary_bpb.reference
     margin = "any margin" if policy.delta_nats == 0 else (
-        f"{policy.delta_nats:g} nats ({res['delta_bpb']:.5f} bpb at {ratio:.4f} bpb/nat)")
-    df = "" if res["df"] is None else f", df = {res['df']:.2f}"
-    return (f"does not beat the reference by {margin} at p < {policy.alpha:g}: candidate mean {c['mean']:.5f} bpb "
-            f"(n = {c['n']}, {_fmt_sd(c['sd'])}) vs reference {r['mean']:.5f} bpb (n = {r['n']}, {_fmt_sd(r['sd'])}); "
-            f"{res['method']} t = {res['t']:.3f}{df}, one-sided p = {res['p']:.4g} [{policy.label}]")
+        f"{policy.delta_nats:g} nats ({res.delta_bpb:.5f} bpb at {ratio:.4f} bpb/nat)")
+    df = "" if res.df is None else f", df = {res.df:.2f}"
+    return (f"does not beat the reference by {margin} at p < {policy.alpha:g}: candidate mean {c.mean:.5f} bpb "
+            f"(n = {c.n}, {_fmt_sd(c.sd)}) vs reference {r.mean:.5f} bpb (n = {r.n}, {_fmt_sd(r.sd)}); "
+            f"{res.method} t = {res.t:.3f}{df}, one-sided p = {res.p:.4g} [{policy.label}]")
 
 
 def check_significance(claims: Any, logs: list[Any], against: str | None, policy: str, report: Report, *,
                        typical_bpb_per_nat: float | None = None) -> None:
     """SIGNIFICANCE against `against` (a record folder or per-seed numbers) under `policy` ("readme"/"frontier").
 
-    Stores both policies in report.facts["significance"]; an error finding when the selected policy fails; "not
+    Stores a Significance (both policies) in report.facts["significance"]; an error finding when the selected
+    policy fails; "not
     checked" when there is no reference, one candidate seed, or no unit conversion for the margin.
     """
     if policy not in POLICIES:
@@ -259,21 +339,21 @@ def check_significance(claims: Any, logs: list[Any], against: str | None, policy
         side = "reference" if not ref.values else "candidate"
         report.skip(RULE, f"the {side} has no final val_bpb in its logs or submission.json")
         return
-    facts = compare(cand, ref, typical_bpb_per_nat)
-    facts["policy"] = policy
-    report.facts["significance"] = facts
+    sig = compare(cand, ref, typical_bpb_per_nat)
+    sig.policy = policy
+    report.facts["significance"] = sig
     chosen = POLICIES[policy]
-    result = facts["policies"][policy]
-    if result["passes"] is None:
-        report.skip(RULE, f"{policy} policy: {result['note']}")
+    result = sig.policies[policy]
+    if result.passes is None:
+        report.skip(RULE, f"{policy} policy: {result.note}")
         return
     report.mark_checked(RULE)
-    if result["passes"]:
+    if result.passes:
         return
     evidence = tuple(Evidence(v.file, v.line, f"seed {v.seed or '?'}: val_bpb {v.val_bpb}"
                               + ("" if v.val_loss is None else f", val_loss {v.val_loss}"))
                      for v in cand.values if v.file is not None)
     first = evidence[0] if evidence else Evidence(None, None, "")
-    report.add(Finding(RULE, "error", _failure_message(chosen, facts), file=first.file, line=first.line,
-                       evidence=evidence, data={"policy": policy, **{k: result[k] for k in ("t", "df", "p")}},
+    report.add(Finding(RULE, "error", _failure_message(chosen, sig), file=first.file, line=first.line,
+                       evidence=evidence, data={"policy": policy, "t": result.t, "df": result.df, "p": result.p},
                        source="log"))

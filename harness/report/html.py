@@ -9,7 +9,9 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from harness.check.significance import Significance
 from harness.run.outcome import ReproduceResult
+from harness.verdict import Report
 
 WIDTH, HEIGHT, PAD = 640, 280, 48
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f")
@@ -49,14 +51,14 @@ def loss_curves_svg(rows: list[dict[str, Any]]) -> str:
     return f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}">{"".join(parts)}</svg>'
 
 
-def bpb_distribution_svg(rows: list[dict[str, Any]], significance: dict[str, Any] | None) -> str:
+def bpb_distribution_svg(rows: list[dict[str, Any]], significance: Significance | None) -> str:
     """Dots for each re-run seed and each reference seed; the reference mean and the margin band below it."""
     cand = [(str(r["seed"]), float(r["final"]["val_bpb"])) for r in rows if r.get("final")]
     ref_vals: list[float] = []
     delta = None
-    if significance:
-        ref_vals = [float(v["val_bpb"]) for v in significance.get("reference", {}).get("values", [])]
-        delta = significance.get("policies", {}).get(significance.get("policy"), {}).get("delta_bpb")
+    if significance is not None:
+        ref_vals = [float(v.val_bpb) for v in significance.reference.values]
+        delta = significance.selected.delta_bpb if significance.selected else None
     if not cand:
         return "<p>No seed produced a final val_bpb.</p>"
     values = [v for _, v in cand] + ref_vals
@@ -88,6 +90,11 @@ def bpb_distribution_svg(rows: list[dict[str, Any]], significance: dict[str, Any
     return f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}">{"".join(parts)}</svg>'
 
 
+def _significance(report: Report) -> Significance | None:
+    sig = report.facts.get("significance")
+    return sig if isinstance(sig, Significance) else None
+
+
 def render_html(result: ReproduceResult, markdown: str) -> str:
     """The whole page: the charts, then the reproduce report's MARKDOWN. Everything is escaped; nothing is fetched."""
     report, rows = result.report, result.seeds
@@ -96,5 +103,5 @@ def render_html(result: ReproduceResult, markdown: str) -> str:
             "<style>body{font-family:sans-serif;max-width:900px;margin:2em auto}pre{white-space:pre-wrap;"
             "background:#f6f6f6;padding:1em}svg{border:1px solid #ddd;margin:.5em 0}</style></head><body>"
             f"<h1>pgolf reproduce: {html.escape(report.target)} — {html.escape(report.verdict)}</h1>"
-            f"{loss_curves_svg(rows)}{bpb_distribution_svg(rows, report.to_dict()['facts'].get('significance'))}"
+            f"{loss_curves_svg(rows)}{bpb_distribution_svg(rows, _significance(report))}"
             f"<pre>{md}</pre></body></html>\n")

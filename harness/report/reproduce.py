@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from harness.check.significance import Significance
 from harness.report.html import render_html
 from harness.run.outcome import ReproduceResult, write_json_atomic
 
@@ -61,12 +62,12 @@ def _statistics(result: ReproduceResult) -> list[str]:
     if eq:
         out.append(f"Claimed {eq.claimed_val_bpb}: delta {eq.delta:+.6f} bpb; equivalent within "
                    f"{eq.tolerance} bpb: **{eq.equivalent}** ({eq.test}).")
-    sig = result.report.all_facts().get("significance")
-    if sig:
-        pol = sig["policies"][sig["policy"]]
-        needed = (pol.get("seeds_needed") or {}).get("power")
-        out.append(f"Significance ({pol['label']}): method {pol['method']}, p = {_fmt(pol['p'], '.4g')}, "
-                   f"passes: **{pol['passes']}**; seeds per side for 80 % power: {_fmt(needed)}.")
+    sig = result.report.facts.get("significance")
+    pol = sig.selected if isinstance(sig, Significance) else None
+    if pol is not None:
+        needed = (pol.seeds_needed or {}).get("power")
+        out.append(f"Significance ({pol.label}): method {pol.method}, p = {_fmt(pol.p, '.4g')}, "
+                   f"passes: **{pol.passes}**; seeds per side for 80 % power: {_fmt(needed)}.")
     return out
 
 

@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from harness.check.significance import NatsTest, PolicyResult, SidePair, Significance
+from harness.check.stats import Summary
 from harness.report.contract import json_safe
 from harness.verdict import Report
 from rules.finding import SEVERITIES
@@ -114,11 +116,11 @@ def fact_tables(facts: dict[str, Any]) -> list[Table]:
     return tables
 
 
-def _mean_sd(summary: dict[str, Any] | None) -> str:
-    if not summary:
+def _mean_sd(summary: Summary | None) -> str:
+    if summary is None:
         return "—"
-    sd = "sd ?" if summary.get("sd") is None else f"± {summary['sd']:.5f}"
-    return f"{summary['mean']:.5f} {sd} (n={summary['n']})"
+    sd = "sd ?" if summary.sd is None else f"± {summary.sd:.5f}"
+    return f"{summary.mean:.5f} {sd} (n={summary.n})"
 
 
 def _result_word(passes: bool | None) -> str:
@@ -129,55 +131,51 @@ def _num(value: float | None, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
-def _stat_row(policy: str, unit: str, test: dict[str, Any], margin: str, alpha: float,
-              summaries: dict[str, Any], needed: dict[str, Any] | None) -> list[str]:
+def _stat_row(policy: str, unit: str, test: PolicyResult | NatsTest, margin: str, alpha: float,
+              summaries: SidePair | None, needed: dict[str, Any] | None) -> list[str]:
     """One row of the statistics table: one policy's test in one unit."""
     seeds = "—" if needed is None else f"{cell(needed.get('power'))} / {cell(needed.get('observed'))}"
-    return [policy, unit, test.get("method") or "—", margin, f"< {alpha:g}", _mean_sd(summaries.get("candidate")),
-            _mean_sd(summaries.get("reference")), _num(test.get("t"), ".3f"), _num(test.get("df"), ".2f"),
-            _num(test.get("p"), ".4g"), _result_word(test.get("passes")), seeds]
+    return [policy, unit, test.method or "—", margin, f"< {alpha:g}",
+            _mean_sd(summaries.candidate if summaries else None), _mean_sd(summaries.reference if summaries else None),
+            _num(test.t, ".3f"), _num(test.df, ".2f"), _num(test.p, ".4g"), _result_word(test.passes), seeds]
 
 
-def significance_tables(sig: dict[str, Any]) -> list[Table]:
+def significance_tables(sig: Significance) -> list[Table]:
     """The statistics table (both policies, bpb and nats) and the per-seed values both sides were tested on."""
     rows = []
-    ratio = sig.get("bpb_per_nat", {}).get("candidate")
-    for name, res in sig.get("policies", {}).items():
-        label = name + (" (selected)" if name == sig.get("policy") else "")
-        nats_margin = f"{res['delta_nats']:g} nats" if res["delta_nats"] else "none"
-        bpb_margin = f"{nats_margin} = {_num(res.get('delta_bpb'), '.5f')} bpb" if res["delta_nats"] else "none"
-        rows.append(_stat_row(label, "bpb", res, bpb_margin, res["alpha"], sig.get("summary_bpb", {}),
-                              res.get("seeds_needed") or {}))
-        nats = res.get("nats_test")
-        if nats:
-            unit = "nats" if nats.get("comparable", True) else "nats (not comparable)"
-            rows.append(_stat_row(label, unit, nats, nats_margin, res["alpha"], sig.get("summary_nats", {}), None))
-    ratio_text = "unknown" if ratio is None else f"{ratio:.4f} bpb per nat"
+    for name, res in sig.policies.items():
+        label = name + (" (selected)" if name == sig.policy else "")
+        nats_margin = f"{res.delta_nats:g} nats" if res.delta_nats else "none"
+        bpb_margin = f"{nats_margin} = {_num(res.delta_bpb, '.5f')} bpb" if res.delta_nats else "none"
+        rows.append(_stat_row(label, "bpb", res, bpb_margin, res.alpha, sig.summary_bpb, res.seeds_needed or {}))
+        if res.nats_test:
+            unit = "nats" if res.nats_test.comparable else "nats (not comparable)"
+            rows.append(_stat_row(label, unit, res.nats_test, nats_margin, res.alpha, sig.summary_nats, None))
+    ratio_text = "unknown" if sig.bpb_per_nat is None else f"{sig.bpb_per_nat:.4f} bpb per nat"
     stats_table = Table(f"statistics (one-sided, H0: candidate >= reference - margin; margin conversion "
-                        f"{ratio_text}, {sig.get('bpb_per_nat', {}).get('source', '')})",
+                        f"{ratio_text}, {sig.ratio_source})",
                         ["policy", "unit", "test", "margin", "alpha", "candidate mean", "reference mean", "t", "df",
                          "p", "result", "seeds needed (80% power / observed effect)"], rows)
-    seed_rows = [[side, str(v.get("seed") or "—"), _num(v.get("val_loss"), ".8f"), _num(v.get("val_bpb"), ".8f"),
-                  sig[side].get("source", "")]
-                 for side in ("candidate", "reference") for v in sig.get(side, {}).get("values", [])]
+    seed_rows = [[side, str(v.seed or "—"), _num(v.val_loss, ".8f"), _num(v.val_bpb, ".8f"), sample.source]
+                 for side, sample in (("candidate", sig.candidate), ("reference", sig.reference))
+                 for v in sample.values]
     seeds_table = Table("per-seed values tested", ["side", "seed", "val_loss (nats)", "val_bpb", "source"],
                         seed_rows, notes=tuple(_significance_notes(sig)))
     return [stats_table, seeds_table]
 
 
-def _significance_notes(sig: dict[str, Any]) -> list[str]:
-    notes = list(sig.get("notes", []))
-    for side in ("candidate", "reference"):
-        notes += [f"{side}: {n}" for n in sig.get(side, {}).get("notes", [])]
-    for name, res in sig.get("policies", {}).items():
-        if res.get("note"):
-            notes.append(f"{name}: {res['note']}")
+def _significance_notes(sig: Significance) -> list[str]:
+    notes = list(sig.notes)
+    for side, sample in (("candidate", sig.candidate), ("reference", sig.reference)):
+        notes += [f"{side}: {n}" for n in sample.notes]
+    for name, res in sig.policies.items():
+        if res.note:
+            notes.append(f"{name}: {res.note}")
     return notes
 
 
 def all_tables(report: Report) -> list[Table]:
     """Statistics tables first (when present), then per-seed, sizes and the other facts."""
-    facts = report.all_facts()
-    sig = facts.get(SIGNIFICANCE_KEY)
-    stats_tables = significance_tables(sig) if isinstance(sig, dict) and "policies" in sig else []
-    return stats_tables + fact_tables(facts)
+    sig = report.facts.get(SIGNIFICANCE_KEY)
+    stats_tables = significance_tables(sig) if isinstance(sig, Significance) else []
+    return stats_tables + fact_tables(report.all_facts())

@@ -30,18 +30,18 @@ class TestAcceptance:
         assert finding.rule == "SIGNIFICANCE" and finding.severity == "error"
         for text in ("0.005 nats", "bpb", "p < 0.01", "one-sample", "0.321"):
             assert text in finding.message
-        assert report.facts["significance"]["policies"]["readme"]["method"] == "one-sample"
+        assert report.all_facts()["significance"]["policies"]["readme"]["method"] == "one-sample"
 
     def test_473_passes_the_frontier_policy(self, records, runs_from, write_record):
         """The same comparison passes the PR #1902 frontier policy (no margin, p < 0.25)."""
         report = _check(runs_from(records["473"]), str(write_record("374", records["374"])), "frontier")
         assert report.findings == [] and "SIGNIFICANCE" in report.checked
-        assert report.facts["significance"]["policies"]["frontier"]["p"] == pytest.approx(0.01123, abs=1e-5)
+        assert report.all_facts()["significance"]["policies"]["frontier"]["p"] == pytest.approx(0.01123, abs=1e-5)
 
     def test_1019_beats_549_folder(self, records, runs_from, write_record):
         """#1019 against #549's three-seed folder passes README-strict with Welch p = 0.0095."""
         report = _check(runs_from(records["1019"]), str(write_record("549", records["549"])))
-        readme = report.facts["significance"]["policies"]["readme"]
+        readme = report.all_facts()["significance"]["policies"]["readme"]
         assert report.findings == [] and readme["method"] == "welch"
         assert readme["p"] == pytest.approx(0.00955, abs=5e-5)
         assert readme["nats_test"]["p"] == pytest.approx(0.00955, abs=5e-5)
@@ -54,7 +54,7 @@ class TestAcceptance:
         cand = load_submission(write_record("473", records["473"]))
         report = _check(load_logs(cand), str(write_record("374", records["374"])))
         assert [f.rule for f in report.findings] == ["SIGNIFICANCE"]
-        assert report.facts["significance"]["candidate"]["n"] == 3
+        assert report.all_facts()["significance"]["candidate"]["n"] == 3
 
 
 class TestReferences:
@@ -82,7 +82,7 @@ class TestReferences:
     def test_bpb_only_reference_converts_with_candidate_ratio(self, records, runs_from):
         """A bpb-only reference still gets the margin in bpb through the candidate's own ratio."""
         report = _check(runs_from(records["473"]), "1.12461967")
-        sig = report.facts["significance"]
+        sig = report.all_facts()["significance"]
         assert sig["policies"]["readme"]["delta_bpb"] == pytest.approx(0.00296, abs=1e-5)
         assert "nats_test" not in sig["policies"]["readme"] and report.errors
 
@@ -90,7 +90,7 @@ class TestReferences:
         """A train.log copy of a seed log is counted once in the reference sample."""
         ref = write_record("549", records["549"])
         (ref / "train.log").write_text((ref / "train_seed1337.log").read_text())
-        sig = _check(runs_from(records["1019"]), str(ref)).facts["significance"]
+        sig = _check(runs_from(records["1019"]), str(ref)).all_facts()["significance"]
         assert sig["reference"]["n"] == 3 and any("duplicate" in n for n in sig["reference"]["notes"])
 
     def test_unusable_reference_folder_is_not_checked(self, records, runs_from, tmp_path):
@@ -108,12 +108,12 @@ class TestCandidate:
         report = _check(runs_from(records["374"]), _pairs(records["549"]), "frontier")
         assert report.findings == [] and "SIGNIFICANCE" not in report.checked
         assert "cannot test with one seed" in report.not_checked[0].reason
-        assert report.facts["significance"]["policies"]["frontier"]["passes"] is None
+        assert report.all_facts()["significance"]["policies"]["frontier"]["passes"] is None
 
     def test_claims_fallback_is_said(self, records, claims_from):
         """Without log scores the per-seed claims are used and the notes say so."""
         report = _check([], _pairs(records["549"]), claims=claims_from(records["1019"]))
-        sig = report.facts["significance"]
+        sig = report.all_facts()["significance"]
         assert sig["candidate"]["n"] == 3 and "submission.json" in sig["candidate"]["notes"][0]
 
     def test_unknown_units_skip_readme(self, records, runs_from):
@@ -126,12 +126,12 @@ class TestCandidate:
         """A caller-given typical ratio converts the margin and says where it came from."""
         rows = [(s, None, bpb) for s, _, bpb in records["473"]]
         report = _check(runs_from(rows), "1.12461967", typical_bpb_per_nat=0.5907)
-        assert "typical" in report.facts["significance"]["bpb_per_nat"]["source"] and report.errors
+        assert "typical" in report.all_facts()["significance"]["bpb_per_nat"]["source"] and report.errors
 
     def test_tokenizer_mismatch_is_noted(self, records, runs_from):
         """Reference pairs with another bpb/nat ratio mark the nats test as not comparable."""
         report = _check(runs_from(records["1019"]), "2.90:1.12,2.91:1.125,2.92:1.13")
-        sig = report.facts["significance"]
+        sig = report.all_facts()["significance"]
         assert sig["notes"] and sig["policies"]["readme"]["nats_test"]["comparable"] is False
 
     def test_unknown_policy(self, records, runs_from):
