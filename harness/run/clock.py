@@ -37,14 +37,12 @@ class PhaseClock:
         self.train_end: float | None = None
         self.eval_start: float | None = None
         self.eval_frozen = False
-        self.last_line: float = started
         self.step: tuple[int, int] | None = None
         self.script_train_ms: float | None = None
         self.curve: list[tuple[int, float]] = []  # (step, train_loss)
         self.cap_s: float | None = None  # the limit (seconds from spawn) that fired
 
     def feed(self, t: float, line: str) -> None:
-        self.last_line = t
         text = line.strip()
         m = None if text.startswith("stopping_early") else STEP_RE.search(text)
         if m and "warmup" not in text.split(":")[0] and self.train_end is None:

@@ -101,9 +101,6 @@ class LogRun:
         """True when the file shows a training or evaluation run (metric or step lines), not e.g. a pip freeze."""
         return bool(self.metrics) or self.train_time_ms is not None or self.last_step is not None
 
-    def score_lines(self) -> list[MetricLine]:
-        return [m for m in self.metrics if m.kind == "score"]
-
 
 class _Parser:
     """Line-by-line state machine; `feed` one line at a time, then `finish`."""
@@ -123,7 +120,6 @@ class _Parser:
         self.source_chars = 0
         self.prev_nonempty = ""
         self.others: list[MetricLine] = []
-        self.pending_reset_line: int | None = None
 
     # -- embedded source capture -------------------------------------------------------------------------------
     def _keep_source(self, parts: list[str], line: str) -> bool:
@@ -312,7 +308,3 @@ def load_logs(sub) -> list[LogRun]:
             runs.append(run)
     return runs
 
-
-def run_logs(logs: list[LogRun]) -> list[LogRun]:
-    """The logs that show a run (a pip freeze or a notes file yields no metrics and is ignored downstream)."""
-    return [r for r in logs if r.is_run_log]

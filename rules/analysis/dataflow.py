@@ -397,14 +397,13 @@ def phases(facts: ScriptFacts) -> Phases:
         if not isinstance(current, FUNC_TYPES):
             continue
         for node in _calls_named(facts, current.name):
-            if True:
-                stmt = _statement_of(node, facts)
-                if stmt is not None:
-                    _statements_after(stmt, facts, post)
-                caller = facts.enclosing_function(node)
-                if id(caller) not in seen_funcs:
-                    seen_funcs.add(id(caller))
-                    todo.append(caller)
+            stmt = _statement_of(node, facts)
+            if stmt is not None:
+                _statements_after(stmt, facts, post)
+            caller = facts.enclosing_function(node)
+            if id(caller) not in seen_funcs:
+                seen_funcs.add(id(caller))
+                todo.append(caller)
     functions = [f for f in facts.reachable_functions(post) if f is not func]
     result = Phases(loop, post, functions)
     _PHASES[facts.tree] = result

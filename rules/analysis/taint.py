@@ -44,8 +44,6 @@ _SKIPPED = SKIPPED_TYPES
 _OPAQUE = frozenset({ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef})
 _ANY_FIELD = "*"  # field key for "somewhere in the instance" (a method stores an argument through self.m(arg))
 
-Label = tuple
-Labels = frozenset
 EMPTY: frozenset = frozenset()
 
 
