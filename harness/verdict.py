@@ -39,14 +39,6 @@ class AllowedFinding:
     finding: Finding
     reason: str
 
-    def all_facts(self) -> dict[str, Any]:
-        """The "facts" object of the JSON contract: the stage facts (typed ones as their to_dict()) and the typed
-        fields that are set."""
-        plain = {k: v.to_dict() if isinstance(v, Fact) else v for k, v in self.facts.items()}
-        typed = {"timings_ms": dict(self.timings_ms), "judged_by": {k: list(v) for k, v in self.judged_by.items()},
-                 "allowed": [a.to_dict() for a in self.allowed], "static_rule_problems": list(self.analysis_problems)}
-        return {**plain, **{k: v for k, v in typed.items() if v}}
-
     def to_dict(self) -> dict[str, Any]:
         return {**self.finding.to_dict(), "allowed_reason": self.reason}
 

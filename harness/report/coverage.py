@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+from harness.check.pipeline import STAGE_RULES
+from harness.run.probe import PROBE_RULES
 from rules.catalogue import RULES
 
 
@@ -21,29 +23,18 @@ def _static_rules() -> dict[str, list[str]]:
     return out
 
 
-def _stage_rules() -> dict[str, list[str]]:
-    from harness.check.pipeline import STAGE_RULES
-
+def _invert(checks: dict[str, tuple[str, ...]]) -> dict[str, list[str]]:
+    """{check: rule IDs} -> {rule ID: checks}."""
     out: dict[str, list[str]] = {}
-    for stage, rule_ids in STAGE_RULES.items():
+    for check, rule_ids in checks.items():
         for rule_id in rule_ids:
-            out.setdefault(rule_id, []).append(stage)
-    return out
-
-
-def _probe_rules() -> dict[str, list[str]]:
-    from harness.run.probe import PROBE_RULES
-
-    out: dict[str, list[str]] = {}
-    for probe, rule_ids in PROBE_RULES.items():
-        for rule_id in rule_ids:
-            out.setdefault(rule_id, []).append(probe)
+            out.setdefault(rule_id, []).append(check)
     return out
 
 
 def rule_coverage() -> list[dict]:
     """One row per rulebook ID: the rulebook facts plus what checks it here (empty lists mean not checked)."""
-    static, stages, probes = _static_rules(), _stage_rules(), _probe_rules()
+    static, stages, probes = _static_rules(), _invert(STAGE_RULES), _invert(PROBE_RULES)
     return [{
         "id": spec.id, "family": spec.family, "severity": spec.severity, "strength": spec.strength,
         "summary": spec.summary, "source": spec.source,
