@@ -1,13 +1,15 @@
 """Snapshot `check --format json` over every folder we can judge, to prove a refactoring changed no verdict.
 
-    python bench/verdict_snapshot.py snap OUT_DIR [--sources DIR]     # write one JSON file per target
+    python bench/verdict_snapshot.py snap OUT_DIR [--sources DIR] [--formats json,text,markdown,sarif]
     python bench/verdict_snapshot.py diff BEFORE_DIR AFTER_DIR         # compare two snapshots, exit 1 on a change
 
 Targets: submissions/ (the shipped example and every example folder), every records folder merged at the commit
-the docs cite, and the folder of every dev-corpus entry at its labelled commit. The challenge's folders are
-extracted once under --sources (default /tmp/pgolf-snapshot-sources) so that two snapshots see identical paths.
-Each target runs through the CLI as its own process, so the snapshot does not depend on import paths. Timing
-figures (`timings_ms`, `timings`) are removed before writing; everything else is kept byte for byte.
+the docs cite, the folder of every dev-corpus entry at its labelled commit, and significance runs: each merged
+record-track folder `--against` the one before it, under both policies, and the shipped example against number
+lists. The challenge's folders are extracted once under --sources (default /tmp/pgolf-snapshot-sources) so that
+two snapshots see identical paths. Each run goes through the CLI as its own process, so the snapshot does not
+depend on import paths. Timing figures are removed before writing (the `timings_ms` / `timings` keys of the JSON,
+the timing tables of text and Markdown); everything else is kept byte for byte.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from bench.records_source import MAIN_REF, find_repo  # noqa: E402
 
 CORPUS = Path("/work/shared/corpus/dev.json")
 TIMING_KEYS = ("timings_ms", "timings")
+TIMING_TITLES = ("timings", "timings ms")
+NUMBER_REFERENCES = ("1.70,1.71,1.69", "2.8:1.70,2.82:1.71", "1.7")
 
 
 def _extract(repo: Path, commit: str, folder: str, dest: Path) -> bool:
@@ -76,6 +80,19 @@ def targets(sources: Path) -> dict[str, Path]:
     return out
 
 
+def runs(sources: Path) -> dict[str, list[str]]:
+    """Snapshot name -> `check` arguments."""
+    folders = targets(sources)
+    out = {name: [str(folder)] for name, folder in folders.items()}
+    record_track = sorted(f for n, f in folders.items() if n.startswith("records/track_10min_16mb/"))
+    for before, after in zip(record_track, record_track[1:]):
+        for policy in ("readme", "frontier"):
+            out[f"against/{after.name}/{policy}"] = [str(after), "--against", str(before), "--policy", policy]
+    for i, numbers in enumerate(NUMBER_REFERENCES):
+        out[f"against/my_run/{i}"] = ["submissions/my_run", "--against", numbers]
+    return out
+
+
 def _strip(value):
     if isinstance(value, dict):
         return {k: _strip(v) for k, v in value.items() if k not in TIMING_KEYS}
@@ -84,28 +101,48 @@ def _strip(value):
     return value
 
 
-def snap(out_dir: Path, sources: Path) -> int:
+def _strip_tables(text: str) -> str:
+    """Text or Markdown without its timing tables: a title line and every blank or table line after it."""
+    out, skipping = [], False
+    for line in text.split("\n"):
+        if line.strip().lstrip("#").strip() in TIMING_TITLES:
+            skipping = True
+            continue
+        if skipping and (not line.strip() or line.startswith(("  ", "|"))):
+            continue
+        skipping = False
+        out.append(line)
+    return "\n".join(out)
+
+
+def _body(fmt: str, done: subprocess.CompletedProcess) -> str:
+    if fmt != "json":
+        return f"exit {done.returncode}\n" + _strip_tables(done.stdout)
+    try:
+        return json.dumps(_strip(json.loads(done.stdout)), indent=1)
+    except json.JSONDecodeError:
+        return f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+
+
+def snap(out_dir: Path, sources: Path, formats: list[str]) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, folder in targets(sources).items():
-        done = subprocess.run([sys.executable, str(ROOT / "cli.py"), "check", str(folder), "--format", "json"],
-                              capture_output=True, text=True, cwd=ROOT)
-        try:
-            body = json.dumps(_strip(json.loads(done.stdout)), indent=1)
-        except json.JSONDecodeError:
-            body = f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
-        (out_dir / (name.replace("/", "__") + ".json")).write_text(body + "\n", encoding="utf-8")
+    for name, args in runs(sources).items():
+        for fmt in formats:
+            done = subprocess.run([sys.executable, str(ROOT / "cli.py"), "check", *args, "--format", fmt],
+                                  capture_output=True, text=True, cwd=ROOT)
+            (out_dir / f"{name.replace('/', '__')}.{fmt}").write_text(_body(fmt, done) + "\n", encoding="utf-8")
         print(f"{done.returncode} {name}")
     return 0
 
 
 def diff(before: Path, after: Path) -> int:
-    names = sorted({p.name for p in before.glob("*.json")} | {p.name for p in after.glob("*.json")})
+    names = sorted({p.name for p in before.iterdir()} | {p.name for p in after.iterdir()})
     changed = [n for n in names
                if not (before / n).exists() or not (after / n).exists()
                or (before / n).read_bytes() != (after / n).read_bytes()]
     for name in changed:
         print(f"changed: {name}")
-    print(f"{len(names)} targets, {len(changed)} changed")
+    print(f"{len(names)} outputs, {len(changed)} changed")
     return 1 if changed else 0
 
 
@@ -115,11 +152,14 @@ def main() -> int:
     one = sub.add_parser("snap")
     one.add_argument("out", type=Path)
     one.add_argument("--sources", type=Path, default=Path("/tmp/pgolf-snapshot-sources"))
+    one.add_argument("--formats", default="json", help="comma-separated: json, text, markdown, sarif")
     two = sub.add_parser("diff")
     two.add_argument("before", type=Path)
     two.add_argument("after", type=Path)
     args = parser.parse_args()
-    return snap(args.out, args.sources) if args.cmd == "snap" else diff(args.before, args.after)
+    if args.cmd == "diff":
+        return diff(args.before, args.after)
+    return snap(args.out, args.sources, [f for f in args.formats.split(",") if f])
 
 
 if __name__ == "__main__":
