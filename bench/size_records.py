@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.records_source import find_repo, materialize_records  # noqa: E402
-from harness.check.size import CAP_BYTES, check_size  # noqa: E402
+from harness.challenge import ARTIFACT_CAP_BYTES  # noqa: E402
+from harness.check.size import check_size  # noqa: E402
 from harness.submission.code import load_code  # noqa: E402
 from harness.submission.folder import load_submission  # noqa: E402
 from harness.submission.logs import load_logs  # noqa: E402
@@ -45,7 +46,7 @@ def measure(records: Path) -> int:
             kind = "wrapper only" if not over else "OVER"
             extra = sum(code.extra_files.values())
             lines.append(f"  {kind:12} {folder.parent.name[6:12]}/{folder.name[:58]:58} shipped {worst['shipped_total']:>11,}"
-                         f" (+{worst['shipped_total'] - CAP_BYTES:,}) logged {worst['logged_total'] or 0:>11,}"
+                         f" (+{worst['shipped_total'] - ARTIFACT_CAP_BYTES:,}) logged {worst['logged_total'] or 0:>11,}"
                          f" wrapper {worst.get('wrapper_total') or 0:>11,} extra code {extra:,} B")
         for problem in code.problems:
             if "no train_gpt.py" not in problem:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import importlib
+import sys
 from pathlib import Path
 
 import pytest
@@ -237,3 +239,12 @@ def test_rooms_import_downward():
             if any(target == f or target.startswith(f + ".") for f in ROOM_FORBIDDEN[room]):
                 bad.append(f"{name} -> {target}")
     assert bad == []
+
+
+@pytest.mark.parametrize("path", sorted(p for p in (ROOT / "bench").glob("*.py") if p.name != "__init__.py"),
+                         ids=lambda p: p.name)
+def test_bench_script_imports(path):
+    """Every benchmark script imports: a name moved or renamed in harness/ breaks here, not at the bench's next run."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    importlib.import_module(f"bench.{path.stem}")
