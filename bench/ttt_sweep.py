@@ -23,12 +23,7 @@ from reference.evaluate import sliding_eval, ttt_eval  # noqa: E402
 from reference.metric import load_byte_tables  # noqa: E402
 from reference.runner import resolve_data  # noqa: E402
 from reference.shards import load_tokens  # noqa: E402
-from reference.train_gpt import (  # noqa: E402
-    Hyperparameters,
-    find_tokenizer,
-    load_artifact,
-    ttt_config,
-)
+from reference.train_gpt import Hyperparameters, find_tokenizer, load_artifact, ttt_config  # noqa: E402
 
 KEYS = {"lr": ("lr", float), "epochs": ("epochs", int), "chunk": ("chunk_tokens", int),
         "momentum": ("momentum", float), "freeze": ("freeze_blocks", int), "batch": ("batch_seqs", int)}

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from rules.analysis.dataflow import (
-    LOOP_TYPES,
-    guarded_severity,
-    last_name,
-    script_facts,
-)
+from rules.analysis.dataflow import LOOP_TYPES, guarded_severity, last_name, script_facts
 from rules.base import Invalid, Rule, Valid
 
 

@@ -5,12 +5,7 @@ from __future__ import annotations
 import ast
 import re
 
-from rules.analysis.dataflow import (
-    guarded_severity,
-    is_val_source,
-    last_name,
-    script_facts,
-)
+from rules.analysis.dataflow import guarded_severity, is_val_source, last_name, script_facts
 from rules.base import Invalid, Rule, Valid
 
 _COLLECTOR_NAME = re.compile(r"hessian|gptq", re.IGNORECASE)

@@ -5,13 +5,7 @@ from __future__ import annotations
 import ast
 import re
 
-from rules.analysis.dataflow import (
-    TRAIN_NAME,
-    is_val_source,
-    last_name,
-    phases,
-    script_facts,
-)
+from rules.analysis.dataflow import TRAIN_NAME, is_val_source, last_name, phases, script_facts
 from rules.base import Invalid, Rule, Valid
 
 _LINK_VAL_AS_TRAIN = re.compile(

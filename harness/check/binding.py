@@ -55,9 +55,7 @@ def unwrapped_code(sub: Submission, code: Any = None) -> tuple[bytes, str]:
 
 def library_versions() -> dict[str, str]:
     """Installed versions, read from package metadata (nothing is imported)."""
-    from importlib import (
-        metadata,  # only re-runs write headers: keep `check`'s start-up free of it
-    )
+    from importlib import metadata  # only re-runs write headers: keep `check`'s start-up free of it
 
     out = {"python": platform.python_version()}
     for name in LIBRARIES:

@@ -12,13 +12,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass, field
-from decimal import (
-    ROUND_DOWN,
-    ROUND_HALF_EVEN,
-    ROUND_HALF_UP,
-    Decimal,
-    InvalidOperation,
-)
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import PurePosixPath
 
 from harness.submission.logs import LogRun, MetricLine

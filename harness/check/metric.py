@@ -15,11 +15,7 @@ from __future__ import annotations
 import math
 import re
 
-from harness.challenge import (
-    CANONICAL_VAL_BYTES,
-    CANONICAL_VAL_TOKENS,
-    EXPORT_VAL_BYTES,
-)
+from harness.challenge import CANONICAL_VAL_BYTES, CANONICAL_VAL_TOKENS, EXPORT_VAL_BYTES
 from harness.submission.logs import LogRun
 from harness.verdict import Report
 from rules.finding import Finding

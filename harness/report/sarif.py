@@ -20,9 +20,7 @@ SARIF_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
 
 
 def _tool_version() -> str:
-    from importlib import (
-        metadata,  # only SARIF needs it: ~15 ms of imports otherwise spent on every check
-    )
+    from importlib import metadata  # only SARIF needs it: ~15 ms of imports otherwise spent on every check
 
     try:
         return metadata.version(TOOL_NAME)

@@ -48,15 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import UserError
-from harness.run.probe_data import (
-    KEY,
-    VAL_TOKENS,
-    VOCAB,
-    Dataset,
-    StreamIndex,
-    build_dataset,
-    perturb_text,
-)
+from harness.run.probe_data import KEY, VAL_TOKENS, VOCAB, Dataset, StreamIndex, build_dataset, perturb_text
 from harness.run.probe_judge import (
     C3_MESSAGES,
     TOL,

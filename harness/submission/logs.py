@@ -21,13 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from harness.submission.log_lines import (
-    HYPER_ITEM,
-    read_hyper,
-    read_line,
-    read_metric,
-    strip_prefix,
-)
+from harness.submission.log_lines import HYPER_ITEM, read_hyper, read_line, read_metric, strip_prefix
 
 MAX_SOURCE_CHARS = 2_000_000  # cap on the embedded source kept per log (bounded memory on huge logs)
 MAX_METRIC_LINES = 200_000  # a log with more metric lines than this is not a training log; stop collecting

@@ -7,12 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from reference.metric import (
-    build_byte_tables,
-    load_byte_tables,
-    loss_and_bpb,
-    target_bytes,
-)
+from reference.metric import build_byte_tables, load_byte_tables, loss_and_bpb, target_bytes
 
 PIECES = [("<pad>", "control"), ("<s>", "control"), ("</s>", "control"), ("<unk>", "unknown"),
           ("<0x41>", "byte"), ("\u2581the", "normal"), ("cat", "normal"), ("\u2581", "normal"), ("\u00e9", "normal")]

@@ -5,14 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reference.shards import (
-    HEADER_BYTES,
-    ShardError,
-    TokenStream,
-    load_tokens,
-    read_shard,
-    write_shard,
-)
+from reference.shards import HEADER_BYTES, ShardError, TokenStream, load_tokens, read_shard, write_shard
 
 
 class TestShardFormat:

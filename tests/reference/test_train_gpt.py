@@ -8,13 +8,7 @@ import re
 import pytest
 
 from reference.outcome import InputError
-from reference.runner import (
-    EvalOptions,
-    TrainOptions,
-    evaluate_artifact,
-    read_log_figures,
-    train_submission,
-)
+from reference.runner import EvalOptions, TrainOptions, evaluate_artifact, read_log_figures, train_submission
 from reference.train_gpt import Hyperparameters, load_hyperparameters, lr_multiplier
 
 TINY = {"NUM_LAYERS": "2", "MODEL_DIM": "32", "NUM_HEADS": "2", "NUM_KV_HEADS": "1", "VOCAB_SIZE": "384",

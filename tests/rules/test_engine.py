@@ -9,13 +9,7 @@ from pathlib import Path
 import pytest
 
 from rules.base import Invalid, LogHints, Rule, Valid
-from rules.engine import (
-    SourceUnit,
-    analyse,
-    check_source,
-    discover_rules,
-    implemented_rule_ids,
-)
+from rules.engine import SourceUnit, analyse, check_source, discover_rules, implemented_rule_ids
 from rules.ttt_preeval_val import PreEvalValTTT
 
 MY_RULES = {"TTT-PREEVAL-VAL", "TTT-MULTIPASS-SCORE", "RESCORE-S1", "TEMP-CALIB-ON-VAL", "TTT-WARMUP-ON-VAL",

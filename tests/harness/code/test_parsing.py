@@ -6,13 +6,7 @@ import ast
 
 import pytest
 
-from rules.parsing import (
-    SourceParseError,
-    decode_source,
-    lower_312_syntax,
-    lower_fstrings,
-    parse_python,
-)
+from rules.parsing import SourceParseError, decode_source, lower_312_syntax, lower_fstrings, parse_python
 
 # Each snippet ends with `marker = 1` on the line given: the lowered tree must keep it there.
 PY312 = [

@@ -6,12 +6,7 @@ import shutil
 
 import pytest
 
-from harness.check.binding import (
-    check_binding,
-    make_artifact_line,
-    make_header,
-    read_binding,
-)
+from harness.check.binding import check_binding, make_artifact_line, make_header, read_binding
 from harness.submission.folder import load_submission
 from harness.verdict import Report
 
