@@ -136,10 +136,6 @@ def check_path(path: Path, options: CheckOptions | None = None) -> Report:
     return check_submission(sub, options, report)
 
 
-# The challenge repository's layout says which track a folder was submitted to; a PR that puts a run under
-# records/track_10min_16mb/ asks to be judged by the record budgets, whatever its submission.json says or omits.
-
-
 OTHER_SCRIPT_MAX_BYTES = 2_000_000
 
 
@@ -158,6 +154,8 @@ def _other_scripts(sub: Submission, code) -> dict[str, str]:
 
 
 def _infer_track_from_location(sub: Submission, claims: object) -> None:
+    """The challenge repository's layout says which track a folder was submitted to: a PR that puts a run under
+    records/track_10min_16mb/ asks to be judged by the record budgets, whatever its submission.json says or omits."""
     if claims is None or getattr(claims, "track", None) is not None:
         return
     track = TRACK_FOLDERS.get(Path(sub.root).resolve().parent.name)

@@ -266,7 +266,7 @@ class Significance:
         return out
 
 
-def _policy_result(policy: Policy, cand: Sample, ref: Sample, ratio: float | None,
+def _policy_result(policy: Policy, cand: Sample, ref: Sample, ratio: float | None, nats_known: bool,
                    comparable_nats: bool) -> PolicyResult:
     """Both tests for one policy: in bpb (decides) and, when every run has val_loss, in nats (reported)."""
     delta_bpb = 0.0 if policy.delta_nats == 0 else (None if ratio is None else stats.nats_to_bpb(policy.delta_nats,
@@ -277,7 +277,7 @@ def _policy_result(policy: Policy, cand: Sample, ref: Sample, ratio: float | Non
         return PolicyResult(**head, note="unit conversion unknown: the 0.005-nat margin cannot be expressed in bpb")
     test = stats.margin_test(cand.bpb, ref.bpb, delta_bpb)
     nats_test = None
-    if len(cand.pairs) == len(cand.values) and len(ref.pairs) == len(ref.values):
+    if nats_known:
         nats = stats.margin_test([v.val_loss for v in cand.values], [v.val_loss for v in ref.values],
                                  policy.delta_nats)
         nats_test = NatsTest(nats.method, nats.t, nats.df, nats.p, nats.passes(policy.alpha), comparable_nats)
@@ -290,8 +290,9 @@ def compare(cand: Sample, ref: Sample, typical_bpb_per_nat: float | None = None)
     ratio, ratio_source = _ratio(cand, typical_bpb_per_nat)
     ref_ratio = stats.bpb_per_nat(ref.pairs) if ref.pairs else None
     comparable = ratio is None or ref_ratio is None or not stats.ratios_differ(ratio, ref_ratio)
+    nats_known = len(cand.pairs) == len(cand.values) and len(ref.pairs) == len(ref.values)  # every run has val_loss
     summary_nats = None
-    if len(cand.pairs) == len(cand.values) and len(ref.pairs) == len(ref.values):
+    if nats_known:
         summary_nats = SidePair(stats.summarize([p[0] for p in cand.pairs]), stats.summarize([p[0] for p in ref.pairs]))
     notes = []
     if not comparable:
@@ -300,7 +301,8 @@ def compare(cand: Sample, ref: Sample, typical_bpb_per_nat: float | None = None)
     return Significance(
         candidate=cand, reference=ref, bpb_per_nat=ratio, reference_bpb_per_nat=ref_ratio, ratio_source=ratio_source,
         summary_bpb=SidePair(stats.summarize(cand.bpb), stats.summarize(ref.bpb)), summary_nats=summary_nats,
-        notes=notes, policies={name: _policy_result(p, cand, ref, ratio, comparable) for name, p in POLICIES.items()})
+        notes=notes,
+        policies={name: _policy_result(p, cand, ref, ratio, nats_known, comparable) for name, p in POLICIES.items()})
 
 
 # --- the check ----------------------------------------------------------------------------------------------------

@@ -280,8 +280,8 @@ def _judge(row: dict[str, Any], code: CodeBundle, uncounted: dict[str, int], rep
         report.add(Finding(
             "CODE-COUNTING", "error" if strict else "warning",
             f"{label}: cap decided by wrapper accounting: {shipped:,} bytes as shipped (model {row['model_bytes']:,} + "
-            f"code {code.code_bytes:,}) is over {ARTIFACT_CAP_BYTES:,}; {wrapper_total:,} with the logged compressed code size "
-            f"({compressed:,} bytes)" + (" (--strict-size judges the shipped bytes)" if strict else ""),
+            f"code {code.code_bytes:,}) is over {ARTIFACT_CAP_BYTES:,}; {wrapper_total:,} with the logged compressed "
+            f"code size ({compressed:,} bytes)" + (" (--strict-size judges the shipped bytes)" if strict else ""),
             file=code.entry, seed=seed, data=figures, evidence=evidence + log_evidence, source="log"))
         return
     row["verdict"] = "over"
@@ -320,7 +320,8 @@ def _judge_logged_totals_only(logs: list, report: Report) -> None:
         report.add(Finding(
             "ARTIFACT-CAP-16MB", "error",
             f"seed {run.seed}: the log reports a total of {run.total_size_bytes:,} bytes, over the "
-            f"{ARTIFACT_CAP_BYTES:,}-byte cap by {run.total_size_bytes - ARTIFACT_CAP_BYTES:,} (no shipped script to recount)",
+            f"{ARTIFACT_CAP_BYTES:,}-byte cap by {run.total_size_bytes - ARTIFACT_CAP_BYTES:,} "
+            "(no shipped script to recount)",
             file=run.path, line=(getattr(run, "line_of", {}) or {}).get("total_size"), seed=run.seed, source="log",
             data={"logged_total": run.total_size_bytes}))
     if any(getattr(r, "total_size_bytes", None) for r in logs):
