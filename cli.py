@@ -6,6 +6,7 @@
   python cli.py rules                                  every rule: ID, severity, summary, ruling
   python cli.py reproduce RUN/ --seeds 42,7,2024       re-run under harness-owned budgets and compare
   python cli.py ci --base origin/main                  check the submission folders a pull request changed
+  python cli.py audit --repo PG_CLONE/ -o audit.html   check every records folder of every pull-request head
   python cli.py probe RUN/                             run the evaluation with legality probes
   python cli.py data / train / eval                    the reference trainer
 
@@ -37,6 +38,8 @@ def _emit(text: str, output: Path | None) -> None:
     if output is None:
         click.echo(text)
     else:
+        if not output.parent.is_dir():
+            raise UserError(f"{output}: the folder {output.parent} does not exist")
         output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
 
 
@@ -144,6 +147,49 @@ def ci(base: str, head: str, repo_path: Path, sarif: Path | None, markdown: Path
     result = run_ci(CiOptions(base=base, head=head, repo=repo_path, sarif=sarif, markdown=markdown,
                               annotations=annotations, policy=policy))
     click.echo(result.text)
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@click.option("--repo", "repo_path", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="A local git copy of the challenge repository with its pull-request heads fetched.")
+@click.option("--refs", default="refs/pull/*/head", show_default=True, help="Which refs to audit (a ref pattern).")
+@click.option("--base", default=None, help="The ref pull requests are compared with (default: main, else master).")
+@click.option("--jobs", "-j", type=int, default=os.cpu_count() or 1, show_default=True, help="Worker processes.")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Verdict cache, keyed by folder content and harness source [default: ~/.cache/pgolf-harness/audit].")
+@click.option("--no-cache", is_flag=True, help="Check every folder again and keep nothing.")
+@click.option("--limit", type=int, default=None, help="Check only the first N distinct folders.")
+@click.option("--folder-timeout", type=float, default=300.0, show_default=True, help="Seconds allowed per folder.")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json", "html"]), default=None,
+              help="Output format [default: from the -o suffix, else text].")
+@output_option
+@click.option("--policy", type=click.Choice(["readme", "frontier"]), default="readme", show_default=True,
+              help="Significance policy.")
+def audit(repo_path: Path, refs: str, base: str | None, jobs: int, cache_dir: Path | None, no_cache: bool,
+          limit: int | None, folder_timeout: float, fmt: str | None, output: Path | None, policy: str) -> None:
+    """Check every records folder the pull-request heads add or change: a sortable table of verdicts."""
+    from harness.audit import DEFAULT_CACHE, AuditOptions, run_audit
+    from harness.report.audit import RENDERERS
+
+    if jobs < 1 or (limit is not None and limit < 0) or folder_timeout <= 0:
+        raise UserError("--jobs and --folder-timeout must be positive and --limit not negative")
+    if fmt is None:
+        suffix = output.suffix.lower() if output else ""
+        fmt = {".html": "html", ".htm": "html", ".md": "markdown", ".json": "json"}.get(suffix, "text")
+    if output is not None and not output.parent.is_dir():
+        raise UserError(f"{output}: the folder {output.parent} does not exist")
+
+    def progress(done: int, total: int) -> None:
+        if sys.stderr.isatty() or done == total or done % 100 == 0:
+            click.echo(f"\raudit: {done}/{total} folders checked", err=True, nl=done == total)
+
+    result = run_audit(AuditOptions(repo=repo_path, refs=refs, base=base, jobs=jobs, policy=policy,
+                                    cache=None if no_cache else (cache_dir or DEFAULT_CACHE), limit=limit,
+                                    folder_timeout_s=folder_timeout), progress=progress)
+    _emit(RENDERERS[fmt](result), output)
+    if output is not None:
+        click.echo(RENDERERS["text"](result).splitlines()[0], err=True)
     sys.exit(result.exit_code)
 
 

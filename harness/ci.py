@@ -9,20 +9,16 @@ not be checked, else 0. The outputs (merged SARIF, Markdown summary, workflow an
 
 from __future__ import annotations
 
-import io
-import subprocess
-import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
-from harness.errors import UserError
 from harness.report.ci import ci_text, write_ci_outputs
+from harness.submission.gitsource import RECORDS, changed_files, export_folder, require_repo, submission_folder
 from harness.verdict import EXIT_COULD_NOT_CHECK, EXIT_FINDINGS, EXIT_PASS, Report
 from rules.finding import Finding
-
-RECORDS = "records"
 
 
 @dataclass(frozen=True)
@@ -47,52 +43,6 @@ class CiResult:
     reports: dict[str, Report] = field(default_factory=dict)  # folder (repo-relative) -> its report
     sarif: dict[str, Any] | None = None
     markdown: str = ""
-
-
-def _git(repo: Path, *args: str) -> bytes:
-    try:
-        proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, timeout=300)
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise UserError(f"cannot run git: {exc}") from None
-    if proc.returncode != 0:
-        msg = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise UserError(f"git {' '.join(args[:2])} failed: {msg[-1] if msg else 'exit ' + str(proc.returncode)}")
-    return proc.stdout
-
-
-def changed_files(repo: Path, base: str, head: str) -> list[tuple[str, str]]:
-    """(status letter, path) for every file changed between the merge base of BASE and HEAD, and HEAD."""
-    for ref in (base, head):
-        try:
-            _git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
-        except UserError:
-            raise UserError(f"{ref}: not a commit in {repo} (fetch it, e.g. actions/checkout with "
-                            "fetch-depth: 0)") from None
-    out = _git(repo, "diff", "--name-status", "-z", "--no-renames", f"{base}...{head}")
-    parts = out.decode("utf-8", errors="surrogateescape").split("\0")
-    return [(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2) if parts[i]]
-
-
-def submission_folder(path: str) -> str | None:
-    """records/<track>/<name>/... -> records/<track>/<name>; None for anything else."""
-    parts = PurePosixPath(path).parts
-    if len(parts) >= 4 and parts[0] == RECORDS:
-        return "/".join(parts[:3])
-    return None
-
-
-def _export(repo: Path, head: str, folder: str, dest: Path) -> Path | None:
-    """Extract HEAD's copy of `folder` under dest (regular files and folders only); None when HEAD lacks it."""
-    try:
-        data = _git(repo, "archive", "--format=tar", head, "--", folder)
-    except UserError:
-        return None
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        safe = [m for m in tar.getmembers() if (m.isfile() or m.isdir()) and not m.name.startswith(("/", ".."))
-                and ".." not in PurePosixPath(m.name).parts]
-        tar.extractall(dest, members=safe, filter="data")
-    target = dest / folder
-    return target if target.is_dir() else None
 
 
 def _layout_report(changes: list[tuple[str, str]], folders: list[str]) -> Report:
@@ -128,8 +78,7 @@ def _check_folder(path: Path, policy: str) -> Report:
 def run_ci(opts: CiOptions) -> CiResult:
     """Check the folders changed between BASE and HEAD; write SARIF / Markdown where asked (harness.report.ci)."""
     repo = Path(opts.repo)
-    if not (repo / ".git").exists():
-        _git(repo, "rev-parse", "--git-dir")  # a worktree or bare repo still works; anything else is a UserError
+    require_repo(repo)  # a worktree or bare repo works; anything else is a UserError
     changes = changed_files(repo, opts.base, opts.head)
     folders = sorted({f for _s, p in changes if (f := submission_folder(p)) is not None})
     reports: dict[str, Report] = {}
@@ -138,7 +87,7 @@ def run_ci(opts: CiOptions) -> CiResult:
         reports[""] = layout
     with tempfile.TemporaryDirectory(prefix="pgolf-ci-") as tmp:
         for folder in folders:
-            exported = _export(repo, opts.head, folder, Path(tmp))
+            exported = export_folder(repo, opts.head, folder, Path(tmp))
             if exported is None:
                 continue  # the pull request deletes this folder: nothing to judge
             report = (opts.checker or _check_folder)(exported, opts.policy)

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 import cli
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = ["check", "rules", "reproduce", "ci", "probe", "data", "train", "eval"]
+COMMANDS = ["check", "rules", "reproduce", "ci", "audit", "probe", "data", "train", "eval"]
 
 
 def _run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:

@@ -211,13 +211,14 @@ def test_architecture_doc_names_every_module():
 
 
 # Which rooms of harness/ a room may not import (docs/architecture.md, "Imports run downward").
-ROOMS = ("harness.submission", "harness.check", "harness.run", "harness.report", "harness.ci")
+ROOMS = ("harness.submission", "harness.check", "harness.run", "harness.report", "harness.ci", "harness.audit")
 ROOM_FORBIDDEN = {
     "harness.challenge": ROOMS, "harness.errors": ROOMS, "harness.verdict": ROOMS,
-    "harness.submission": ("harness.check", "harness.run", "harness.report", "harness.ci"),
-    "harness.check": ("harness.run", "harness.report", "harness.ci"),
-    "harness.run": ("harness.report", "harness.ci", "harness.check.pipeline"),
-    "harness.report": ("harness.ci",),
+    "harness.submission": ("harness.check", "harness.run", "harness.report", "harness.ci", "harness.audit"),
+    "harness.check": ("harness.run", "harness.report", "harness.ci", "harness.audit"),
+    "harness.run": ("harness.report", "harness.ci", "harness.check.pipeline", "harness.audit"),
+    "harness.report": ("harness.ci", "harness.audit"),
+    "harness.ci": ("harness.audit",),
 }
 ROOM_EXCEPTIONS = {("harness.check.pipeline", "harness.run.probe")}  # `check --probe` runs the probe
 

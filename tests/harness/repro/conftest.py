@@ -149,3 +149,27 @@ def challenge_repo(tmp_path: Path):
         return _git(repo, "rev-parse", "HEAD")
 
     return repo, pr_commit
+
+
+@pytest.fixture
+def pull_request_heads(challenge_repo):
+    """The challenge repository and a helper that opens pull request N from main as refs/pull/N/head."""
+    repo, _pr = challenge_repo
+
+    def open_pr(number: int, files: dict[str, str | None]) -> str:
+        _git(repo, "checkout", "-q", "-B", f"pr{number}", "main")
+        for rel, text in files.items():
+            path = repo / rel
+            if text is None:
+                path.unlink()
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+        _git(repo, "add", "-A")
+        _git(repo, "commit", "-q", "--allow-empty", "-m", f"pr {number}")
+        sha = _git(repo, "rev-parse", "HEAD")
+        _git(repo, "update-ref", f"refs/pull/{number}/head", sha)
+        _git(repo, "checkout", "-q", "main")
+        return sha
+
+    return repo, open_pr

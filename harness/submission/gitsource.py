@@ -1,0 +1,100 @@
+"""Submission folders read out of a git repository: refs, changed folders, folder trees, exports.
+
+Used by `ci` (one pull request) and `audit` (every pull request of a challenge repository). The repository is
+only read: folders are exported with ``git archive`` into a folder the caller owns; the work tree, index and refs
+are never touched. A submission folder is ``records/<track>/<name>/``.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tarfile
+from pathlib import Path, PurePosixPath
+
+from harness.errors import UserError
+
+RECORDS = "records"
+
+
+def git(repo: Path, *args: str, timeout: float = 300) -> bytes:
+    """Run git in REPO; a failure is a UserError with git's last line."""
+    try:
+        proc = subprocess.run(["git", "-C", str(repo), *args], check=False, capture_output=True, timeout=timeout)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise UserError(f"cannot run git: {exc}") from None
+    if proc.returncode != 0:
+        msg = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise UserError(f"git {' '.join(args[:2])} failed: {msg[-1] if msg else 'exit ' + str(proc.returncode)}")
+    return proc.stdout
+
+
+def require_repo(repo: Path) -> None:
+    """A UserError unless REPO is a git repository (a work tree, a worktree or a bare one)."""
+    if not Path(repo).exists():
+        raise UserError(f"{repo}: no such folder")
+    git(repo, "rev-parse", "--git-dir")
+
+
+def resolve_commit(repo: Path, ref: str) -> str:
+    """The commit REF names; a UserError saying how to get it when the repository lacks it."""
+    try:
+        return git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").decode().strip()
+    except UserError:
+        raise UserError(f"{ref}: not a commit in {repo} (fetch it, e.g. actions/checkout with "
+                        "fetch-depth: 0)") from None
+
+
+def changed_files(repo: Path, base: str, head: str) -> list[tuple[str, str]]:
+    """(status letter, path) for every file changed between the merge base of BASE and HEAD, and HEAD."""
+    for ref in (base, head):
+        resolve_commit(repo, ref)
+    out = git(repo, "diff", "--name-status", "-z", "--no-renames", f"{base}...{head}")
+    parts = out.decode("utf-8", errors="surrogateescape").split("\0")
+    return [(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2) if parts[i]]
+
+
+def submission_folder(path: str) -> str | None:
+    """records/<track>/<name>/... -> records/<track>/<name>; None for anything else."""
+    parts = PurePosixPath(path).parts
+    if len(parts) >= 4 and parts[0] == RECORDS:
+        return "/".join(parts[:3])
+    return None
+
+
+def list_refs(repo: Path, pattern: str) -> list[tuple[str, str]]:
+    """(ref name, commit) for every ref matching PATTERN (a for-each-ref pattern, e.g. refs/pull/*/head)."""
+    out = git(repo, "for-each-ref", "--format=%(refname) %(objectname) %(objecttype)", pattern)
+    refs = []
+    for line in out.decode(errors="replace").splitlines():
+        name, sha, kind = line.split(" ")
+        if kind == "commit":
+            refs.append((name, sha))
+    return refs
+
+
+def folder_trees(repo: Path, commit: str, folders: list[str]) -> dict[str, str]:
+    """folder -> the git tree id of that folder at COMMIT (its content key); folders COMMIT lacks are left out."""
+    if not folders:
+        return {}
+    out = git(repo, "ls-tree", "-z", "-d", commit, "--", *folders)
+    trees = {}
+    for entry in out.decode("utf-8", errors="surrogateescape").split("\0"):
+        if entry:
+            meta, path = entry.split("\t", 1)
+            trees[path] = meta.split()[2]
+    return trees
+
+
+def export_folder(repo: Path, ref: str, folder: str, dest: Path) -> Path | None:
+    """Extract REF's copy of FOLDER under DEST (regular files and folders only); None when REF lacks it."""
+    try:
+        data = git(repo, "archive", "--format=tar", ref, "--", folder)
+    except UserError:
+        return None
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        safe = [m for m in tar.getmembers() if (m.isfile() or m.isdir()) and not m.name.startswith(("/", ".."))
+                and ".." not in PurePosixPath(m.name).parts]
+        tar.extractall(dest, members=safe, filter="data")
+    target = dest / folder
+    return target if target.is_dir() else None
