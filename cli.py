@@ -180,9 +180,13 @@ def audit(repo_path: Path, refs: str, base: str | None, jobs: int, cache_dir: Pa
     if output is not None and not output.parent.is_dir():
         raise UserError(f"{output}: the folder {output.parent} does not exist")
 
+    tty = sys.stderr.isatty()
+
     def progress(done: int, total: int) -> None:
-        if sys.stderr.isatty() or done == total or done % 100 == 0:
+        if tty:
             click.echo(f"\raudit: {done}/{total} folders checked", err=True, nl=done == total)
+        elif done == total or done % 100 == 0:
+            click.echo(f"audit: {done}/{total} folders checked", err=True)
 
     result = run_audit(AuditOptions(repo=repo_path, refs=refs, base=base, jobs=jobs, policy=policy,
                                     cache=None if no_cache else (cache_dir or DEFAULT_CACHE), limit=limit,

@@ -67,6 +67,7 @@ class AuditRow:
     error_rules: list[str] = field(default_factory=list)
     first_error: dict[str, Any] | None = None  # rule, file, line, message
     cached: bool = False
+    absent_files: list[str] = field(default_factory=list)  # blobs the local copy lacks (not judged)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -169,12 +170,14 @@ def check_tree(repo: str, commit: str, folder: str, policy: str, timeout_s: floa
     try:
         signal.setitimer(signal.ITIMER_REAL, timeout_s)
         with tempfile.TemporaryDirectory(prefix="pgolf-audit-") as tmp:
-            exported = export_folder(Path(repo), commit, folder, Path(tmp))
+            exported, absent = export_folder(Path(repo), commit, folder, Path(tmp))
             if exported is None:
                 return _error_contract(f"{commit[:12]} has no folder {folder}")
             report = check_path(exported, CheckOptions(policy=policy))
             report.target = folder
-            return json.loads(render_json(report))
+            contract = json.loads(render_json(report))
+            contract["absent_files"] = [p.removeprefix(folder + "/") for p in absent]
+            return contract
     except _FolderTimeout:
         return _error_contract(f"check ran past {timeout_s:g} s", transient=True)
     except Exception as exc:  # noqa: BLE001 - one folder's failure is reported for that folder alone
@@ -213,7 +216,7 @@ def row_from_contract(ref: str, commit: str, folder: str, tree: str, contract: d
         warnings=sum(1 for f in findings if f.get("severity") == "warning"),
         error_rules=sorted({f["rule"] for f in errors}),
         first_error=None if first is None else {k: first.get(k) for k in ("rule", "file", "line", "message")},
-        cached=cached)
+        cached=cached, absent_files=list(contract.get("absent_files", [])))
 
 
 def run_audit(opts: AuditOptions, progress: Any = None) -> AuditResult:

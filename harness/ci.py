@@ -87,7 +87,7 @@ def run_ci(opts: CiOptions) -> CiResult:
         reports[""] = layout
     with tempfile.TemporaryDirectory(prefix="pgolf-ci-") as tmp:
         for folder in folders:
-            exported = export_folder(repo, opts.head, folder, Path(tmp))
+            exported, _absent = export_folder(repo, opts.head, folder, Path(tmp))
             if exported is None:
                 continue  # the pull request deletes this folder: nothing to judge
             report = (opts.checker or _check_folder)(exported, opts.policy)

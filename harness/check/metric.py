@@ -23,6 +23,7 @@ from rules.finding import Finding
 BAND_REL = 0.0005  # measured spread of correct runs: -0.035 % (long-sequence truncation) to +0.003 %
 ERROR_REL = 0.005  # beyond 0.5 % the denominator is wrong, not truncated (Scylla +4.1 %, double-counted space +17 %)
 DEFAULT_TRUNCATION = 65_536  # allowed shortfall when the sequence length is unknown
+TRUNCATION_REL = 0.0002  # a shortfall this small is a multiple-of-batch truncation, not a subset (4,096 of 62 M seen)
 LEAKY_TRAIN_SHARDS = 1499  # local CaseOps preparation with --val-docs=10000 (issue #2127)
 
 
@@ -111,6 +112,14 @@ def _denominator(runs: list[LogRun], report: Report) -> None:
         report.skip("TOKENIZER-CHANGE-PROOF", "no log prints val_loss, val_bpb and val_tokens together")
 
 
+def _is_whole_split(tokens: int, canonical: int, seq_len: int | None) -> bool:
+    """Whether TOKENS is the canonical count up to truncation: below by at most eight sequences or 0.02 % (a
+    per-rank or per-batch multiple), above by at most one sequence (the raw stream before truncation)."""
+    seq = max(seq_len or 0, 2048)
+    below = max(8 * seq, TRUNCATION_REL * canonical) if seq_len else DEFAULT_TRUNCATION
+    return canonical - below <= tokens <= canonical + seq
+
+
 def _token_count(runs: list[LogRun], report: Report) -> None:
     judged = False
     for run in runs:
@@ -121,9 +130,9 @@ def _token_count(runs: list[LogRun], report: Report) -> None:
             continue
         judged = True
         canon = CANONICAL_VAL_TOKENS[family]
-        allowance = max(run.seq_len or 0, 2048) if run.seq_len else DEFAULT_TRUNCATION
-        if any(c - allowance <= run.val_tokens <= c for c in canon):
-            continue
+        if any(_is_whole_split(run.val_tokens, c, run.seq_len) for counts in CANONICAL_VAL_TOKENS.values()
+               for c in counts):
+            continue  # the count is a canonical split's (the paths' tokenizer name is weaker evidence than it)
         nearest = min(canon, key=lambda c: abs(c - run.val_tokens))
         low = run.val_tokens < nearest
         report.add(Finding(

@@ -42,6 +42,10 @@ def _summary(result: Any) -> list[str]:
              f"{result.folders} distinct folders ({result.checked} checked, {cached} from the cache) "
              f"in {result.wall_s:.0f} s; base {result.base[:12]}, harness {result.harness_key}",
              "verdicts: " + ", ".join(f"{v} {verdicts[v]}" for v in ("pass", "fail", "error"))]
+    absent = sum(1 for r in result.rows if r.absent_files)
+    if absent:
+        lines.append(f"{absent} rows lack files in the local copy (git blobs absent, e.g. a size-filtered mirror); "
+                     "those files were not judged")
     if rules:
         lines.append("error rules (rows): " + ", ".join(f"{r} {n}" for r, n in rules.most_common()))
     return lines

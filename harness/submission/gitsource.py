@@ -7,9 +7,7 @@ are never touched. A submission folder is ``records/<track>/<name>/``.
 
 from __future__ import annotations
 
-import io
 import subprocess
-import tarfile
 from pathlib import Path, PurePosixPath
 
 from harness.errors import UserError
@@ -86,15 +84,39 @@ def folder_trees(repo: Path, commit: str, folders: list[str]) -> dict[str, str]:
     return trees
 
 
-def export_folder(repo: Path, ref: str, folder: str, dest: Path) -> Path | None:
-    """Extract REF's copy of FOLDER under DEST (regular files and folders only); None when REF lacks it."""
+def export_folder(repo: Path, ref: str, folder: str, dest: Path) -> tuple[Path | None, list[str]]:
+    """Write REF's copy of FOLDER under DEST: (the folder or None when REF lacks it, files whose blobs are absent).
+
+    Regular files only (symlinks and submodules are left out, as `git archive` into a checkout-free folder would
+    leave them unusable). A blob the local copy lacks (a shallow or size-filtered mirror keeps the tree but not the
+    largest files) is listed instead of failing the whole folder.
+    """
+    listing = git(repo, "ls-tree", "-r", "-z", ref, "--", folder).decode("utf-8", errors="surrogateescape")
+    entries = []
+    for entry in filter(None, listing.split("\0")):
+        meta, path = entry.split("\t", 1)
+        mode, kind, sha = meta.split()
+        parts = PurePosixPath(path).parts
+        if kind == "blob" and mode in ("100644", "100755") and ".." not in parts and not path.startswith("/"):
+            entries.append((sha, path))
+    if not entries:
+        return None, []
     try:
-        data = git(repo, "archive", "--format=tar", ref, "--", folder)
-    except UserError:
-        return None
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        safe = [m for m in tar.getmembers() if (m.isfile() or m.isdir()) and not m.name.startswith(("/", ".."))
-                and ".." not in PurePosixPath(m.name).parts]
-        tar.extractall(dest, members=safe, filter="data")
-    target = dest / folder
-    return target if target.is_dir() else None
+        proc = subprocess.run(["git", "-C", str(repo), "cat-file", "--batch"], check=False, capture_output=True,
+                              timeout=600, input="".join(f"{sha}\n" for sha, _p in entries).encode())
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise UserError(f"cannot run git: {exc}") from None
+    out, pos, absent = proc.stdout, 0, []
+    for sha, path in entries:
+        end = out.index(b"\n", pos)
+        header = out[pos:end].split()
+        pos = end + 1
+        if len(header) < 3 or header[1] != b"blob":
+            absent.append(path)
+            continue
+        size = int(header[2])
+        target = dest / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(out[pos:pos + size])
+        pos += size + 1
+    return dest / folder, absent

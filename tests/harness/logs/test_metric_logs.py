@@ -45,11 +45,19 @@ def test_implied_bytes_formula(kit):
     assert implied_bytes(run) == pytest.approx(151_000_000, rel=1e-7)
 
 
-@pytest.mark.parametrize("tokens, expected", [(62_021_632, []), (62_021_000, []), (62_000_000, [("FULL-VAL-TOKEN-COUNT", "error")]),
-                                              (31_010_816, [("FULL-VAL-TOKEN-COUNT", "error")]),
-                                              (70_000_000, [("FULL-VAL-TOKEN-COUNT", "error")])])
+@pytest.mark.parametrize("tokens, expected", [
+    (62_021_632, []),  # VALID: the canonical count
+    (62_021_000, []),  # VALID: truncated to whole sequences
+    (62_017_536, []),  # VALID: truncated to a multiple of two sequences (per-rank split)
+    (62_021_845, []),  # VALID: the raw stream before truncation, under one sequence more
+    (47_851_520, []),  # VALID: the sp8192_caseops split's count under sp1024-named paths: the count decides
+    (62_000_000, [("FULL-VAL-TOKEN-COUNT", "error")]),  # INVALID near-miss: 21,632 tokens (0.035 %) short
+    (31_010_816, [("FULL-VAL-TOKEN-COUNT", "error")]),  # INVALID: half the split
+    (62_030_000, [("FULL-VAL-TOKEN-COUNT", "error")]),  # INVALID near-miss: more than one sequence over
+    (70_000_000, [("FULL-VAL-TOKEN-COUNT", "error")]),  # INVALID: a second pass over part of the split
+])
 def test_token_count(kit, tokens, expected):
-    """sp1024 val_tokens must be the canonical count up to sequence truncation."""
+    """sp1024 val_tokens must be a canonical count up to truncation; the count itself identifies the split."""
     report = Report("x")
     check_metric([baseline(kit, tokens=tokens)], None, report)
     assert findings(report, "FULL-VAL-TOKEN-COUNT") == expected

@@ -116,3 +116,16 @@ def test_cli_audit_writes_the_table_and_reports_bad_input(audited_repo, tmp_path
     for args in (["--repo", str(tmp_path)], ["--repo", str(repo), "-o", str(tmp_path / "missing" / "a.md")]):
         bad = _cli("audit", *args, "--cache", str(cache))
         assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "error:" in bad.stderr, bad.stderr
+
+
+def test_a_blob_missing_from_the_local_copy_is_listed_and_the_rest_judged(pull_request_heads, tmp_path):
+    """A size-filtered mirror lacks a model file: the folder is still exported and judged, the file is named."""
+    repo, open_pr = pull_request_heads
+    open_pr(7, _folder("2026-05-03_C", {**CLEAN, "final_model.ptz": "weights that the mirror lost\n"}))
+    sha = subprocess.run(["git", "-C", str(repo), "rev-parse", f"refs/pull/7/head:{TRACK}/2026-05-03_C/final_model.ptz"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    (repo / ".git" / "objects" / sha[:2] / sha[2:]).unlink()
+    result = run_audit(AuditOptions(repo=repo, cache=tmp_path / "cache", jobs=1))
+    row = next(r for r in result.rows if r.pr == "7")
+    assert row.verdict != "error" and row.absent_files == ["final_model.ptz"]
+    assert "lack files in the local copy" in RENDERERS["text"](result)
