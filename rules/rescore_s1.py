@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rules.analysis.passes import exclusive_branches, scoring_passes, shares_loop
+from rules.analysis.passes import exclusive_branches, leaves_before, scoring_passes, shares_loop
 from rules.base import Invalid, Rule, Valid
 
 _COMMON = '''import torch
@@ -59,6 +59,30 @@ main()
 '''
 
 
+_EVAL_ONLY_RETURNS = _COMMON + '''def main(eval_only):
+    val_tokens = torch.load("fineweb_val_000000.bin")
+    model = torch.nn.Linear(4, 4)
+    if eval_only:
+        print(f"final ttt val_bpb:{eval_val_ttt(model, torch.optim.SGD(model.parameters(), lr=0.01), val_tokens)}")
+        return
+    for step in range(100):
+        if step % 50 == 0:
+            print(f"step:{step} val_bpb:{eval_val(model, val_tokens)}")
+main(False)
+'''
+
+_EVAL_ONLY_FALLS_THROUGH = _COMMON + '''def main(eval_only):
+    val_tokens = torch.load("fineweb_val_000000.bin")
+    model = torch.nn.Linear(4, 4)
+    if eval_only:
+        print(f"ttt val_bpb:{eval_val_ttt(model, torch.optim.SGD(model.parameters(), lr=0.01), val_tokens)}")
+        if not val_tokens.numel():
+            return
+    print(f"final val_bpb:{eval_val(model, val_tokens)}")
+main(True)
+'''
+
+
 class RescoreAfterAdapt(Rule):
     """Flags a validation scoring pass that runs after a pass which scored and adapted on the same validation data
     (score-first TTT, then a re-evaluation with the adapted model).
@@ -74,10 +98,13 @@ class RescoreAfterAdapt(Rule):
     CODE = "PG203"
     MESSAGE = "Validation data is scored again after a pass that adapted on it (s1 re-score)."
     VALID = [Valid(_DIAGNOSTIC, name="diagnostic eval before TTT, TTT score reported"),
-             Valid(_EITHER, name="TTT pass or plain pass, one of the two branches")]
+             Valid(_EITHER, name="TTT pass or plain pass, one of the two branches"),
+             Valid(_EVAL_ONLY_RETURNS, name="the adapting pass sits in a branch that returns before the later eval")]
     INVALID = [Invalid(_RESCORE, expected_line=21, expected_severity="error", name="second eval after TTT"),
                Invalid(_RESCORE_IN_HELPER, expected_line=23, expected_severity="error",
-                       name="second eval after TTT, inside a reporting helper")]
+                       name="second eval after TTT, inside a reporting helper"),
+               Invalid(_EVAL_ONLY_FALLS_THROUGH, expected_line=24, expected_severity="error",
+                       name="near-miss: the branch returns only conditionally, so the re-score still runs")]
 
     def finish(self) -> None:
         for func in self.facts.graph.functions:
@@ -87,7 +114,8 @@ class RescoreAfterAdapt(Rule):
                     continue
                 for later in passes[i + 1:]:
                     if later.anchor is first.anchor or shares_loop(self.facts, first.anchor, later.anchor) \
-                            or exclusive_branches(self.facts, first.anchor, later.anchor):
+                            or exclusive_branches(self.facts, first.anchor, later.anchor) \
+                            or leaves_before(self.facts, first.anchor, later.anchor):
                         continue
                     if later.anchor.lineno <= getattr(first.anchor, "end_lineno", first.anchor.lineno):
                         continue

@@ -89,6 +89,45 @@ print(eval_ttt(torch.nn.Linear(4, 4), None, torch.load("fineweb_val_000000.bin")
 '''
 
 
+# A training loop with a periodic validation check that reuses the batch names: the training step reads the
+# training batch defined just before it, so the loop never trains on what it scores.
+_TRAIN_LOOP_PERIODIC_EVAL = '''import torch
+def train(model, opt, loader, steps, every):
+    for step in range(steps):
+        x, y = loader.next_batch()
+        loss = model(x, y)
+        loss.backward()
+        opt.step()
+        if step % every == 0:
+            held = torch.load("fineweb_val_000000.bin")
+            total = 0.0
+            for i in range(0, held.numel() - 1024, 1024):
+                x, y = held[i:i + 1024], held[i + 1:i + 1025]
+                with torch.no_grad():
+                    total += model(x, y).item()
+            print(f"step:{step} val_loss:{total}")
+train(torch.nn.Linear(4, 4), None, None, 10, 5)
+'''
+
+# The near-miss: on scoring steps the training step reads the validation window the branch just scored.
+_TRAIN_LOOP_TRAINS_ON_EVAL = '''import torch
+def train(model, opt, loader, steps, every):
+    held = torch.load("fineweb_val_000000.bin")
+    total = 0.0
+    for step in range(steps):
+        if step % every == 0:
+            x, y = held[:1024], held[1:1025]
+            with torch.no_grad():
+                total += model(x, y).item()
+        else:
+            x, y = loader.next_batch()
+        loss = model(x, y)
+        loss.backward()
+        opt.step()
+    return total
+print(train(torch.nn.Linear(4, 4), None, None, 10, 5))
+'''
+
 class MultipassScore(Rule):
     """Flags an outer loop over epochs (its counter never selects which validation tokens are read) that encloses
     both the scoring of validation tokens and training on them, so epoch 2 onwards scores tokens already trained on.
@@ -104,10 +143,13 @@ class MultipassScore(Rule):
     MESSAGE = "Multi-epoch TTT re-scores validation tokens the model has already trained on."
     VALID = [Valid(_LEGAL, name="epoch loop inside the chunk's train phase"),
              Valid(_PER_DOC, name="per-document LoRA reset per document"),
-             Valid(_EPOCH_SELECTS_SHARD, name="the counter picks a different slice each pass, and is logged")]
+             Valid(_EPOCH_SELECTS_SHARD, name="the counter picks a different slice each pass, and is logged"),
+             Valid(_TRAIN_LOOP_PERIODIC_EVAL, name="training loop with a periodic eval reusing the batch names")]
     INVALID = [Invalid(_MULTIPASS, expected_line=4, expected_severity="error", name="epoch loop around scoring"),
                Invalid(_LOGGED_EPOCHS, expected_line=4, expected_severity="error",
-                       name="epoch loop whose counter is only printed")]
+                       name="epoch loop whose counter is only printed"),
+               Invalid(_TRAIN_LOOP_TRAINS_ON_EVAL, expected_line=5, expected_severity="error",
+                       name="near-miss: on scoring steps the training step reads the scored window")]
 
     def finish(self) -> None:
         facts = self.facts

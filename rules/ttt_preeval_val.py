@@ -211,6 +211,30 @@ _ORDER_REBOUND = _ORDER_SWITCH.replace('order="score_first"', 'order=None').repl
 _FLAG_OFF = _INLINE_MAIN.replace('"PREQUANT_TTT", "1"', '"PREQUANT_TTT", "0"')
 
 
+# Two definitions of the same names: a warm-up on a training shard, then the scoring windows. Which one reaches the
+# warm-up's backward decides (flow-sensitive taint), not that the names are shared.
+_WARMUP = '''import torch
+def main():
+    model = torch.nn.Linear(4, 4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    held = torch.load("fineweb_val_000000.bin")
+    shard = torch.load("fineweb_train_000001.bin")
+    x, y = {WARM}[:1024], {WARM}[1:1025]
+    for _ in range(3):
+        model(x, y).backward()
+        opt.step()
+    total = 0.0
+    for i in range(0, held.numel() - 1024, 1024):
+        x, y = held[i:i + 1024], held[i + 1:i + 1025]
+        with torch.no_grad():
+            total += model(x, y).item()
+    print(f"final val_bpb:{total}")
+main()
+'''
+_WARMUP_ON_TRAIN = _WARMUP.replace("{WARM}", "shard")
+_WARMUP_ON_VAL = _WARMUP.replace("{WARM}", "held")
+
+
 class PreEvalValTTT(Rule):
     """Flags gradient updates (backward + optimizer step or parameter mutation) on a loss computed from validation
     tokens when, on some call path, no loop scores those tokens first: the "pre-quant TTT" fine-tune on val_tokens
@@ -234,9 +258,12 @@ class PreEvalValTTT(Rule):
         Valid(_SHARED_LOADER, name="train stream and val tokens read through the same shard helpers"),
         Valid(_EXAMPLE_LOOP, name="score-first loop with tuple-initialised totals, last chunk not trained"),
         Valid(_ORDER_SWITCH, name="train-first branch behind a parameter the caller leaves at score_first"),
+        Valid(_WARMUP_ON_TRAIN, name="warm-up on a training shard; the same names later hold the scored windows"),
     ]
     INVALID = [
         Invalid(_PREQUANT, expected_line=10, expected_severity="error", name="pre-quant TTT helper"),
+        Invalid(_WARMUP_ON_VAL, expected_line=9, expected_severity="error",
+                name="near-miss: the warm-up's names hold validation windows before it runs"),
         Invalid(_INLINE_MAIN, expected_line=13, expected_severity="error", name="inline in main, flag on"),
         Invalid(_FLAG_OFF, expected_line=13, expected_severity="warning", name="inline in main, flag off"),
         Invalid(_TRAIN_IN_EVAL, expected_line=7, expected_severity="error", name="train then score in eval"),

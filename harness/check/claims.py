@@ -114,7 +114,7 @@ def compare(claim_text: str | None, runs: list[LogRun], claims: Claims, attr: st
     finals = [(r, *_value(r.final, attr)) for r in runs]
     finals = [(r, v, d) for r, v, d in finals if v is not None]
     if not finals:
-        return Comparison("no_logs")
+        return _unread_figure(claim_text, runs, attr, Decimal(0)) or Comparison("no_logs")
     values = [v for _, v, _ in finals]
     low_dec = min(d for _, _, d in finals)
     everyone = _mean(values)
@@ -147,9 +147,24 @@ def compare(claim_text: str | None, runs: list[LogRun], claims: Claims, attr: st
     if hit is not None:
         hit.logs_mean = everyone
         return hit
+    unread = _unread_figure(claim_text, runs, attr, everyone)
+    if unread is not None:
+        return unread
     return Comparison("mismatch", f"claim {claim_text} equals no log; logs mean {_fmt(everyone, places)}"
                       + (f" (range {_fmt(min(values), places)}-{_fmt(max(values), places)})"
                          if len(values) > 1 else ""), paths, everyone)
+
+
+def _unread_figure(claim_text: str, runs: list[LogRun], attr: str, everyone: Decimal) -> Comparison | None:
+    """A bpb figure equal to the claim on a line the metric grammar does not read (an unknown tag, `val_bpb=`)."""
+    if attr != "val_bpb":
+        return None
+    for run in runs:
+        for line, key, number in reversed(run.bpb_figures):
+            if equal_at(claim_text, Decimal(number), decimals_of(number)):
+                return Comparison("unparsed", f"`{key}:{number}` figure at line {line} of {run.path} (a line the "
+                                  "log grammar does not read as a final score)", [run.path], everyone)
+    return None
 
 
 def _non_final(claim_text: str, runs: list[LogRun], attr: str) -> Comparison | None:
@@ -211,19 +226,28 @@ def check_claims(claims: Claims, logs: list[LogRun], report: Report) -> dict[str
     result = {"val_bpb": compare(claims.val_bpb_text, runs, claims, "val_bpb")}
     file = claims.path
     bpb = result["val_bpb"]
+    if bpb.kind == "no_logs" and claims.val_bpb_text is not None:
+        bpb = result["val_bpb"] = _unread_figure(claims.val_bpb_text, logs, "val_bpb", Decimal(0)) or bpb
     if bpb.kind == "no_logs":
-        report.add(Finding("SIGNIFICANCE", "warning",
-                           f"claimed val_bpb {claims.val_bpb_text} has no log with a final score behind it",
-                           file=file, source="log"))
+        # With logs shipped, a claim that no final score and no bpb figure in them equals is unsupported (a
+        # placeholder, a hand-written summary, a run cut short); with none, SUBMISSION-FORMAT reports the missing log.
+        shipped = list(logs)
+        report.add(Finding("SIGNIFICANCE", "error" if shipped else "warning",
+                           f"claimed val_bpb {claims.val_bpb_text} has no log with a final score behind it"
+                           + (f": no final score and no bpb figure equal to it in {len(shipped)} log(s)"
+                              if shipped else ""), file=file, source="log",
+                           evidence=tuple(Evidence(r.path, None, f"{r.n_lines} lines") for r in shipped[:5])))
     elif bpb.kind in ("mismatch", "pre_quant_step"):
         report.add(Finding("SIGNIFICANCE", "error", f"val_bpb: {bpb.detail}", file=file, source="log",
                            evidence=_evidence(runs), data={"claim": claims.val_bpb_text,
                                                            "logs_mean": str(bpb.logs_mean)}))
-    elif bpb.kind in ("subset", "single", "non_final", "pre_rounded"):
+    elif bpb.kind in ("subset", "single", "non_final", "pre_rounded", "unparsed"):
         severity = "info" if bpb.kind == "pre_rounded" else "warning"
         report.add(Finding("SIGNIFICANCE", severity,
-                           f"claimed val_bpb {claims.val_bpb_text} is the {bpb.detail}; all-log mean is "
-                           f"{_fmt(bpb.logs_mean, decimals_of(claims.val_bpb_text))}", file=file, source="log",
+                           f"claimed val_bpb {claims.val_bpb_text} is the {bpb.detail}"
+                           + (f"; all-log mean is {_fmt(bpb.logs_mean, decimals_of(claims.val_bpb_text))}"
+                              if bpb.logs_mean else "; no log has a final score the grammar reads"),
+                           file=file, source="log",
                            evidence=_evidence([r for r in runs if r.path in bpb.logs_used]),
                            data={"claim": claims.val_bpb_text, "kind": bpb.kind}))
     if claims.val_loss_text is not None and runs:

@@ -90,6 +90,12 @@ def _denominator(runs: list[LogRun], report: Report) -> None:
         found = implied_bytes(run)
         if found is None:
             continue
+        if not _any_whole_split(run):
+            # Scored on a part of the split (FULL-VAL-TOKEN-COUNT says so): its byte total is unknown, so the
+            # implied denominator has nothing to be compared with.
+            table.append({"log": run.path, "implied_bytes": round(found), "off_pct": None,
+                          "note": f"val_tokens {run.val_tokens:,} is not a whole split: bytes not compared"})
+            continue
         expected = EXPORT_VAL_BYTES.get(run.val_tokens, CANONICAL_VAL_BYTES)
         off = found / expected - 1
         slack = BAND_REL + _precision_rel(run)
@@ -120,6 +126,11 @@ def _is_whole_split(tokens: int, canonical: int, seq_len: int | None) -> bool:
     return canonical - below <= tokens <= canonical + seq
 
 
+def _any_whole_split(run: LogRun) -> bool:
+    return any(_is_whole_split(run.val_tokens, c, run.seq_len) for counts in CANONICAL_VAL_TOKENS.values()
+               for c in counts)
+
+
 def _token_count(runs: list[LogRun], report: Report) -> None:
     judged = False
     for run in runs:
@@ -130,8 +141,7 @@ def _token_count(runs: list[LogRun], report: Report) -> None:
             continue
         judged = True
         canon = CANONICAL_VAL_TOKENS[family]
-        if any(_is_whole_split(run.val_tokens, c, run.seq_len) for counts in CANONICAL_VAL_TOKENS.values()
-               for c in counts):
+        if _any_whole_split(run):
             continue  # the count is a canonical split's (the paths' tokenizer name is weaker evidence than it)
         nearest = min(canon, key=lambda c: abs(c - run.val_tokens))
         low = run.val_tokens < nearest

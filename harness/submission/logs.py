@@ -89,11 +89,17 @@ class LogRun:
     seq_len: int | None = None  # the longest train/eval sequence length printed (val token truncation unit)
     anomalies: list[str] = field(default_factory=list)
     n_lines: int = 0
+    # Every `<key>bpb<...>: <number>` figure on any line, read or not by the metric grammar: (line, key, number).
+    bpb_figures: list[tuple[int, str, str]] = field(default_factory=list)
 
     @property
     def is_run_log(self) -> bool:
         """True when the file shows a training or evaluation run (metric or step lines), not e.g. a pip freeze."""
         return bool(self.metrics) or self.train_time_ms is not None or self.last_step is not None
+
+
+BPB_FIGURE = re.compile(r"([A-Za-z_][\w.]*bpb[\w.]*)\s*[:=]?\s*([0-9]+\.[0-9]+)", re.IGNORECASE)
+MAX_BPB_FIGURES = 5000
 
 
 class _Parser:
@@ -201,6 +207,8 @@ class _Parser:
             self.run.line_of.setdefault("hyperparameters", self.lineno)
             return
         if stripped:
+            if "bpb" in stripped.lower() and len(self.run.bpb_figures) < MAX_BPB_FIGURES:
+                self.run.bpb_figures.extend((self.lineno, k, v) for k, v in BPB_FIGURE.findall(stripped))
             if "val_loss" in stripped and "val_bpb" in stripped:
                 self._metric(stripped)
             read_line(self.run, stripped, self.lineno)

@@ -65,3 +65,51 @@ def exclusive_branches(facts, a: ast.AST, b: ast.AST) -> bool:
     child_a = chain_a[ids[id(node)] - 1] if ids[id(node)] else a
     in_body = lambda n: any(n is s for s in node.body)  # noqa: E731
     return in_body(child_a) != in_body(child)
+
+
+_BODIES = ("body", "orelse", "finalbody", "handlers")
+_SCOPE_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.Module)
+
+
+def leaves_before(facts, a: ast.AST, b: ast.AST) -> bool:
+    """True when every path from A leaves the function before reaching B: some block enclosing A ends in an
+    unconditional `return` or `raise` after A and before B (an opt-in evaluation branch that returns)."""
+    parents = facts.graph.parents
+    inside_b = {id(n) for n in _chain(parents, b)}
+    node = a
+    while True:
+        parent = parents.get(node)
+        if parent is None:
+            return False
+        if _block_ends(parent, node, inside_b):
+            return True
+        if id(parent) in inside_b or isinstance(parent, _SCOPE_TYPES):
+            return False  # B is reached from this level on (a later statement, a loop's next iteration)
+        node = parent
+
+
+def _chain(parents: dict, node: ast.AST) -> list[ast.AST]:
+    out = []
+    while node is not None:
+        out.append(node)
+        node = parents.get(node)
+    return out
+
+
+def _in_bodies(parent: ast.AST, node: ast.AST) -> bool:
+    return any(any(s is node for s in getattr(parent, name, []) or []) for name in _BODIES)
+
+
+def _block_ends(parent: ast.AST, node: ast.AST, inside_b: set[int]) -> bool:
+    """Whether the statement list holding NODE ends in a return/raise after NODE and before anything holding B."""
+    for name in _BODIES:
+        block = getattr(parent, name, None) or []
+        if not any(s is node for s in block):
+            continue
+        after = block[next(i for i, s in enumerate(block) if s is node) + 1:]
+        for stmt in after:
+            if id(stmt) in inside_b:
+                return False
+            if isinstance(stmt, (ast.Return, ast.Raise)):
+                return True
+    return False

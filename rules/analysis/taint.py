@@ -1,8 +1,9 @@
 """Validation-data taint: which values in the script derive from the validation split, across functions.
 
 Labels: ("VAL", line, note) for a value derived from a validation source first seen at that line, and ("P", id, i)
-for "whatever the caller passed as parameter i of function id". Each function is analysed once, flow-insensitively,
-with its parameters symbolic, giving a *summary*: the labels of its return value in terms of its own sources and
+for "whatever the caller passed as parameter i of function id". Each function is analysed once, with its local
+names flow-sensitive (each definition holds its own labels and a read sees only the definitions that reach it,
+rules.analysis.reaching) and its parameters symbolic, giving a *summary*: the labels of its return value in terms of its own sources and
 its parameters. A call to a script function substitutes the summary with the labels of the actual arguments at that
 call site, so a helper shared by the training and the validation loaders (`shard_paths(pattern)`,
 `read_shard(path)`) taints only the validation side. A parameter is VAL when some call site passes VAL into it
@@ -25,9 +26,10 @@ from __future__ import annotations
 
 import ast
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from rules.analysis.graph import SKIPPED_TYPES, FuncInfo, Graph
+from rules.analysis.reaching import ReachingDefinitions
 from rules.analysis.taint_types import ReceiverTypes
 
 VAL_NAME = re.compile(r"^(val|valid|validation)_(tokens?|toks|files?|data|bytes?|ids|stream|docs?|seqs?)$")
@@ -65,6 +67,7 @@ class Taint:
         self._lookup_cache: dict[tuple[int, str], FuncInfo | None] = {}
         self.types = ReceiverTypes(graph)
         self._local_names = self._comprehension_names()
+        self._reads, self._updates = self._reaching()
         self._flows = {f: self._collect_flows(f) for f in graph.functions}
         self._solve()
 
@@ -86,6 +89,27 @@ class Taint:
                 if type(node) is ast.Name and node.id in names and id(node) not in outside:
                     out[node] = node.id + key  # a nested comprehension comes later and rebinds its own names
         return out
+
+    # ---- flow sensitivity -----------------------------------------------------------------------------------
+    def _reaching(self) -> tuple[dict[ast.Name, tuple[str, ...]], dict[ast.Name, tuple[str, ...]]]:
+        """Each read of a local name -> the keys of the definitions that reach it (rules.analysis.reaching), and
+        each `x += v` target -> the keys of the definitions it updates. A definition's key is the name plus its
+        position, so two assignments of `x` in one function hold separate labels; the plain name still holds the
+        union of all of them, for closures and for reads no local definition reaches."""
+        reads: dict[ast.Name, tuple[str, ...]] = {}
+        updates: dict[ast.Name, tuple[str, ...]] = {}
+        for func in self.graph.functions:
+            node = func.node
+            args = node.args if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
+            params = [*args.posonlyargs, *args.args, *([args.vararg] if args.vararg else []), *args.kwonlyargs,
+                      *([args.kwarg] if args.kwarg else [])] if args else []
+            try:
+                chains = ReachingDefinitions(node, params)
+            except RecursionError:
+                continue  # too deep to walk: this function keeps the flow-insensitive meaning
+            reads.update((n, tuple(sorted(def_key(d) for d in defs))) for n, defs in chains.reads.items() if defs)
+            updates.update((n, tuple(sorted(def_key(d) for d in defs))) for n, defs in chains.updates.items())
+        return reads, updates
 
     # ---- compiling expressions into atoms -------------------------------------------------------------------
     def atoms(self, expr: ast.AST | None, scope: FuncInfo) -> tuple:
@@ -109,7 +133,12 @@ class Taint:
     def _compile(self, node: ast.AST, scope: FuncInfo, out: list) -> None:
         kind = type(node)
         if kind is ast.Name:
-            out.append(("n", self._local_names.get(node, node.id)))
+            local = self._local_names.get(node)
+            keys = self._reads.get(node) if local is None else None
+            if keys:
+                out.extend(("n", key) for key in keys)
+            else:
+                out.append(("n", local or node.id))
         elif kind is ast.Attribute:
             out.append(("a", node.attr, node.lineno, self.types.owner(node.value, scope)))
             self._compile(node.value, scope, out)
@@ -237,12 +266,12 @@ class Taint:
         fid = self.fid[id(scope)]
         env: dict[str, frozenset] = {}
         for i, name in enumerate(scope.params):
-            env[name] = frozenset({("P", fid, i)})
-            bound.add(name)
+            env[name] = env[f"{name}#param"] = frozenset({("P", fid, i)})
+            bound.update((name, f"{name}#param"))
         if scope.node is not self.graph.module.node and not scope.call_sites:
             for name in scope.params:  # an entry point nobody calls: trust its parameter names
                 if VAL_NAME.match(name):
-                    env[name] = env[name] | {("VAL", scope.line, f"parameter `{name}`")}
+                    env[name] = env[f"{name}#param"] = env[name] | {("VAL", scope.line, f"parameter `{name}`")}
         self_name = scope.params[0] if scope.is_method and scope.class_name in self.types.family else None
 
         def bind(target: ast.AST, atoms: tuple, class_name: str | None = None) -> None:
@@ -251,8 +280,12 @@ class Taint:
                     flows.append(("field", (self.types.family.get(class_name, class_name), target.id), atoms, False))
                 else:
                     name = self._local_names.get(target, target.id)
-                    flows.append(("bind", name, atoms, None))
-                    bound.add(name)
+                    # a definition binds its own key; a read used as a target (`buf[i] = v`, `buf.append(v)`)
+                    # fills the definitions that reach it
+                    keys = (def_key(target),) if isinstance(target.ctx, ast.Store) else self._reads.get(target, ())
+                    for key in (name, *keys):
+                        flows.append(("bind", key, atoms, None))
+                        bound.add(key)
             elif isinstance(target, ast.Attribute):
                 receiver = target.value
                 if self_name is not None and isinstance(receiver, ast.Name) and receiver.id == self_name:
@@ -292,7 +325,10 @@ class Taint:
                             bind(t, self.atoms(v, scope), owner_class)
                     else:
                         bind(target, self.atoms(value, scope), owner_class)
-            elif isinstance(node, (ast.AugAssign, ast.AnnAssign)) and node.value is not None:
+            elif isinstance(node, ast.AugAssign):
+                before = tuple(("n", key) for key in self._updates.get(node.target, ()))  # x += v keeps x's labels
+                bind(node.target, self.atoms(node.value, scope) + before, owner_class)
+            elif isinstance(node, ast.AnnAssign) and node.value is not None:
                 bind(node.target, self.atoms(node.value, scope), owner_class)
             elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
                 bind(node.target, self.atoms(node.iter, scope))
@@ -406,6 +442,15 @@ class Taint:
                         self.param_val[(cid, index)] = old | vals
                         changed = True
         return changed
+
+
+def def_key(node: ast.AST) -> str:
+    """The environment key of one definition: the name and where it is defined (a parameter: `name#param`)."""
+    if isinstance(node, ast.arg):
+        return f"{node.arg}#param"
+    name = node.id if isinstance(node, ast.Name) else getattr(node, "name", None) or getattr(node, "asname", None) \
+        or getattr(node, "arg", "?")
+    return f"{name}#{getattr(node, 'lineno', 0)}:{getattr(node, 'col_offset', 0)}"
 
 
 def _chain(scope: FuncInfo) -> tuple[FuncInfo, ...]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import time
 from pathlib import Path
 
 import pytest
@@ -85,18 +84,17 @@ def test_suppression_comments_are_ignored():
     assert [v for v in check_source(text).findings if v.rule == PreEvalValTTT.ID]
 
 
-def test_large_script_is_analysed_quickly():
-    """Twenty copies of every fixture (~2,000 lines of functions) go through all rules in well under a second."""
+def test_large_script_is_analysed_without_problems():
+    """Three copies of every fixture (over 1,000 lines of functions) go through all rules with no analysis problem
+    (its speed is measured by bench/check_speed.py, not here)."""
     parts = []
     for i, cls in enumerate(discover_rules()):
         for j, case in enumerate([*cls.VALID, *cls.INVALID]):
             parts.append(f"def fixture_{i}_{j}():\n" + "".join("    " + line + "\n" for line in case.code.splitlines()))
     text = "\n".join(parts * 3)
     assert len(text.splitlines()) > 1000
-    start = time.perf_counter()
     result = check_source(text)
     assert not result.problems
-    assert time.perf_counter() - start < 2.0
 
 
 def test_engine_never_imports_harness_or_torch():

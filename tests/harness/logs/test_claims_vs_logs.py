@@ -131,3 +131,34 @@ def test_duplicate_logs_fold():
     result = check_claims(claims(val_bpb=1.15), logs, report)
     assert result["val_bpb"].kind == "all"
     assert report.facts["seeds"][1]["duplicate_of"] == "train.log"
+
+
+@pytest.mark.parametrize("tail, claim, expected", [
+    # VALID: the claim is the last figure of a mixer the grammar does not know: a warning that names the line
+    ("ppm_mix_bpb:0.832925 elapsed:410s\n", 0.832925, ("warning", "`ppm_mix_bpb:0.832925` figure at line 2")),
+    # INVALID: no figure anywhere in the log equals the claim
+    ("ppm_mix_bpb:0.832925 elapsed:410s\n", 0.8129, ("error", "equals no log")),
+])
+def test_a_claim_equal_to_an_unread_bpb_figure_is_a_warning(tail, claim, expected):
+    """A claim that equals a bpb figure on a line the metric grammar does not read is named, not called unsupported."""
+    log = parse_log("final_int8_zlib_roundtrip_exact val_loss:2.00000000 val_bpb:1.10000000\n" + tail, "train.log")
+    report = Report("x")
+    check_claims(claims(val_bpb=claim), [log], report)
+    ((severity, message),) = sig(report)
+    assert severity == expected[0] and expected[1] in message
+
+
+@pytest.mark.parametrize("text, expected", [
+    # VALID: a log in a dialect the grammar does not read, whose `val_bpb=` figure is the claim
+    ("step=60000000 bpb=1.912753\nval_bpb=1.91070694\n", ("warning", "`val_bpb:1.91070694` figure at line 2")),
+    # INVALID: a placeholder log with no score at all
+    ("PENDING: results will be added after the run\n", ("error", "no final score and no bpb figure equal to it")),
+    # INVALID: an empty log file
+    ("", ("error", "no final score and no bpb figure equal to it")),
+])
+def test_a_claim_no_shipped_log_shows_is_an_error(text, expected):
+    """With logs shipped but no final score in them, a claim equal to no bpb figure in them is unsupported."""
+    report = Report("x")
+    check_claims(claims(val_bpb=1.91070694), [parse_log(text, "train.log")], report)
+    ((severity, message),) = sig(report)
+    assert severity == expected[0] and expected[1] in message

@@ -85,3 +85,16 @@ def test_local_dataset_is_not_comparable():
     check_metric([run], None, report)
     assert findings(report) == [("FULL-VAL-TOKEN-COUNT", "warning")]
     assert {n.rule for n in report.not_checked} == {"BPB-BYTE-LUT", "TOKENIZER-CHANGE-PROOF", "TRAIN-VAL-OVERLAP"}
+
+
+@pytest.mark.parametrize("tokens, bytes_total, expected", [
+    # VALID for BPB-BYTE-LUT: a declared 2,097,152-token subset at the split's bytes per token; only the count is wrong
+    (2_097_152, 5_108_900, [("FULL-VAL-TOKEN-COUNT", "error")]),
+    # INVALID: the whole split with a denominator 4 % too large is still a byte-table error
+    (62_021_632, 157_300_000, [("BPB-BYTE-LUT", "error")]),
+])
+def test_denominator_is_compared_only_on_a_whole_split(kit, tokens, bytes_total, expected):
+    """The implied byte denominator is compared with the split's bytes only when the whole split was scored."""
+    report = Report("x")
+    check_metric([baseline(kit, tokens=tokens, bytes_total=bytes_total)], None, report)
+    assert findings(report) == expected

@@ -1,0 +1,38 @@
+"""Findings about logs that are not behind the claimed score are warnings, not errors.
+
+A folder often ships more logs than the claim rests on: a tuning run with other settings, a comparison run of the
+baseline script, an extra run on other hardware. When the claimed val_bpb is explained by a proper subset of the
+logs (harness.check.claims: kind "subset"), a size, budget, metric or log-code finding about a log outside that
+subset does not concern the submitted runs: it stays visible, as a warning that says so. When the claim rests on
+every log, or on no identifiable set, nothing changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from harness.verdict import Report
+
+# Rules whose log-level findings concern one run's own figures.
+PER_RUN_RULES = frozenset({"ARTIFACT-CAP-16MB", "LOG-CODE-CONSISTENCY", "TRAIN-TIME-600", "EVAL-TIME-600", "HARDWARE",
+                           "FULL-VAL-TOKEN-COUNT", "BPB-BYTE-LUT", "TOKENIZER-CHANGE-PROOF"})
+
+
+def scope_to_claim(comparisons: dict | None, report: Report) -> None:
+    """Turn errors about logs outside the claim's subset into warnings that name the logs behind the claim."""
+    bpb = (comparisons or {}).get("val_bpb")
+    if bpb is None or bpb.kind != "subset" or not bpb.logs_used:
+        return
+    behind = set(bpb.logs_used)
+    names = ", ".join(sorted(behind)[:4]) + (" …" if len(behind) > 4 else "")
+    for i, finding in enumerate(report.findings):
+        if finding.severity == "error" and finding.rule in PER_RUN_RULES and finding.file \
+                and finding.source in ("log", "artifact") and finding.file not in behind \
+                and _is_log(finding.file, report):
+            report.findings[i] = replace(finding, severity="warning", message=(
+                f"{finding.message} (this log is not among those behind the claimed val_bpb: {names})"))
+
+
+def _is_log(path: str, report: Report) -> bool:
+    logs = {row.get("log") for row in report.facts.get("seeds", [])}
+    return path in logs
