@@ -46,7 +46,8 @@ class SourceUnit:
 @dataclass
 class EngineResult:
     findings: list[Finding] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # units that could not be parsed, rules that crashed
+    problems: list[str] = field(default_factory=list)  # units that could not be parsed, analysis too deep
+    failed: dict[str, str] = field(default_factory=dict)  # rule ID -> why it raised (that rule alone is not checked)
     seconds: dict[str, float] = field(default_factory=dict)  # unit path -> analysis time
 
 
@@ -69,13 +70,29 @@ def implemented_rule_ids() -> list[str]:
     return sorted({r.ID for r in discover_rules()})
 
 
-def _dispatch_table(instances: list[Rule]) -> dict[str, list]:
+def _dispatch_table(instances: list[Rule], failed: dict[str, str]) -> dict[str, list]:
     table: dict[str, list] = {}
     for rule in instances:
         for name in dir(type(rule)):
             if name.startswith(("visit_", "leave_")):
-                table.setdefault(name, []).append(getattr(rule, name))
+                table.setdefault(name, []).append(_guarded(rule, getattr(rule, name), failed))
     return table
+
+
+def _guarded(rule: Rule, method, failed: dict[str, str]):
+    """METHOD, which records its rule as failed instead of raising, and does nothing once its rule has failed."""
+    def call(node: ast.AST) -> None:
+        if rule.ID in failed:
+            return
+        try:
+            method(node)
+        except Exception as exc:  # noqa: BLE001 - one rule's crash is that rule's "not checked", never the others'
+            failed[rule.ID] = _why(exc)
+    return call
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
 def _dispatch(facts: Facts, table: dict[str, list]) -> None:
@@ -132,20 +149,33 @@ def analyse_unit(
     except Exception as exc:  # noqa: BLE001 - SyntaxError, ValueError, rules.parsing.SourceParseError: all one problem
         result.problems.append(f"{unit.path}: could not parse ({type(exc).__name__}: {exc})")
         return result
-    facts = Facts(tree, unit.text)
+    classes = tuple(rule_classes or discover_rules())
+    try:
+        facts = Facts(tree, unit.text)
+    except RecursionError as exc:
+        result.problems.append(f"{unit.path}: analysis too deep ({exc})")
+        return result
+    except Exception as exc:  # noqa: BLE001 - the shared analysis failed: every rule is not checked, with the reason
+        result.failed.update((cls.ID, f"the analysis core failed ({_why(exc)})") for cls in classes)
+        return result
     context = RuleContext(unit.path, unit.text, tree, facts, log_hints or LogHints(), unit.origin)
-    instances = [cls(context) for cls in (rule_classes or discover_rules())]
-    table = _dispatch_table(instances)
+    instances = [cls(context) for cls in classes]
+    table = _dispatch_table(instances, result.failed)
     try:
         if table:  # rules that only read facts in finish() need no walk
             _dispatch(facts, table)
     except RecursionError as exc:
         result.problems.append(f"{unit.path}: analysis too deep ({exc})")
     for rule in instances:
+        if rule.ID in result.failed:
+            continue
         try:
             rule.finish()
         except RecursionError as exc:
             result.problems.append(f"{unit.path}: {rule.ID} could not finish ({exc})")
+        except Exception as exc:  # noqa: BLE001 - this rule alone is not checked; every other finding stands
+            result.failed[rule.ID] = _why(exc)
+            continue
         result.findings.extend(rule.findings)
     result.findings = _dedupe(result.findings)
     result.seconds[unit.path] = time.perf_counter() - start
@@ -173,6 +203,8 @@ def analyse(
         part = analyse_unit(unit, log_hints, classes)
         total.findings.extend(part.findings)
         total.problems.extend(part.problems)
+        for rule, why in part.failed.items():
+            total.failed.setdefault(rule, f"{unit.path}: {why}")
         total.seconds.update(part.seconds)
     return total
 

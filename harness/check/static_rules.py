@@ -30,14 +30,19 @@ def log_hints_from(logs: Iterable[Any]) -> LogHints:
 def run_static_rules(code: Any, logs: Iterable[Any], report: Report) -> None:
     """Run every static rule over every Python unit of CODE (a harness.submission.code.CodeBundle) into REPORT."""
     hints = log_hints_from(logs)
+    failed: dict[str, str] = {}
     for unit in getattr(code, "units", []) or []:
         result = analyse_unit(unit, hints)
         report.analysis_problems.extend(result.problems)
+        for rule, why in result.failed.items():
+            failed.setdefault(rule, f"{unit.path}: {why}")
         for path, seconds in result.seconds.items():
             report.timings_ms[f"static rules: {path} ({unit.origin})"] = round(seconds * 1000, 1)
-        for finding in result.findings:
+        for finding in result.findings:  # a rule that failed on another unit keeps what it found on this one
             report.add(finding)
-    report.mark_checked(*implemented_rule_ids())
+    report.mark_checked(*(rule for rule in implemented_rule_ids() if rule not in failed))
+    for rule, why in sorted(failed.items()):
+        report.skip(rule, f"{rule} failed ({why})")
 
 
 # Files that are not Python but still say what runs: compiled C/C++ helpers, and shell commands in the README or in

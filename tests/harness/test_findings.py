@@ -40,3 +40,19 @@ def test_json_contract_fields():
     assert data["verdict"] == "fail"
     assert {k: data["findings"][0][k] for k in ("rule", "severity", "file", "line", "message")} == {
         "rule": "ARTIFACT-CAP-16MB", "severity": "error", "file": "train_seed1.log", "line": 3, "message": "over"}
+
+
+def test_a_crashing_rule_is_not_checked_in_the_report(monkeypatch, legal_submission):
+    """A static rule that raises is listed as not checked with its reason; the verdict is not "could not check"."""
+    from harness.check.pipeline import check_path
+    from rules.network_at_eval import NetworkAtEval
+
+    def boom(self):
+        raise KeyError("missing fact")
+
+    monkeypatch.setattr(NetworkAtEval, "finish", boom)
+    report = check_path(legal_submission)
+    reasons = {n.rule: n.reason for n in report.not_checked}
+    assert "NETWORK-AT-EVAL failed" in reasons["NETWORK-AT-EVAL"] and "KeyError" in reasons["NETWORK-AT-EVAL"]
+    assert "NETWORK-AT-EVAL" not in report.checked and "TTT-PREEVAL-VAL" in report.checked
+    assert report.verdict != "error"

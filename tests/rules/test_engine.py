@@ -251,3 +251,20 @@ def test_code_reached_from_an_unguarded_call_site_keeps_its_error():
 
     hits = [v for v in check_source(MULTI_SITE).findings if v.rule == "TTT-PREEVAL-VAL"]
     assert [v.severity for v in hits] == ["error"]
+
+
+@pytest.mark.parametrize("where", ["finish", "visit_Call"])
+def test_a_crashing_rule_is_not_checked_and_the_others_stand(monkeypatch, where):
+    """A rule that raises (in a visit or in finish) is reported as failed; every other rule's findings stand."""
+    from rules.network_at_eval import NetworkAtEval
+    from rules.ttt_preeval_val import PreEvalValTTT
+
+    def boom(self, *args):
+        raise ValueError("analysis bug")
+
+    monkeypatch.setattr(NetworkAtEval, where, boom, raising=False)
+    case = PreEvalValTTT.INVALID[0]
+    result = check_source(case.code + "\nimport urllib.request\nurllib.request.urlopen('http://example.com/w')\n")
+    assert result.failed == {NetworkAtEval.ID: "train_gpt.py: ValueError: analysis bug"}
+    assert PreEvalValTTT.ID in {f.rule for f in result.findings}
+    assert NetworkAtEval.ID not in {f.rule for f in result.findings}
