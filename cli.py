@@ -44,6 +44,7 @@ def _emit(text: str, output: Path | None) -> None:
 
 
 @click.group(help=__doc__)
+@click.version_option(package_name="pgolf-harness", message="%(prog)s %(version)s")
 def main() -> None:
     pass
 

@@ -83,3 +83,12 @@ def test_probe_without_the_cpu_compatibility_layer():
     result = _run("probe", str(fixture), "--no-cpu-compat", "--format", "json", "--timeout", "120")
     assert result.returncode == 2, result.stderr
     assert any("flash_attn_interface" in reason for reason in json.loads(result.stdout)["could_not_check"])
+
+
+def test_version_and_a_missing_output_folder(tmp_path):
+    """`--version` prints the version; `-o` into a folder that does not exist is a one-line error, exit 2."""
+    version = _run("--version")
+    assert version.returncode == 0 and "0." in version.stdout
+    missing = _run("check", "submissions/my_run/", "-o", str(tmp_path / "nope" / "x.json"), "--format", "json")
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
