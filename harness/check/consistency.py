@@ -9,6 +9,8 @@ is an error, unless the log also prints a compressed/wrapper size (the notional-
 
 from __future__ import annotations
 
+import io
+import tokenize
 from collections import Counter
 
 from harness.submission.logs import LogRun
@@ -109,6 +111,11 @@ def _compare_dump(run: LogRun, units: list[tuple[str, str, list[str]]], others: 
     # Differences in whitespace alone (an edited log, a re-indented line) are not other code; nor is a dump that
     # cannot be source at all (console output interleaved with it) when the log's Code size is a shipped file's.
     only_whitespace = any([l.split() for l in lines] == [d.split() for d in dumped] for _, _, lines in units + others)
+    comments = None if only_whitespace else _same_code_but_comments(dumped, [lines for _, _, lines in units + others])
+    if comments is not None:
+        summary += "; the code is the same, only comments and blank lines differ" + (
+            f" (after the first {comments} lines, which console output overwrote)" if comments else "")
+        only_whitespace = True
     garbled = run.code_size_bytes in file_sizes and not _compiles(dumped)
     where = {"shipped": "the shipped ", "other": "the shipped (not run by the entry script) "}.get(origin, "the ")
     note = " (the dump does not compile; the logged Code size is that file's: console output cut into it)" \
@@ -121,6 +128,39 @@ def _compare_dump(run: LogRun, units: list[tuple[str, str, list[str]]], others: 
         evidence=(Evidence(path, first, f"{'decoded ' if origin not in ('shipped', 'other') else ''}code at the "
                                         "first difference"),),
         data={"first_difference_line": first, "lines_changed": changed, "closest_file": path}))
+
+
+_LAYOUT = (tokenize.INDENT, tokenize.DEDENT)
+GARBLED_HEAD_LINES = 30  # console output cut into the start of a dump: at most this many lines are skipped
+
+
+def _code_tokens(lines: list[str]) -> list[tuple[int, str]] | None:
+    """The Python tokens of LINES without comments and blank-line tokens; None when they do not tokenize."""
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.ENCODING}
+    try:
+        return [(t.type, t.string) for t in tokenize.generate_tokens(io.StringIO("\n".join(lines) + "\n").readline)
+                if t.type not in skip]
+    except (tokenize.TokenError, SyntaxError, ValueError):
+        return None
+
+
+def _same_code_but_comments(dumped: list[str], candidates: list[list[str]]) -> int | None:
+    """Lines skipped at the dump's head (0: none) when the dump's code equals a candidate's, comments aside (the
+    skipped head then being console output over the start of the dump); None when no candidate has the same code."""
+    shipped = [t for t in (_code_tokens(c) for c in candidates) if t]
+    for skipped in range(min(GARBLED_HEAD_LINES, len(dumped)) + 1):
+        tokens = _code_tokens(dumped[skipped:])
+        if not tokens or len(tokens) < 50:
+            continue
+        body = [t for t in tokens if t[0] not in _LAYOUT] if skipped else tokens  # indentation restarts mid-file
+        for code in shipped:
+            if not skipped and tokens == code:
+                return 0
+            if skipped and len(body) <= len(code):
+                tail = [t for t in code if t[0] not in _LAYOUT][-len(body):]
+                if tail == body:
+                    return skipped
+    return None
 
 
 def _compiles(lines: list[str]) -> bool:

@@ -52,3 +52,31 @@ def test_logs_of_another_shipped_script(dump, size, others, severities, fragment
     findings = judge_dump(dump, size, others)
     assert sorted(s for s, _ in findings) == sorted(severities)
     assert any(fragment in m for _, m in findings), findings
+
+
+LONG = "".join(f"# helper {i}: adds one\ndef helper_{i}(value):\n    return value + {i}\n\n\n" for i in range(12)) \
+    + "if __name__ == '__main__':\n    print(helper_0(1))\n"
+
+
+def judge_long_dump(dump: str) -> list[tuple[str, str]]:
+    code = SimpleNamespace(units=[SimpleNamespace(path="train_gpt.py", text=LONG, origin="shipped")],
+                           shipped_bytes=len(LONG), counted_files={"train_gpt.py": len(LONG)})
+    run = parse_log(dump + "=" * 100 + "\nfinal_int8_zlib_roundtrip_exact val_loss:2.0 val_bpb:1.2\n", "train.log")
+    report = Report("x")
+    check_log_code(code, [run], report)
+    return [(f.severity, f.message) for f in report.findings if f.rule == "LOG-CODE-CONSISTENCY"]
+
+
+@pytest.mark.parametrize("dump, severity, fragment", [
+    # VALID: the comments were reworded after the run; the code is the same
+    (LONG.replace("adds one", "returns value plus i"), "warning", "only comments and blank lines differ"),
+    # VALID: console output overwrote the first lines of the dump, and a comment was reworded
+    ("[rank0] launching\nwandb: syncing\n" + LONG.split("\n", 6)[6].replace("adds one", "plus"), "warning",
+     "which console output overwrote"),
+    # INVALID near-miss: one constant changed besides the comments
+    (LONG.replace("adds one", "plus").replace("value + 7", "value + 8"), "error", "differs from the shipped"),
+])
+def test_a_dump_that_differs_only_in_comments_is_a_warning(dump, severity, fragment):
+    """Comment-only differences (also after an overwritten head) warn; a changed code token is an error."""
+    ((found, message),) = judge_long_dump(dump)
+    assert found == severity and fragment in message, message
