@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import re
 
-from rules.analysis.dataflow import guarded_severity, is_val_source, last_name, script_facts
+from rules.analysis.dataflow import guarded_severity, last_name, script_facts
 from rules.base import Invalid, Rule, Valid
 
 _COLLECTOR_NAME = re.compile(r"hessian|gptq", re.IGNORECASE)
@@ -58,36 +58,28 @@ class GptqCalibVal(Rule):
         Invalid(
             "def collect_hessians_from_tokens(model, seqs):\n"
             "    pass\n"
-            "def main(model, val_tokens, n, L):\n"
-            "    seqs = [val_tokens[i * L:(i + 1) * L] for i in range(n)]\n"
+            "def main(model, n, L):\n"
+            "    held = torch.load('data/fineweb_val_000000.bin')\n"
+            "    seqs = [held[i * L:(i + 1) * L] for i in range(n)]\n"
             "    return collect_hessians_from_tokens(model, seqs)\n",
-            expected_line=5,
+            expected_line=6,
             name="#1329: sequences sliced from val_tokens",
         ),
     ]
 
     def finish(self) -> None:
-        facts = script_facts(self.context.tree, self.facts)
-        for info in facts.graph.functions:
-            flow = None
+        facts = script_facts(self.context.tree, self.facts)  # which calls collect statistics (callee bodies)
+        for info in self.facts.graph.functions:
             for node in info.nodes:
                 if not (isinstance(node, ast.Call) and self._is_collector(node, facts)):
                     continue
-                flow = flow or facts.flow(info.node)
                 for arg in [*node.args, *(k.value for k in node.keywords)]:
-                    origin = flow.find_origin(arg, is_val_source)
+                    origin = self.facts.val_evidence(arg, info)  # the shared taint: what the argument was read from
                     if origin is None:
                         continue
                     severity, guards = guarded_severity(self, node)
-                    self.report(
-                        node,
-                        severity=severity,
-                        evidence=[
-                            (origin.lineno, f"validation data: `{ast.unparse(origin)[:50]}`"),
-                            (node.lineno, f"passed to calibration `{last_name(node.func)}`"),
-                            *guards,
-                        ],
-                    )
+                    self.report(node, severity=severity, evidence=[
+                        origin, (node.lineno, f"passed to calibration `{last_name(node.func)}`"), *guards])
                     break
 
     @staticmethod
