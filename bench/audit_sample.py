@@ -3,6 +3,7 @@
     python bench/audit_sample.py draw AUDIT.json --cache DIR --seed S [--per-rule 5] [--passes 30] [--rules 10]
         [--exclude JUDGED.json] > sample.json
     python bench/audit_sample.py score JUDGED.json [--round R]
+    python bench/audit_sample.py diff BEFORE.json AFTER.json [--list]
 
 `draw` takes an audit's JSON output (`cli.py audit --format json`) and the cache it wrote (the full JSON contract of
 each folder tree), and draws, without replacement and skipping folder trees already judged: PER_RULE error findings
@@ -74,6 +75,29 @@ def score(judgements: list[dict], round_id: str | None) -> str:
     return "\n".join(lines)
 
 
+def diff(before: dict, after: dict, listing: bool) -> str:
+    """Verdict changes between two audits, per distinct folder (by PR and folder, since trees are the same)."""
+    def table(audit: dict) -> dict[tuple[str, str], dict]:
+        return {(r["pr"], r["folder"]): r for r in audit["rows"]}
+
+    old, new = table(before), table(after)
+    moves = Counter((old[k]["verdict"], new[k]["verdict"]) for k in old.keys() & new.keys())
+    lines = [f"rows in both: {len(old.keys() & new.keys())}; only before: {len(old.keys() - new.keys())}; "
+             f"only after: {len(new.keys() - old.keys())}"]
+    lines += [f"  {a:>5} -> {b:<5} {n}" for (a, b), n in sorted(moves.items())]
+    rules_old = Counter(rule for r in old.values() for rule in r["error_rules"])
+    rules_new = Counter(rule for r in new.values() for rule in r["error_rules"])
+    lines.append("error rows per rule (before -> after):")
+    lines += [f"  {rule:28} {rules_old[rule]:>5} -> {rules_new[rule]:<5}" for rule in sorted(rules_old | rules_new)]
+    if listing:
+        for key in sorted(old.keys() & new.keys(), key=lambda k: (int(k[0]) if k[0].isdigit() else 0, k[1])):
+            a, b = old[key], new[key]
+            if a["verdict"] != b["verdict"] or a["error_rules"] != b["error_rules"]:
+                lines.append(f"#{key[0]} {key[1]}: {a['verdict']} {a['error_rules']} -> {b['verdict']} "
+                             f"{b['error_rules']}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -85,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--passes", type=int, default=30)
     d.add_argument("--rules", type=int, default=10)
     d.add_argument("--exclude", type=Path, default=None, help="judgements already made (their trees are skipped)")
+    f = sub.add_parser("diff")
+    f.add_argument("before", type=Path)
+    f.add_argument("after", type=Path)
+    f.add_argument("--list", action="store_true", help="every row whose verdict or error rules changed")
     s = sub.add_parser("score")
     s.add_argument("judged", type=Path)
     s.add_argument("--round", default=None)
@@ -97,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(draw(audit, args.cache, args.seed, args.per_rule, args.passes, args.rules, judged), sys.stdout,
                   indent=1)
         print()
+    elif args.cmd == "diff":
+        print(diff(json.loads(args.before.read_text()), json.loads(args.after.read_text()), args.list))
     else:
         print(score(json.loads(args.judged.read_text(encoding="utf-8")), args.round))
     return 0

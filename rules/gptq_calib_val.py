@@ -11,6 +11,7 @@ from rules.base import Invalid, Rule, Valid
 _COLLECTOR_NAME = re.compile(r"hessian|gptq", re.IGNORECASE)
 
 
+
 class GptqCalibVal(Rule):
     """Flags a Hessian / calibration collector fed with validation tokens or the validation file pattern.
 
@@ -82,13 +83,15 @@ class GptqCalibVal(Rule):
                         origin, (node.lineno, f"passed to calibration `{last_name(node.func)}`"), *guards])
                     break
 
-    @staticmethod
-    def _is_collector(call: ast.Call, facts) -> bool:
+    def _is_collector(self, call: ast.Call, facts) -> bool:
         name = last_name(call.func) or ""
         if _COLLECTOR_NAME.search(name):
             return True
+        cache = self.__dict__.setdefault("_called", {})  # callee node -> the names it calls (one walk each)
         for callee in facts.callees(call):
-            calls = {last_name(n.func) for n in ast.walk(callee) if isinstance(n, ast.Call)}
+            calls = cache.get(callee)
+            if calls is None:
+                calls = cache[callee] = {last_name(n.func) for n in ast.walk(callee) if isinstance(n, ast.Call)}
             # A hook-registering function that also trains is a training loop, not a calibration pass.
             if "register_forward_hook" in calls and "backward" not in calls and "step" not in calls:
                 return True

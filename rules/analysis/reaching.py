@@ -18,6 +18,8 @@ import ast
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
+_SCOPE_SET = frozenset(_SCOPES)
+_COMPREHENSION_SET = frozenset(_COMPREHENSIONS)
 
 State = dict[str, frozenset]  # name -> definition nodes
 
@@ -43,6 +45,7 @@ class ReachingDefinitions:
         self._excluded = _declared_elsewhere(scope_node)
         self._loop_exits: list[list[State]] = []
         self._loop_heads: list[list[State]] = []
+        self._items: dict[ast.AST, list[tuple[str, ast.Name]]] = {}  # expression -> its reads and walrus targets
         state: State = {p.arg: frozenset({p}) for p in params if p.arg not in self._excluded}
         body = scope_node.body if isinstance(getattr(scope_node, "body", None), list) else []
         self._block(body, state)
@@ -185,31 +188,15 @@ class ReachingDefinitions:
         """Record the reads in NODE (not inside nested scopes); walrus targets are applied in place."""
         if node is None:
             return
-        stack = [node]
-        while stack:
-            current = stack.pop()
-            if isinstance(current, _SCOPES):
-                if isinstance(current, ast.Lambda):
-                    for default in [*current.args.defaults, *current.args.kw_defaults]:
-                        if default is not None:
-                            stack.append(default)
-                continue
-            if type(current) is ast.Name:
-                if isinstance(current.ctx, ast.Load) and current.id in state:
-                    self.reads[current] = state[current.id]
-                continue
-            if type(current) is ast.NamedExpr:
-                self._expr(current.value, state)
-                if isinstance(current.target, ast.Name) and current.target.id not in self._excluded:
-                    state[current.target.id] = frozenset({current.target})
-                continue
-            if isinstance(current, _COMPREHENSIONS):
-                bound = {n.id for gen in current.generators for n in ast.walk(gen.target) if type(n) is ast.Name}
-                inner = {k: v for k, v in state.items() if k not in bound}
-                for child in ast.iter_child_nodes(current):
-                    self._expr(child, inner)
-                continue
-            stack.extend(ast.iter_child_nodes(current))
+        items = self._items.get(node)
+        if items is None:
+            items = self._items[node] = _reads_and_walrus(node)
+        for kind, name in items:
+            if kind == "r":
+                if name.id in state:
+                    self.reads[name] = state[name.id]
+            elif name.id not in self._excluded:
+                state[name.id] = frozenset({name})
 
     def _assign(self, target: ast.AST, state: State) -> State:
         if isinstance(target, ast.Name):
@@ -241,4 +228,38 @@ def _declared_elsewhere(scope_node: ast.AST) -> set[str]:
             out.update(node.names)
         if not isinstance(node, _SCOPES):
             stack.extend(ast.iter_child_nodes(node))
+    return out
+
+
+def _reads_and_walrus(node: ast.AST) -> list[tuple[str, ast.Name]]:
+    """("r", Name) for each read and ("w", Name) for each walrus target of an expression, in evaluation order
+    (roughly), leaving out nested scopes and the names a comprehension binds for itself."""
+    out: list[tuple[str, ast.Name]] = []
+    stack: list[tuple[ast.AST, frozenset]] = [(node, frozenset())]
+    while stack:
+        current, bound = stack.pop()
+        kind = type(current)
+        if kind is ast.Name:
+            if isinstance(current.ctx, ast.Load) and current.id not in bound:
+                out.append(("r", current))
+            continue
+        if kind in _SCOPE_SET:
+            if kind is ast.Lambda:
+                stack.extend((d, bound) for d in [*current.args.defaults, *current.args.kw_defaults] if d is not None)
+            continue
+        if kind is ast.NamedExpr:
+            out.extend(_reads_and_walrus(current.value))
+            if isinstance(current.target, ast.Name):
+                out.append(("w", current.target))
+            continue
+        if kind in _COMPREHENSION_SET:
+            inner = bound | {n.id for gen in current.generators for n in ast.walk(gen.target) if type(n) is ast.Name}
+            first = current.generators[0].iter
+            stack.append((first, bound))  # the first iterable is evaluated outside the comprehension
+            stack.extend((child, inner) for child in ast.iter_child_nodes(current) if child is not first
+                         and child is not current.generators[0])
+            gen = current.generators[0]
+            stack.extend((child, inner) for child in [gen.target, *gen.ifs])
+            continue
+        stack.extend((child, bound) for child in reversed(list(ast.iter_child_nodes(current))))
     return out
