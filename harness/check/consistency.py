@@ -130,36 +130,43 @@ def _compare_dump(run: LogRun, units: list[tuple[str, str, list[str]]], others: 
         data={"first_difference_line": first, "lines_changed": changed, "closest_file": path}))
 
 
-_LAYOUT = (tokenize.INDENT, tokenize.DEDENT)
 GARBLED_HEAD_LINES = 30  # console output cut into the start of a dump: at most this many lines are skipped
 
 
-def _code_tokens(lines: list[str]) -> list[tuple[int, str]] | None:
-    """The Python tokens of LINES without comments and blank-line tokens; None when they do not tokenize."""
-    skip = {tokenize.COMMENT, tokenize.NL, tokenize.ENCODING}
+def _code_tokens(lines: list[str]) -> list[tuple[int, str, int]] | None:
+    """(type, text, line) of the Python tokens of LINES, without comments, blank lines and indentation tokens
+    (indentation restarts when a dump's head is lost); None when they do not tokenize."""
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.INDENT, tokenize.DEDENT}
     try:
-        return [(t.type, t.string) for t in tokenize.generate_tokens(io.StringIO("\n".join(lines) + "\n").readline)
-                if t.type not in skip]
+        return [(t.type, t.string, t.start[0]) for t in
+                tokenize.generate_tokens(io.StringIO("\n".join(lines) + "\n").readline) if t.type not in skip]
     except (tokenize.TokenError, SyntaxError, ValueError):
         return None
 
 
 def _same_code_but_comments(dumped: list[str], candidates: list[list[str]]) -> int | None:
-    """Lines skipped at the dump's head (0: none) when the dump's code equals a candidate's, comments aside (the
-    skipped head then being console output over the start of the dump); None when no candidate has the same code."""
-    shipped = [t for t in (_code_tokens(c) for c in candidates) if t]
-    for skipped in range(min(GARBLED_HEAD_LINES, len(dumped)) + 1):
+    """Lines lost at the dump's head (0: none) when the rest of the dump's code equals the end of a candidate's,
+    comments aside (the lost head being console output over the start of the dump); None when no candidate has
+    the same code."""
+    skipped, tokens = 0, _code_tokens(dumped)
+    while tokens is None and skipped < min(GARBLED_HEAD_LINES, len(dumped)):
+        skipped += 1
         tokens = _code_tokens(dumped[skipped:])
-        if not tokens or len(tokens) < 50:
+    if not tokens or len(tokens) < 50:
+        return None
+    for candidate in candidates:
+        code = _code_tokens(candidate)
+        if not code:
             continue
-        body = [t for t in tokens if t[0] not in _LAYOUT] if skipped else tokens  # indentation restarts mid-file
-        for code in shipped:
-            if not skipped and tokens == code:
-                return 0
-            if skipped and len(body) <= len(code):
-                tail = [t for t in code if t[0] not in _LAYOUT][-len(body):]
-                if tail == body:
-                    return skipped
+        common = 0
+        while common < min(len(tokens), len(code)) and tokens[-1 - common][:2] == code[-1 - common][:2]:
+            common += 1
+        dump_head = tokens[-1 - common][2] if common < len(tokens) else 0  # dump lines the match does not reach
+        code_head = code[-1 - common][2] if common < len(code) else 0  # shipped lines it does not reach
+        head = dumped[skipped:skipped + dump_head]
+        if common >= 50 and skipped + dump_head <= GARBLED_HEAD_LINES and code_head <= GARBLED_HEAD_LINES \
+                and not (head and _compiles(head)):  # an unmatched head that is code is a code difference
+            return skipped + dump_head
     return None
 
 

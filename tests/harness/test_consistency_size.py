@@ -73,6 +73,8 @@ def judge_long_dump(dump: str) -> list[tuple[str, str]]:
     # VALID: console output overwrote the first lines of the dump, and a comment was reworded
     ("[rank0] launching\nwandb: syncing\n" + LONG.split("\n", 6)[6].replace("adds one", "plus"), "warning",
      "which console output overwrote"),
+    # INVALID near-miss: the first lines hold other code (an extra import), not console output
+    ("import socket\nimport json\n" + LONG.split("\n", 6)[6], "error", "differs from the shipped"),
     # INVALID near-miss: one constant changed besides the comments
     (LONG.replace("adds one", "plus").replace("value + 7", "value + 8"), "error", "differs from the shipped"),
 ])
