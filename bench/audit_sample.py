@@ -59,19 +59,27 @@ def draw(audit: dict, cache: Path, seed: int, per_rule: int, passes: int, top: i
 
 
 def score(judgements: list[dict], round_id: str | None) -> str:
-    """Per rule (and PASS): right / judged, with the share."""
+    """Per rule (and PASS, and errors an earlier version raised and this one dropped): right / judged."""
     rows = [j for j in judgements if round_id is None or j.get("round") == round_id]
     tally: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    undecided = 0
     for j in rows:
-        tally[j["rule"]][0] += bool(j["correct"])
-        tally[j["rule"]][1] += 1
-    lines = [f"{'rule':28} right/judged  share"]
-    for rule, (right, n) in sorted(tally.items(), key=lambda kv: (kv[0] == "PASS", kv[0])):
-        lines.append(f"{rule:28} {right:>5}/{n:<6} {right / n:6.0%}")
-    errors = [v for k, v in tally.items() if k != "PASS"]
+        if j["correct"] is None:
+            undecided += 1  # a judge could not decide: left out of the shares, counted below
+            continue
+        key = f"dropped {j['rule']}" if j.get("kind") == "dropped" else j["rule"]
+        tally[key][0] += bool(j["correct"])
+        tally[key][1] += 1
+    lines = [f"{'rule':32} right/judged  share"]
+    for rule, (right, n) in sorted(tally.items(), key=lambda kv: (kv[0] == "PASS", kv[0].startswith("dropped"),
+                                                                     kv[0])):
+        lines.append(f"{rule:32} {right:>5}/{n:<6} {right / n:6.0%}")
+    if undecided:
+        lines.append(f"{'undecided (not counted)':32} {undecided}")
+    errors = [v for k, v in tally.items() if k != "PASS" and not k.startswith("dropped")]
     if errors:
         right, n = sum(v[0] for v in errors), sum(v[1] for v in errors)
-        lines.append(f"{'all error findings':28} {right:>5}/{n:<6} {right / n:6.0%}")
+        lines.append(f"{'all error findings':32} {right:>5}/{n:<6} {right / n:6.0%}")
     return "\n".join(lines)
 
 

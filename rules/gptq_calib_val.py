@@ -12,6 +12,28 @@ _COLLECTOR_NAME = re.compile(r"hessian|gptq", re.IGNORECASE)
 
 
 
+# One config object holds both split patterns; the calibration loader reads one field of it. Which field is read
+# decides, not that the object also holds the other.
+_CONFIG = (
+    "import os\n"
+    "from dataclasses import dataclass, field\n"
+    "@dataclass\n"
+    "class DataConfig:\n"
+    "    root: str = 'data'\n"
+    "    train_glob: str = field(init=False)\n"
+    "    val_glob: str = field(init=False)\n"
+    "    def __post_init__(self):\n"
+    "        self.train_glob = os.path.join(self.root, 'fineweb_train_*.bin')\n"
+    "        self.val_glob = os.path.join(self.root, 'fineweb_val_*.bin')\n"
+    "def collect_hessians(model, loader):\n"
+    "    pass\n"
+    "def main(model):\n"
+    "    data = DataConfig()\n"
+    "    loader = DistributedTokenLoader(data.{GLOB}, 0, 1, 'cuda')\n"
+    "    return collect_hessians(model, loader)\n"
+)
+
+
 class GptqCalibVal(Rule):
     """Flags a Hessian / calibration collector fed with validation tokens or the validation file pattern.
 
@@ -45,6 +67,8 @@ class GptqCalibVal(Rule):
             "    return collect_hessians(model, calib_loader)\n",
             name="training-data calibration",
         ),
+        Valid(_CONFIG.replace("{GLOB}", "train_glob"),
+              name="calibration reads the training field of a config that also holds the validation pattern"),
     ]
     INVALID = [
         Invalid(
@@ -66,6 +90,8 @@ class GptqCalibVal(Rule):
             expected_line=6,
             name="#1329: sequences sliced from val_tokens",
         ),
+        Invalid(_CONFIG.replace("{GLOB}", "val_glob"), expected_line=16,
+                name="near-miss: the same config, calibration reads its validation field"),
     ]
 
     def finish(self) -> None:

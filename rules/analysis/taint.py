@@ -62,6 +62,7 @@ class Taint:
         self.fields: dict[tuple[str, str], frozenset] = {}  # (class family, attribute) -> VAL stored in it
         self.attr_any: dict[str, frozenset] = {}  # attribute name -> VAL stored under that name anywhere
         self.stored_params: dict[FuncInfo, frozenset] = {}  # method -> indices of parameters kept in self
+        self.param_fed: set[tuple[str, str]] = set()  # (class family, attribute) a method stores an argument in
         self.param_val: dict[tuple[int, int], frozenset] = {}  # (fid, i) -> VAL labels reaching it
         self._compiled: dict[ast.AST, tuple] = {}
         self._lookup_cache: dict[tuple[int, str], FuncInfo | None] = {}
@@ -140,8 +141,12 @@ class Taint:
             else:
                 out.append(("n", local or node.id))
         elif kind is ast.Attribute:
-            out.append(("a", node.attr, node.lineno, self.types.owner(node.value, scope)))
-            self._compile(node.value, scope, out)
+            owner = self.types.owner(node.value, scope)
+            if owner is None:  # an object of unknown class: whatever it holds may be what is read
+                out.append(("a", node.attr, node.lineno, None, ()))
+                self._compile(node.value, scope, out)
+            else:  # of a known class: this field's labels, and the object's only if the field holds an argument
+                out.append(("a", node.attr, node.lineno, owner, self.atoms(node.value, scope)))
         elif kind is ast.Constant:
             if isinstance(node.value, str) and VAL_STRING.search(node.value):
                 out.append(("v", ("VAL", node.lineno, f"`{node.value[:40]}`")))
@@ -222,6 +227,8 @@ class Taint:
                     out |= self.fields.get((owner, attr), EMPTY)
                     out |= self.fields.get((owner, _ANY_FIELD), EMPTY)
                     out |= self.attr_taint.get(attr, EMPTY)
+                    if (owner, attr) in self.param_fed or (owner, _ANY_FIELD) in self.param_fed:
+                        out |= self.eval_atoms(atom[4], scope)  # the field keeps what a caller passed in
             elif kind == "v":
                 out.add(atom[1])
             elif kind == "c":
@@ -399,6 +406,10 @@ class Taint:
                             if extra:  # stored on self: the method's own parameters stay with the instance
                                 own = {label for label in labels if label[0] == "P" and label[1] == fid}
                                 kept = {label[2] for label in own if label[2] > 0}
+                                if kept and name not in self.param_fed:
+                                    self.param_fed.add(name)
+                                    inner_changed = changed = True
+                                    shared_version += 1
                                 old_kept = self.stored_params.get(scope, EMPTY)
                                 if not kept <= old_kept:
                                     self.stored_params[scope] = old_kept | kept
