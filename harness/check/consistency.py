@@ -117,11 +117,17 @@ def _compare_dump(run: LogRun, units: list[tuple[str, str, list[str]]], others: 
             f" (after the first {comments} lines, which console output overwrote)" if comments else "")
         only_whitespace = True
     garbled = run.code_size_bytes in file_sizes and not _compiles(dumped)
+    # A handful of edited lines (a default rewritten to the value the run was launched with, a dead line removed,
+    # a docstring line: the NaiveBaseline trap) is the same program, reported so a reviewer can look.
+    closest = next(len(c) for p, o, c in units + others if p == path and o == origin)
+    small = changed <= min(SMALL_EDIT_LINES, SMALL_EDIT_FRACTION * closest)
+    if small and not (only_whitespace or garbled):
+        summary += f"; a small edit ({changed} lines), the rest of the program is the shipped one"
     where = {"shipped": "the shipped ", "other": "the shipped (not run by the entry script) "}.get(origin, "the ")
     note = " (the dump does not compile; the logged Code size is that file's: console output cut into it)" \
         if garbled and not only_whitespace else ""
     report.add(Finding(
-        "LOG-CODE-CONSISTENCY", "warning" if only_whitespace or garbled else "error",
+        "LOG-CODE-CONSISTENCY", "warning" if only_whitespace or garbled or small else "error",
         f"the source printed in the log differs from {where}{path}"
         + (" (decoded)" if origin not in ("shipped", "other") else "") + f": {summary}{note}",
         file=run.path, line=log_line, seed=run.seed, source="log",
@@ -130,6 +136,8 @@ def _compare_dump(run: LogRun, units: list[tuple[str, str, list[str]]], others: 
         data={"first_difference_line": first, "lines_changed": changed, "closest_file": path}))
 
 
+SMALL_EDIT_LINES = 5  # a dump at most this many lines off the shipped code is a small edit (a warning) ...
+SMALL_EDIT_FRACTION = 0.02  # ... when that is also at most this share of its lines (short scripts stay strict)
 GARBLED_HEAD_LINES = 30  # console output cut into the start of a dump: at most this many lines are skipped
 
 

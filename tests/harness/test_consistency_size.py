@@ -82,3 +82,28 @@ def test_a_dump_that_differs_only_in_comments_is_a_warning(dump, severity, fragm
     """Comment-only differences (also after an overwritten head) warn; a changed code token is an error."""
     ((found, message),) = judge_long_dump(dump)
     assert found == severity and fragment in message, message
+
+
+LONGER = "".join(f"def helper_{i}(value):\n    return value + {i}\n\n\n" for i in range(80)) \
+    + "LEARNING_RATE = float('0.02')\n"
+
+
+@pytest.mark.parametrize("edit, severity", [
+    # VALID: one default rewritten after the run (the logged value baked in): a small edit, a warning
+    (lambda code: code.replace("float('0.02')", "float('0.04')"), "warning"),
+    # INVALID: eight helpers return something else: other code, an error
+    (lambda code: code.replace("value + 1\n", "value * 1\n").replace("value + 2\n", "value * 2\n")
+     .replace("value + 3\n", "value * 3\n").replace("value + 4\n", "value * 4\n")
+     .replace("value + 5\n", "value * 5\n").replace("value + 6\n", "value * 6\n")
+     .replace("value + 7\n", "value * 7\n").replace("value + 8\n", "value * 8\n"), "error"),
+])
+def test_a_small_edit_of_a_long_script_is_a_warning(edit, severity):
+    """A dump at most five lines (and 2 %) off the shipped code warns; more changed lines are other code."""
+    code = SimpleNamespace(units=[SimpleNamespace(path="train_gpt.py", text=LONGER, origin="shipped")],
+                           shipped_bytes=len(LONGER), counted_files={"train_gpt.py": len(LONGER)})
+    run = parse_log(edit(LONGER) + "=" * 100 + "\nfinal_int8_zlib_roundtrip_exact val_loss:2.0 val_bpb:1.2\n",
+                    "train.log")
+    report = Report("x")
+    check_log_code(code, [run], report)
+    ((found, message),) = [(f.severity, f.message) for f in report.findings if f.rule == "LOG-CODE-CONSISTENCY"]
+    assert found == severity, message
