@@ -49,6 +49,19 @@ main(torch.nn.Linear(4, 4), {})
 '''
 
 
+# A reduction helper that copies a moved tensor back: an identity test, not a comparison of two scores.
+_IDENTITY = '''import torch
+def reduce_(t):
+    moved = t.to("cpu")
+    if moved is not t:
+        t.copy_(moved)
+    return t
+val_tokens = torch.load("fineweb_val_000000.bin")
+loss_sum = reduce_(torch.zeros(1) + val_tokens.float().sum())
+print(f"final val_loss:{loss_sum.item()}")
+'''
+
+
 class ValSelection(Rule):
     """Flags an `if` that compares two validation scores and then loads or copies a model state: best-of-k
     selection on the test set.
@@ -63,7 +76,8 @@ class ValSelection(Rule):
     CODE = "PG206"
     MESSAGE = "Model state chosen by comparing validation scores (best-of-k on the test set)."
     VALID = [Valid(_LOG_BOTH, name="both scores logged, nothing selected"),
-             Valid(_TRAIN_LOSS, name="SWA vs EMA chosen on a held-out slice of training data")]
+             Valid(_TRAIN_LOSS, name="SWA vs EMA chosen on a held-out slice of training data"),
+             Valid(_IDENTITY, name="identity test on a reduced validation sum, then copied back")]
     INVALID = [Invalid(_SELECT, expected_line=14, expected_severity="warning", name="SWA vs EMA by val_bpb"),
                Invalid(_DICT, expected_line=11, expected_severity="warning", name="scores kept in a dict")]
 
@@ -75,8 +89,8 @@ class ValSelection(Rule):
 
     def _check_if(self, node: ast.If) -> None:
         test = node.test
-        if not isinstance(test, ast.Compare) or len(test.comparators) != 1:
-            return
+        if not isinstance(test, ast.Compare) or len(test.comparators) != 1 or not isinstance(test.ops[0], _ORDERING):
+            return  # only an ordering picks the better score; `is`, `==`, `in` compare identity or equality
         func = self.facts.function_of(node)
         sides = [test.left, test.comparators[0]]
         if not all(isinstance(s, (ast.Name, ast.Attribute, ast.Subscript)) for s in sides):
@@ -90,6 +104,9 @@ class ValSelection(Rule):
                     "scores.", severity=severity,
                     evidence=[self.facts.val_evidence(sides[0], func), (node.lineno, "scores compared"),
                               (node.body[0].lineno, "state selected")] + guards)
+
+
+_ORDERING = (ast.Lt, ast.LtE, ast.Gt, ast.GtE)
 
 
 def _selects_state(node: ast.AST) -> bool:
