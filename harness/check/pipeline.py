@@ -36,7 +36,7 @@ STAGE_RULES: dict[str, tuple[str, ...]] = {
 STAGE_KIND = {"layout": "files", "code": "code", "logs": "logs", "claims-load": "logs", "claims": "logs",
               "size": "artifact+logs", "consistency": "logs+code", "binding": "logs+code", "rules": "static code",
               "text-scans": "static code", "budgets": "logs", "metric": "logs", "seeds": "logs",
-              "significance": "statistics", "probe": "runtime probe", "claim-scope": "logs"}
+              "significance": "statistics", "probe": "runtime probe", "claim-scope": "logs", "budget-evidence": "logs"}
 
 # Rules that only running the code can settle; `probe` and `reproduce` judge them at run time.
 RUNTIME_ONLY_REASON = "needs a run: use `probe` or `reproduce --probe`"
@@ -75,6 +75,7 @@ def check_submission(sub: Submission, options: CheckOptions, report: Report) -> 
     """Run every stage over an already-loaded submission."""
     from harness.check.binding import check_binding
     from harness.check.budgets import check_budgets
+    from harness.check.budget_evidence import train_reads_within_reserve
     from harness.check.claim_scope import scope_to_claim
     from harness.check.claims import check_claims
     from harness.check.consistency import check_log_code
@@ -108,6 +109,7 @@ def check_submission(sub: Submission, options: CheckOptions, report: Report) -> 
     _run_stage(report, "metric", lambda: check_metric(logs, claims, report))
     _run_stage(report, "seeds", lambda: check_seeds(sub, code, claims, logs, report))
     _run_stage(report, "claim-scope", lambda: scope_to_claim(compared, report))
+    _run_stage(report, "budget-evidence", lambda: train_reads_within_reserve(logs, report))
     _run_stage(report, "significance",
                lambda: check_significance(claims, logs, options.against, options.policy, report))
     if options.probe:
