@@ -120,6 +120,17 @@ def _git(repo: Path, *args: str) -> str:
                           env=env).stdout.strip()
 
 
+def _write_files(repo: Path, files: dict[str, str | None]) -> None:
+    """Write (or delete, with None) files relative to REPO."""
+    for rel, text in files.items():
+        path = repo / rel
+        if text is None:
+            path.unlink()
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+
+
 @pytest.fixture
 def challenge_repo(tmp_path: Path):
     """A git repository with a base commit (one old record) and a helper to make a pull-request commit."""
@@ -137,13 +148,7 @@ def challenge_repo(tmp_path: Path):
         """Write (or delete, with None) files relative to the repo on a branch `pr`, commit, return its sha."""
         if _git(repo, "branch", "--list", "pr") == "":
             _git(repo, "checkout", "-q", "-b", "pr")
-        for rel, text in files.items():
-            path = repo / rel
-            if text is None:
-                path.unlink()
-            else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text)
+        _write_files(repo, files)
         _git(repo, "add", "-A")
         _git(repo, "commit", "-q", "-m", "pr")
         return _git(repo, "rev-parse", "HEAD")
@@ -158,13 +163,7 @@ def pull_request_heads(challenge_repo):
 
     def open_pr(number: int, files: dict[str, str | None]) -> str:
         _git(repo, "checkout", "-q", "-B", f"pr{number}", "main")
-        for rel, text in files.items():
-            path = repo / rel
-            if text is None:
-                path.unlink()
-            else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text)
+        _write_files(repo, files)
         _git(repo, "add", "-A")
         _git(repo, "commit", "-q", "--allow-empty", "-m", f"pr {number}")
         sha = _git(repo, "rev-parse", "HEAD")
