@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import tokenize
 from collections import Counter
+from functools import lru_cache
 
 from harness.submission.logs import LogRun
 from harness.verdict import Report
@@ -111,7 +112,10 @@ def _compare_dump(run: LogRun, units: list[tuple[str, str, list[str]]], others: 
     # Differences in whitespace alone (an edited log, a re-indented line) are not other code; nor is a dump that
     # cannot be source at all (console output interleaved with it) when the log's Code size is a shipped file's.
     only_whitespace = any([l.split() for l in lines] == [d.split() for d in dumped] for _, _, lines in units + others)
-    comments = None if only_whitespace else _same_code_but_comments(dumped, [lines for _, _, lines in units + others])
+    closest = next(len(c) for p, o, c in units + others if p == path and o == origin)
+    small = changed <= min(SMALL_EDIT_LINES, SMALL_EDIT_FRACTION * closest)
+    candidates = [lines for _, _, lines in units + others if _close_modulo_comments(dumped, lines)]
+    comments = None if only_whitespace or not candidates else _same_code_but_comments(dumped, candidates)
     if comments is not None:
         summary += "; the code is the same, only comments and blank lines differ" + (
             f" (after the first {comments} lines, which console output overwrote)" if comments else "")
@@ -119,8 +123,6 @@ def _compare_dump(run: LogRun, units: list[tuple[str, str, list[str]]], others: 
     garbled = run.code_size_bytes in file_sizes and not _compiles(dumped)
     # A handful of edited lines (a default rewritten to the value the run was launched with, a dead line removed,
     # a docstring line: the NaiveBaseline trap) is the same program, reported so a reviewer can look.
-    closest = next(len(c) for p, o, c in units + others if p == path and o == origin)
-    small = changed <= min(SMALL_EDIT_LINES, SMALL_EDIT_FRACTION * closest)
     if small and not (only_whitespace or garbled):
         summary += f"; a small edit ({changed} lines), the rest of the program is the shipped one"
     where = {"shipped": "the shipped ", "other": "the shipped (not run by the entry script) "}.get(origin, "the ")
@@ -144,12 +146,27 @@ GARBLED_HEAD_LINES = 30  # console output cut into the start of a dump: at most 
 def _code_tokens(lines: list[str]) -> list[tuple[int, str, int]] | None:
     """(type, text, line) of the Python tokens of LINES, without comments, blank lines and indentation tokens
     (indentation restarts when a dump's head is lost); None when they do not tokenize."""
+    return _code_tokens_of(tuple(lines))
+
+
+@lru_cache(maxsize=8)  # the shipped files are compared with every log's dump: tokenize each once
+def _code_tokens_of(lines: tuple[str, ...]) -> list[tuple[int, str, int]] | None:
     skip = {tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.INDENT, tokenize.DEDENT}
     try:
         return [(t.type, t.string, t.start[0]) for t in
                 tokenize.generate_tokens(io.StringIO("\n".join(lines) + "\n").readline) if t.type not in skip]
     except (tokenize.TokenError, SyntaxError, ValueError):
         return None
+
+
+def _code_lines(lines: list[str]) -> Counter:
+    return Counter(t for line in lines if (t := line.split("#", 1)[0].strip()))
+
+
+def _close_modulo_comments(dumped: list[str], candidate: list[str]) -> bool:
+    """A cheap test before tokenizing: the two differ in few lines once comments and blank lines are dropped."""
+    a, b = _code_lines(dumped), _code_lines(candidate)
+    return max(sum((a - b).values()), sum((b - a).values())) <= GARBLED_HEAD_LINES + SMALL_EDIT_LINES
 
 
 def _same_code_but_comments(dumped: list[str], candidates: list[list[str]]) -> int | None:
