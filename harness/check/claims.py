@@ -159,6 +159,18 @@ def _unread_figure(claim_text: str, runs: list[LogRun], attr: str, everyone: Dec
     """A bpb figure equal to the claim on a line the metric grammar does not read (an unknown tag, `val_bpb=`)."""
     if attr != "val_bpb":
         return None
+    last: dict[str, list[str]] = {}  # key -> each run's last figure under that key (a per-seed final line)
+    for run in runs:
+        per_run = {key: number for _line, key, number in run.bpb_figures}
+        for key, number in per_run.items():
+            last.setdefault(key, []).append(number)
+    for key, numbers in last.items():
+        if len(runs) > 1 and len(numbers) == len(runs):
+            mean = _mean([Decimal(n) for n in numbers])
+            if equal_at(claim_text, mean):
+                return Comparison("unparsed", f"mean of the last `{key}` figure of each of the {len(runs)} logs "
+                                  "(a line the log grammar does not read as a final score)",
+                                  [r.path for r in runs], everyone)
     for run in runs:
         for line, key, number in reversed(run.bpb_figures):
             if equal_at(claim_text, Decimal(number), decimals_of(number)):

@@ -162,3 +162,13 @@ def test_a_claim_no_shipped_log_shows_is_an_error(text, expected):
     check_claims(claims(val_bpb=1.91070694), [parse_log(text, "train.log")], report)
     ((severity, message),) = sig(report)
     assert severity == expected[0] and expected[1] in message
+
+
+def test_a_claim_equal_to_the_mean_of_an_unread_per_seed_figure_is_a_warning():
+    """Three seed logs ending in a figure the grammar does not read, whose mean is the claim: a warning, not an error."""
+    logs = [parse_log(f"step:1 train_loss:3.0\nQuantized BPB (no XSA): {v}\n", f"train_seed{i}.log")
+            for i, v in enumerate(("1.0200", "1.0300", "1.0400"))]
+    report = Report("x")
+    check_claims(claims(val_bpb=1.03), logs, report)
+    ((severity, message),) = sig(report)
+    assert severity == "warning" and "mean of the last `BPB` figure of each of the 3 logs" in message
