@@ -98,7 +98,7 @@ class LogRun:
         return bool(self.metrics) or self.train_time_ms is not None or self.last_step is not None
 
 
-BPB_FIGURE = re.compile(r"((?:[A-Za-z_][\w.]*)?bpb[\w.]*)(?:\s*\([^)]{0,40}\))?\s*[:=]?\s*([0-9]+\.[0-9]+)", re.IGNORECASE)
+BPB_FIGURE = re.compile(r"((?:[A-Za-z_][\w.]*[ \t])?(?:[A-Za-z_][\w.]*)?bpb[\w.]*)(?:\s*\([^)]{0,40}\))?\s*[:=]?\s*([0-9]+\.[0-9]+)", re.IGNORECASE)
 MAX_BPB_FIGURES = 5000
 
 

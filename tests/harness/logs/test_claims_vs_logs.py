@@ -171,4 +171,4 @@ def test_a_claim_equal_to_the_mean_of_an_unread_per_seed_figure_is_a_warning():
     report = Report("x")
     check_claims(claims(val_bpb=1.03), logs, report)
     ((severity, message),) = sig(report)
-    assert severity == "warning" and "mean of the last `BPB` figure of each of the 3 logs" in message
+    assert severity == "warning" and "mean of the last `Quantized BPB` figure of each of the 3 logs" in message
