@@ -70,6 +70,21 @@ _FEATURE_MARKERS = {
 }
 
 
+_SOURCE_LIKE = re.compile(r"os\.environ|^\s*(?:def|class|import|from|if|elif|for|while|return)\b|^\s*#|\s=\s|\w\(.*\)\s*$")
+_SETTING = re.compile(r"(?<![\w.])([A-Za-z][A-Za-z0-9_]{1,40})[=:]([^\s,=:]+)")
+_OFF = re.compile(r"\s*[:=]\s*(?:0|false|off|none|disabled?)\b")
+
+
+def _says_off(low: str, marker: str) -> bool:
+    """`slot_enabled=False`, `prequant_ttt: disabled`: the line names the feature to say it is off."""
+    for at in (i for i in range(len(low)) if low.startswith(marker, i)):
+        tail = low[at + len(marker):]
+        word_end = len(tail) - len(tail.lstrip("abcdefghijklmnopqrstuvwxyz0123456789_"))
+        if _OFF.match(tail[word_end:]):
+            return True
+    return False
+
+
 def strip_prefix(line: str) -> str:
     """LINE without a leading Unix-time stamp (`1712345678.12 step:...`)."""
     return _UNIX_PREFIX.sub("", line, count=1)
@@ -223,8 +238,13 @@ def read_line(run, s: str, n: int) -> None:
             run.seq_len = max(run.seq_len or 0, int(m.group(1)))
     if s.startswith("val_loader") and (m := _VAL_PATTERN.search(s)):
         run.dataset_paths.append(m.group(1))
+    source_like = bool(_SOURCE_LIKE.search(s))  # a line of Python (a source dump) says what could run, not what ran
+    pairs = _SETTING.findall(s)
+    if len(pairs) >= 2 and not source_like:  # a one-line settings echo: `ttt_enabled=0 slot_enabled=False ...`
+        for key, value in pairs:
+            run.hyperparameters.setdefault(key, value.rstrip(","))
     for marker, tag in _FEATURE_MARKERS.items():
-        if marker in low:
+        if marker in low and not source_like and not _says_off(low, marker):
             run.tags.add(tag)
             run.line_of.setdefault(tag, n)
     # The key of a `key:value` line names the phase that printed it (`ttt:start`, `prequant_ttt:done`,
