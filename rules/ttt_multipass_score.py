@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ast
 
-from rules.base import Invalid, Rule, Valid
+from rules.analysis.flags import FlagEvaluator
+from rules.base import Invalid, LogHints, Rule, Valid
 from rules.parsing import FSTRING_CALL
 
 _MULTIPASS = '''import torch
@@ -128,6 +129,24 @@ def train(model, opt, loader, steps, every):
 print(train(torch.nn.Linear(4, 4), None, None, 10, 5))
 '''
 
+
+# The epoch count comes from the environment; by default the loop runs once (each token scored once, then trained).
+_ENV_EPOCHS = '''import os
+import torch
+TTT_EPOCHS = int(os.environ.get("TTT_EPOCHS", "1"))
+def eval_ttt(model, opt, val_tokens):
+    loss_sum = 0.0
+    for epoch in range(TTT_EPOCHS):
+        for i in range(0, val_tokens.numel() - 1024, 1024):
+            x, y = val_tokens[i:i + 1024], val_tokens[i + 1:i + 1025]
+            with torch.no_grad():
+                loss_sum += model(x, y).item()
+            model(x, y).backward()
+            opt.step()
+    return loss_sum
+print(eval_ttt(torch.nn.Linear(4, 4), None, torch.load("fineweb_val_000000.bin")))
+'''
+
 class MultipassScore(Rule):
     """Flags an outer loop over epochs (its counter never selects which validation tokens are read) that encloses
     both the scoring of validation tokens and training on them, so epoch 2 onwards scores tokens already trained on.
@@ -144,12 +163,16 @@ class MultipassScore(Rule):
     VALID = [Valid(_LEGAL, name="epoch loop inside the chunk's train phase"),
              Valid(_PER_DOC, name="per-document LoRA reset per document"),
              Valid(_EPOCH_SELECTS_SHARD, name="the counter picks a different slice each pass, and is logged"),
-             Valid(_TRAIN_LOOP_PERIODIC_EVAL, name="training loop with a periodic eval reusing the batch names")]
+             Valid(_TRAIN_LOOP_PERIODIC_EVAL, name="training loop with a periodic eval reusing the batch names"),
+             Valid(_ENV_EPOCHS, name="epoch loop whose count is 1 by default: one pass")]
     INVALID = [Invalid(_MULTIPASS, expected_line=4, expected_severity="error", name="epoch loop around scoring"),
                Invalid(_LOGGED_EPOCHS, expected_line=4, expected_severity="error",
                        name="epoch loop whose counter is only printed"),
                Invalid(_TRAIN_LOOP_TRAINS_ON_EVAL, expected_line=5, expected_severity="error",
-                       name="near-miss: on scoring steps the training step reads the scored window")]
+                       name="near-miss: on scoring steps the training step reads the scored window"),
+               Invalid(_ENV_EPOCHS, expected_line=6, expected_severity="error",
+                       log_hints=LogHints(hyperparameters={"ttt_epochs": "3"}),
+                       name="near-miss: the same loop, the logs show TTT_EPOCHS=3")]
 
     def finish(self) -> None:
         facts = self.facts
@@ -163,7 +186,7 @@ class MultipassScore(Rule):
                 scores = [e for e in inside if e.kind == "accum" and not e.count_only and facts.taint.resolve(e.labels)]
                 updates = [e for e in inside if e.kind == "backward" and e.node in adapt_lines
                            and facts.taint.resolve(e.labels)]
-                if not scores or not updates or not self._is_epoch_loop(func, loop):
+                if not scores or not updates or not self._is_epoch_loop(func, loop) or self._runs_once(loop):
                     continue
                 severity, guards = self.gated_severity(loop)
                 source = facts.evidence_of_labels(facts.taint.resolve(scores[0].labels))
@@ -173,6 +196,15 @@ class MultipassScore(Rule):
                 self.report(loop, f"Epoch loop at line {loop.lineno} scores and trains on the same validation "
                             "tokens every epoch; later epochs score tokens already trained on.",
                             severity=severity, evidence=[e for e in evidence if e and e[0]] + guards)
+
+    def _runs_once(self, loop: ast.For) -> bool:
+        """`for e in range(EPOCHS)` whose count is 1 by default, or as logged: one pass scores each token once."""
+        it = loop.iter
+        if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range"
+                and len(it.args) == 1):
+            return False
+        count = FlagEvaluator(self.facts.flag_defs, self.log_hints.flag_value).value(it.args[0])
+        return isinstance(count, int) and not isinstance(count, bool) and count <= 1
 
     def _is_epoch_loop(self, func, loop: ast.For) -> bool:
         """A counted loop whose counter does not pick the validation data read in its body."""
