@@ -98,3 +98,17 @@ def test_denominator_is_compared_only_on_a_whole_split(kit, tokens, bytes_total,
     report = Report("x")
     check_metric([baseline(kit, tokens=tokens, bytes_total=bytes_total)], None, report)
     assert findings(report) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    # INVALID: no tokenizer named, but 524,289 tokens is a part of every canonical split
+    ("val_tokens:524289\nfinal_int8_zlib_roundtrip_exact val_loss:2.00000000 val_bpb:1.20000000\n",
+     [("FULL-VAL-TOKEN-COUNT", "error")]),
+    # VALID: no tokenizer named and a count of a whole split: nothing to say about the count
+    ("val_tokens:40540160\nfinal_int8_zlib_roundtrip_exact val_loss:2.00000000 val_bpb:1.20000000\n", []),
+])
+def test_a_subset_is_seen_without_knowing_the_tokenizer(text, expected):
+    """With no tokenizer in the paths, a token count under half of every canonical split is still a subset."""
+    report = Report("x")
+    check_metric([parse_log(text, "train.log")], None, report)
+    assert findings(report, "FULL-VAL-TOKEN-COUNT") == expected
