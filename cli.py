@@ -34,12 +34,16 @@ output_option = click.option(
     help="Write the report to this file instead of standard output.")
 
 
+def _require_output_folder(output: Path | None) -> None:
+    if output is not None and not output.parent.is_dir():
+        raise UserError(f"{output}: the folder {output.parent} does not exist")
+
+
 def _emit(text: str, output: Path | None) -> None:
     if output is None:
         click.echo(text)
     else:
-        if not output.parent.is_dir():
-            raise UserError(f"{output}: the folder {output.parent} does not exist")
+        _require_output_folder(output)
         output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
 
 
@@ -171,15 +175,14 @@ def audit(repo_path: Path, refs: str, base: str | None, jobs: int, cache_dir: Pa
           limit: int | None, folder_timeout: float, fmt: str | None, output: Path | None, policy: str) -> None:
     """Check every records folder the pull-request heads add or change: a sortable table of verdicts."""
     from harness.audit import DEFAULT_CACHE, AuditOptions, run_audit
-    from harness.report.audit import RENDERERS
+    from harness.report.audit import RENDERERS, summary_lines
 
     if jobs < 1 or (limit is not None and limit < 0) or folder_timeout <= 0:
         raise UserError("--jobs and --folder-timeout must be positive and --limit not negative")
     if fmt is None:
         suffix = output.suffix.lower() if output else ""
         fmt = {".html": "html", ".htm": "html", ".md": "markdown", ".json": "json"}.get(suffix, "text")
-    if output is not None and not output.parent.is_dir():
-        raise UserError(f"{output}: the folder {output.parent} does not exist")
+    _require_output_folder(output)  # before the audit runs, not after
 
     tty = sys.stderr.isatty()
 
@@ -194,7 +197,7 @@ def audit(repo_path: Path, refs: str, base: str | None, jobs: int, cache_dir: Pa
                                     folder_timeout_s=folder_timeout), progress=progress)
     _emit(RENDERERS[fmt](result), output)
     if output is not None:
-        click.echo(RENDERERS["text"](result).splitlines()[0], err=True)
+        click.echo(summary_lines(result)[0], err=True)
     sys.exit(result.exit_code)
 
 

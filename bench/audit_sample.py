@@ -90,8 +90,8 @@ def diff(before: dict, after: dict, listing: bool) -> str:
 
     old, new = table(before), table(after)
     moves = Counter((old[k]["verdict"], new[k]["verdict"]) for k in old.keys() & new.keys())
-    lines = [f"rows in both: {len(old.keys() & new.keys())}; only before: {len(old.keys() - new.keys())}; "
-             f"only after: {len(new.keys() - old.keys())}"]
+    lines = [(f"rows in both: {len(old.keys() & new.keys())}; only before: {len(old.keys() - new.keys())}; "
+              f"only after: {len(new.keys() - old.keys())}")]
     lines += [f"  {a:>5} -> {b:<5} {n}" for (a, b), n in sorted(moves.items())]
     rules_old = Counter(rule for r in old.values() for rule in r["error_rules"])
     rules_new = Counter(rule for r in new.values() for rule in r["error_rules"])

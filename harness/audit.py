@@ -25,14 +25,12 @@ from typing import Any
 
 from harness.errors import UserError
 from harness.submission.gitsource import (
-    RECORDS,
+    changed_folders,
     export_folder,
     folder_trees,
-    git,
     list_refs,
     require_repo,
     resolve_commit,
-    submission_folder,
 )
 from harness.verdict import EXIT_COULD_NOT_CHECK, EXIT_FINDINGS, EXIT_PASS
 
@@ -110,15 +108,6 @@ def _resolve_base(repo: Path, base: str | None) -> str:
     raise UserError(f"{repo}: no main or master branch to compare the pull requests with; pass --base REF")
 
 
-def _changed_folders(repo: Path, base: str, head: str) -> list[str]:
-    try:
-        out = git(repo, "diff", "--name-only", "-z", "--no-renames", f"{base}...{head}", "--", RECORDS)
-    except UserError:
-        return []  # no merge base (an unrelated history): nothing this audit can attribute to the pull request
-    paths = out.decode("utf-8", errors="surrogateescape").split("\0")
-    return sorted({f for p in paths if p and (f := submission_folder(p)) is not None})
-
-
 def _heads_cache(cache: Path | None, base: str) -> dict[str, dict[str, str]]:
     path = cache / f"heads-{base[:12]}.json" if cache else None
     if path and path.exists():
@@ -137,7 +126,7 @@ def population(opts: AuditOptions, base: str) -> list[tuple[str, str, str, str]]
     def folders_of(commit: str) -> dict[str, str]:
         if commit in known:
             return known[commit]
-        return folder_trees(opts.repo, commit, _changed_folders(opts.repo, base, commit))
+        return folder_trees(opts.repo, commit, changed_folders(opts.repo, base, commit))
 
     with ThreadPoolExecutor(max_workers=max(2, opts.jobs * 2)) as pool:
         trees = dict(zip([c for _r, c in refs], pool.map(folders_of, [c for _r, c in refs]), strict=True))

@@ -7,7 +7,8 @@ The JSON contract other tools depend on is built here (`Report.to_dict`): an obj
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 from rules.catalogue import RULES
@@ -63,6 +64,11 @@ class Report:
 
     def add(self, finding: Finding) -> None:
         self.findings.append(finding)
+
+    def downgrade(self, which: Callable[[Finding], bool], note: str) -> None:
+        """Turn every error finding WHICH selects into a warning, NOTE (the evidence that lowers it) appended."""
+        self.findings = [replace(f, severity="warning", message=f.message + note)
+                         if f.severity == "error" and which(f) else f for f in self.findings]
 
     def skip(self, rule: str, reason: str) -> None:
         if rule not in RULES:

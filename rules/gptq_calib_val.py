@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import ast
 import re
+from functools import cached_property
 
 from rules.analysis.dataflow import guarded_severity, last_name, script_facts
 from rules.base import Invalid, Rule, Valid
 
 _COLLECTOR_NAME = re.compile(r"hessian|gptq", re.IGNORECASE)
-
 
 
 # One config object holds both split patterns; the calibration loader reads one field of it. Which field is read
@@ -109,15 +109,20 @@ class GptqCalibVal(Rule):
                         origin, (node.lineno, f"passed to calibration `{last_name(node.func)}`"), *guards])
                     break
 
+    @cached_property
+    def _called_names(self) -> dict[ast.AST, set]:
+        """Callee node -> the names it calls: each callee is walked once, however many calls reach it."""
+        return {}
+
     def _is_collector(self, call: ast.Call, facts) -> bool:
         name = last_name(call.func) or ""
         if _COLLECTOR_NAME.search(name):
             return True
-        cache = self.__dict__.setdefault("_called", {})  # callee node -> the names it calls (one walk each)
         for callee in facts.callees(call):
-            calls = cache.get(callee)
+            calls = self._called_names.get(callee)
             if calls is None:
-                calls = cache[callee] = {last_name(n.func) for n in ast.walk(callee) if isinstance(n, ast.Call)}
+                calls = self._called_names[callee] = {last_name(n.func) for n in ast.walk(callee)
+                                                      if isinstance(n, ast.Call)}
             # A hook-registering function that also trains is a training loop, not a calibration pass.
             if "register_forward_hook" in calls and "backward" not in calls and "step" not in calls:
                 return True

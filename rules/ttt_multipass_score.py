@@ -131,21 +131,10 @@ print(train(torch.nn.Linear(4, 4), None, None, 10, 5))
 
 
 # The epoch count comes from the environment; by default the loop runs once (each token scored once, then trained).
-_ENV_EPOCHS = '''import os
-import torch
-TTT_EPOCHS = int(os.environ.get("TTT_EPOCHS", "1"))
-def eval_ttt(model, opt, val_tokens):
-    loss_sum = 0.0
-    for epoch in range(TTT_EPOCHS):
-        for i in range(0, val_tokens.numel() - 1024, 1024):
-            x, y = val_tokens[i:i + 1024], val_tokens[i + 1:i + 1025]
-            with torch.no_grad():
-                loss_sum += model(x, y).item()
-            model(x, y).backward()
-            opt.step()
-    return loss_sum
-print(eval_ttt(torch.nn.Linear(4, 4), None, torch.load("fineweb_val_000000.bin")))
-'''
+_ENV_EPOCHS = "import os\n" + _MULTIPASS.replace(
+    "def eval_ttt(model, opt, val_tokens, epochs):",
+    'TTT_EPOCHS = int(os.environ.get("TTT_EPOCHS", "1"))\ndef eval_ttt(model, opt, val_tokens):').replace(
+    "range(epochs)", "range(TTT_EPOCHS)").replace('.bin"), 3))', '.bin")))')
 
 class MultipassScore(Rule):
     """Flags an outer loop over epochs (its counter never selects which validation tokens are read) that encloses

@@ -10,8 +10,6 @@ With no loop time logged, or a loop that ran to the cap, the error stands.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from harness.challenge import TRAIN_BUDGET_S
 from harness.verdict import Report
 
@@ -29,6 +27,4 @@ def train_reads_within_reserve(logs: list, report: Report) -> None:
         return  # the logs time the reads and they do not fit: TRAIN-TIME-600 says so
     note = (f" (the logs show every training loop ending by {max(loops):.1f} s, leaving at least "
             f"{TRAIN_BUDGET_S - max(loops):.0f} s of the {TRAIN_BUDGET_S:.0f} s budget for these reads)")
-    for i, finding in enumerate(report.findings):
-        if finding.rule == "TRAIN-DATA-AT-EVAL" and finding.severity == "error" and finding.source == "static":
-            report.findings[i] = replace(finding, severity="warning", message=finding.message + note)
+    report.downgrade(lambda f: f.rule == "TRAIN-DATA-AT-EVAL" and f.source == "static", note)

@@ -9,8 +9,6 @@ every log, or on no identifiable set, nothing changes.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from harness.verdict import Report
 
 # Rules whose log-level findings concern one run's own figures.
@@ -24,15 +22,8 @@ def scope_to_claim(comparisons: dict | None, report: Report) -> None:
     if bpb is None or bpb.kind != "subset" or not bpb.logs_used:
         return
     behind = set(bpb.logs_used)
+    logs = {row.get("log") for row in report.facts.get("seeds", [])} - {None}
     names = ", ".join(sorted(behind)[:4]) + (" …" if len(behind) > 4 else "")
-    for i, finding in enumerate(report.findings):
-        if finding.severity == "error" and finding.rule in PER_RUN_RULES and finding.file \
-                and finding.source in ("log", "artifact") and finding.file not in behind \
-                and _is_log(finding.file, report):
-            report.findings[i] = replace(finding, severity="warning", message=(
-                f"{finding.message} (this log is not among those behind the claimed val_bpb: {names})"))
-
-
-def _is_log(path: str, report: Report) -> bool:
-    logs = {row.get("log") for row in report.facts.get("seeds", [])}
-    return path in logs
+    report.downgrade(lambda f: f.rule in PER_RUN_RULES and f.source in ("log", "artifact") and f.file in logs
+                     and f.file not in behind,
+                     f" (this log is not among those behind the claimed val_bpb: {names})")

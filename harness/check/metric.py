@@ -25,6 +25,7 @@ ERROR_REL = 0.005  # beyond 0.5 % the denominator is wrong, not truncated (Scyll
 DEFAULT_TRUNCATION = 65_536  # allowed shortfall when the sequence length is unknown
 SUBSET_FRACTION = 0.5  # with the tokenizer unknown, a count under half of every split's is a subset whatever ran
 TRUNCATION_REL = 0.0002  # a shortfall this small is a multiple-of-batch truncation, not a subset (4,096 of 62 M seen)
+SMALLEST_SPLIT = min(c for counts in CANONICAL_VAL_TOKENS.values() for c in counts)
 LEAKY_TRAIN_SHARDS = 1499  # local CaseOps preparation with --val-docs=10000 (issue #2127)
 
 
@@ -139,15 +140,14 @@ def _token_count(runs: list[LogRun], report: Report) -> None:
             continue
         family = tokenizer_family(run)
         if family is None:
-            smallest = min(c for counts in CANONICAL_VAL_TOKENS.values() for c in counts)
-            if run.val_tokens < SUBSET_FRACTION * smallest:  # a part of any split, whichever tokenizer ran
+            if run.val_tokens < SUBSET_FRACTION * SMALLEST_SPLIT:  # a part of any split, whichever tokenizer ran
                 judged = True
                 report.add(Finding(
                     "FULL-VAL-TOKEN-COUNT", "error",
                     f"val_tokens {run.val_tokens:,} is under {SUBSET_FRACTION:.0%} of every canonical split "
-                    f"(the smallest, {smallest:,} tokens): a subset, whatever the tokenizer",
+                    f"(the smallest, {SMALLEST_SPLIT:,} tokens): a subset, whatever the tokenizer",
                     file=run.path, line=run.line_of.get("val_tokens"), seed=run.seed, source="log",
-                    data={"val_tokens": run.val_tokens, "smallest_canonical": smallest}))
+                    data={"val_tokens": run.val_tokens, "smallest_canonical": SMALLEST_SPLIT}))
             continue
         judged = True
         canon = CANONICAL_VAL_TOKENS[family]

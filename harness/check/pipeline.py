@@ -74,8 +74,8 @@ def _run_stage(report: Report, name: str, stage: Callable[[], object]) -> object
 def check_submission(sub: Submission, options: CheckOptions, report: Report) -> Report:
     """Run every stage over an already-loaded submission."""
     from harness.check.binding import check_binding
-    from harness.check.budgets import check_budgets
     from harness.check.budget_evidence import train_reads_within_reserve
+    from harness.check.budgets import check_budgets
     from harness.check.claim_scope import scope_to_claim
     from harness.check.claims import check_claims
     from harness.check.consistency import check_log_code

@@ -34,13 +34,14 @@ def _cells(row: Any, width: int | None = None) -> list[str]:
             _first_error(row, width)]
 
 
-def _summary(result: Any) -> list[str]:
+def summary_lines(result: Any) -> list[str]:
+    """The run's figures, the verdict counts and the error rules, one line each."""
     verdicts = Counter(r.verdict for r in result.rows)
     rules = Counter(rule for r in result.rows for rule in r.error_rules)
     cached = result.folders - result.checked
-    lines = [f"audit: {len(result.rows)} (pull request, folder) rows from {result.refs} heads, "
-             f"{result.folders} distinct folders ({result.checked} checked, {cached} from the cache) "
-             f"in {result.wall_s:.0f} s; base {result.base[:12]}, harness {result.harness_key}",
+    lines = [(f"audit: {len(result.rows)} (pull request, folder) rows from {result.refs} heads, "
+              f"{result.folders} distinct folders ({result.checked} checked, {cached} from the cache) "
+              f"in {result.wall_s:.0f} s; base {result.base[:12]}, harness {result.harness_key}"),
              "verdicts: " + ", ".join(f"{v} {verdicts[v]}" for v in ("pass", "fail", "error"))]
     absent = sum(1 for r in result.rows if r.absent_files)
     if absent:
@@ -53,7 +54,7 @@ def _summary(result: Any) -> list[str]:
 
 def audit_text(result: Any) -> str:
     """The summary and one line per failing or unchecked row."""
-    lines = _summary(result)
+    lines = summary_lines(result)
     for row in sorted(result.rows, key=lambda r: (r.verdict == "pass", r.pr, r.folder)):
         if row.verdict != "pass":
             lines.append(f"  #{row.pr} {row.folder.removeprefix('records/')}: {row.verdict}  "
@@ -66,7 +67,7 @@ def audit_markdown(result: Any) -> str:
     def md(cell: str) -> str:
         return cell.replace("|", "\\|")
 
-    out = ["# Parameter Golf audit", "", *(f"- {line}" for line in _summary(result)), "",
+    out = ["# Parameter Golf audit", "", *(f"- {line}" for line in summary_lines(result)), "",
            "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     out += ["| " + " | ".join(md(c) for c in _cells(row, 200)) + " |" for row in result.rows]
     return "\n".join(out) + "\n"
@@ -110,7 +111,7 @@ def audit_html(result: Any) -> str:
                f'<td class="{row.verdict}">{row.verdict}</td>', f"<td>{cells[4]}</td>", f"<td>{cells[5]}</td>",
                f'<td class="msg">{html.escape(cells[6])}</td>']
         body.append("<tr>" + "".join(tds) + "</tr>")
-    summary = "".join(f"<p>{html.escape(line)}</p>" for line in _summary(result))
+    summary = "".join(f"<p>{html.escape(line)}</p>" for line in summary_lines(result))
     return ("<!doctype html><html><head><meta charset='utf-8'><title>Parameter Golf audit</title>"
             f"<style>{_STYLE}</style></head><body><h1>Parameter Golf audit</h1>{summary}"
             f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"

@@ -1,8 +1,8 @@
 """Submission folders read out of a git repository: refs, changed folders, folder trees, exports.
 
 Used by `ci` (one pull request) and `audit` (every pull request of a challenge repository). The repository is
-only read: folders are exported with ``git archive`` into a folder the caller owns; the work tree, index and refs
-are never touched. A submission folder is ``records/<track>/<name>/``.
+only read: folders are exported blob by blob (``git cat-file --batch``) into a folder the caller owns; the work
+tree, index and refs are never touched. A submission folder is ``records/<track>/<name>/``.
 """
 
 from __future__ import annotations
@@ -43,13 +43,29 @@ def resolve_commit(repo: Path, ref: str) -> str:
                         "fetch-depth: 0)") from None
 
 
+def _diff(repo: Path, base: str, head: str, *pathspec: str) -> list[tuple[str, str]]:
+    """(status letter, path) for every file under PATHSPEC changed between the merge base of BASE and HEAD, and
+    HEAD (``git diff BASE...HEAD``); a UserError when git fails (e.g. no merge base)."""
+    out = git(repo, "diff", "--name-status", "-z", "--no-renames", f"{base}...{head}", "--", *pathspec)
+    parts = out.decode("utf-8", errors="surrogateescape").split("\0")
+    return [(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2) if parts[i]]
+
+
 def changed_files(repo: Path, base: str, head: str) -> list[tuple[str, str]]:
     """(status letter, path) for every file changed between the merge base of BASE and HEAD, and HEAD."""
     for ref in (base, head):
         resolve_commit(repo, ref)
-    out = git(repo, "diff", "--name-status", "-z", "--no-renames", f"{base}...{head}")
-    parts = out.decode("utf-8", errors="surrogateescape").split("\0")
-    return [(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2) if parts[i]]
+    return _diff(repo, base, head)
+
+
+def changed_folders(repo: Path, base: str, head: str) -> list[str]:
+    """The submission folders HEAD adds, changes or deletes against its merge base with BASE (both already resolved
+    commits); none when the histories share no merge base, as nothing can then be attributed to HEAD."""
+    try:
+        changes = _diff(repo, base, head, RECORDS)
+    except UserError:
+        return []
+    return sorted({f for _status, path in changes if (f := submission_folder(path)) is not None})
 
 
 def submission_folder(path: str) -> str | None:

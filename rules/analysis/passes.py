@@ -96,10 +96,6 @@ def _chain(parents: dict, node: ast.AST) -> list[ast.AST]:
     return out
 
 
-def _in_bodies(parent: ast.AST, node: ast.AST) -> bool:
-    return any(any(s is node for s in getattr(parent, name, []) or []) for name in _BODIES)
-
-
 def _block_ends(parent: ast.AST, node: ast.AST, inside_b: set[int]) -> bool:
     """Whether the statement list holding NODE ends in a return/raise after NODE and before anything holding B."""
     for name in _BODIES:

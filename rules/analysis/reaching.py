@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import ast
 
-_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
-_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
-_SCOPE_SET = frozenset(_SCOPES)
-_COMPREHENSION_SET = frozenset(_COMPREHENSIONS)
+from rules.analysis.graph import COMPREHENSION_TYPES
+
+_SCOPES = frozenset({ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef})
 
 State = dict[str, frozenset]  # name -> definition nodes
 
@@ -69,10 +68,12 @@ class ReachingDefinitions:
                 self._expr(child, state)
             return None
         if kind is ast.Break:
-            self._loop_exits[-1].append(state) if self._loop_exits else None
+            if self._loop_exits:
+                self._loop_exits[-1].append(state)
             return None
         if kind is ast.Continue:
-            self._loop_heads[-1].append(state) if self._loop_heads else None
+            if self._loop_heads:
+                self._loop_heads[-1].append(state)
             return None
         if kind is ast.If:
             self._expr(stmt.test, state)
@@ -226,7 +227,7 @@ def _declared_elsewhere(scope_node: ast.AST) -> set[str]:
         node = stack.pop()
         if isinstance(node, (ast.Global, ast.Nonlocal)):
             out.update(node.names)
-        if not isinstance(node, _SCOPES):
+        if type(node) not in _SCOPES:
             stack.extend(ast.iter_child_nodes(node))
     return out
 
@@ -243,7 +244,7 @@ def _reads_and_walrus(node: ast.AST) -> list[tuple[str, ast.Name]]:
             if isinstance(current.ctx, ast.Load) and current.id not in bound:
                 out.append(("r", current))
             continue
-        if kind in _SCOPE_SET:
+        if kind in _SCOPES:
             if kind is ast.Lambda:
                 stack.extend((d, bound) for d in [*current.args.defaults, *current.args.kw_defaults] if d is not None)
             continue
@@ -252,7 +253,7 @@ def _reads_and_walrus(node: ast.AST) -> list[tuple[str, ast.Name]]:
             if isinstance(current.target, ast.Name):
                 out.append(("w", current.target))
             continue
-        if kind in _COMPREHENSION_SET:
+        if kind in COMPREHENSION_TYPES:
             inner = bound | {n.id for gen in current.generators for n in ast.walk(gen.target) if type(n) is ast.Name}
             first = current.generators[0].iter
             stack.append((first, bound))  # the first iterable is evaluated outside the comprehension

@@ -3,8 +3,8 @@
 Labels: ("VAL", line, note) for a value derived from a validation source first seen at that line, and ("P", id, i)
 for "whatever the caller passed as parameter i of function id". Each function is analysed once, with its local
 names flow-sensitive (each definition holds its own labels and a read sees only the definitions that reach it,
-rules.analysis.reaching) and its parameters symbolic, giving a *summary*: the labels of its return value in terms of its own sources and
-its parameters. A call to a script function substitutes the summary with the labels of the actual arguments at that
+rules.analysis.reaching) and its parameters symbolic, giving a *summary*: the labels of its return value in terms
+of its own sources and its parameters. A call to a script function substitutes the summary with the labels of the actual arguments at that
 call site, so a helper shared by the training and the validation loaders (`shard_paths(pattern)`,
 `read_shard(path)`) taints only the validation side. A parameter is VAL when some call site passes VAL into it
 (fixed point over the call graph); rules resolve parameters per call path where it matters (facts_causality).
@@ -28,7 +28,7 @@ import ast
 import re
 from collections.abc import Iterable
 
-from rules.analysis.graph import SKIPPED_TYPES, FuncInfo, Graph
+from rules.analysis.graph import COMPREHENSION_TYPES, SKIPPED_TYPES, FuncInfo, Graph
 from rules.analysis.reaching import ReachingDefinitions
 from rules.analysis.taint_types import ReceiverTypes
 
@@ -41,7 +41,6 @@ _MUTATORS = {"append", "extend", "insert", "update", "add", "put", "copy_", "add
 _ALIASING = {"setdefault", "get", "view", "reshape", "narrow", "select", "view_as", "flatten", "squeeze", "unsqueeze"}
 _FLOW_TYPES = frozenset({ast.Assign, ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor, ast.comprehension,
                          ast.withitem, ast.NamedExpr, ast.Return, ast.Yield, ast.YieldFrom, ast.Call, ast.arg})
-_COMPREHENSIONS = frozenset({ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp})
 _SKIPPED = SKIPPED_TYPES
 _OPAQUE = frozenset({ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef})
 _ANY_FIELD = "*"  # field key for "somewhere in the instance" (a method stores an argument through self.m(arg))
@@ -78,7 +77,7 @@ class Taint:
         `[read(p) for p in train_paths]` in one function are two different `p`s. Maps each such Name node to a
         key unique to its comprehension (the first iterable is evaluated outside, so it keeps outer names)."""
         out: dict[ast.Name, str] = {}
-        comps = [n for f in self.graph.functions for n in f.nodes if type(n) in _COMPREHENSIONS]
+        comps = [n for f in self.graph.functions for n in f.nodes if type(n) in COMPREHENSION_TYPES]
         comps.sort(key=lambda n: (n.lineno, n.col_offset, -n.end_lineno, -n.end_col_offset))  # outer first
         for comp in comps:
             names = {n.id for gen in comp.generators for n in ast.walk(gen.target) if type(n) is ast.Name}
