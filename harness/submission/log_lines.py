@@ -23,7 +23,7 @@ _STEP_ANY = re.compile(r"^(?:step[:\s]*)?(\d+)\s*/\s*(\d+)\s")
 _STOPPING = re.compile(r"stopping_early:.*?train_time[:=]\s*(\d+(?:\.\d+)?)\s*ms(?:.*?step[:=]\s*(\d+)/(\d+))?")
 _TOTAL_EVAL = re.compile(r"total_eval_time[:=]\s*(\d+(?:\.\d+)?)\s*s\b")
 _SIZE = re.compile(r"^(Total submission size|Serialized model|Code size)\s*(.*?):\s*(\d+)\s*bytes")
-_VAL_TOKENS = re.compile(r"(?:val_loader:.*\btokens:\s*|^val_tokens[:=]\s*)(\d+)")
+_VAL_TOKENS = re.compile(r"(?:val_loader:.*\btokens:\s*|^val_tokens[:=]\s*)(\d{1,3}(?:,\d{3})+(?!\d)|\d+)")
 _TRAIN_SHARDS = re.compile(r"\btrain_shards[:=]\s*(\d+)")
 _WORLD_SIZE = re.compile(r"\bworld_size[:=]\s*(\d+)")
 _SEED_LINE = re.compile(r"^seed[:=]\s*(\d+)\s*$", re.IGNORECASE)
@@ -199,7 +199,7 @@ def read_line(run, s: str, n: int) -> None:
     if "bytes" in s and (m := _SIZE.match(s)):
         _size(run, m.group(1), m.group(2).strip(), int(m.group(3)), n)
     if "tokens" in s and (m := _VAL_TOKENS.search(s)):
-        run.val_tokens = int(m.group(1))
+        run.val_tokens = int(m.group(1).replace(",", ""))  # `62,021,632` or `62021632`
         run.line_of["val_tokens"] = n
     if "train_shards" in s and (m := _TRAIN_SHARDS.search(s)):
         run.train_shards = int(m.group(1))

@@ -112,3 +112,13 @@ def test_a_subset_is_seen_without_knowing_the_tokenizer(text, expected):
     report = Report("x")
     check_metric([parse_log(text, "train.log")], None, report)
     assert findings(report, "FULL-VAL-TOKEN-COUNT") == expected
+
+
+@pytest.mark.parametrize("line, tokens", [
+    ("val_tokens:62,021,632  train_files=./data/x", 62_021_632),  # digit groups
+    ("val_tokens:62021632", 62_021_632),
+    ("val_tokens: 524289", 524_289),
+])
+def test_val_tokens_is_read_with_or_without_digit_groups(line, tokens):
+    """`val_tokens:62,021,632` is the whole count, not 62."""
+    assert parse_log(line + "\n", "train.log").val_tokens == tokens
