@@ -126,15 +126,17 @@ class FunctionFlow:
         key = id(node)
         if key in self._closure_cache:
             return self._closure_cache[key]
+        # Names in sorted order: with the LIMIT cap, set order (which moves with the hash seed) would decide which
+        # names are reached, and so the verdict.
         seen: set[str] = set()
-        todo = list(names_used(node))
+        todo = sorted(names_used(node))
         while todo and len(seen) < limit:
             name = todo.pop()
             if name in seen:
                 continue
             seen.add(name)
             for value in self.defs.get(name, ()):
-                todo.extend(n for n in names_used(value) if n not in seen)
+                todo.extend(n for n in sorted(names_used(value)) if n not in seen)
         result = frozenset(seen)
         self._closure_cache[key] = result
         return result
@@ -150,7 +152,7 @@ class FunctionFlow:
             for sub in ast.walk(current):
                 if predicate(sub):
                     return sub
-            for name in names_used(current):
+            for name in sorted(names_used(current)):  # a fixed order under the LIMIT cap, as in closure()
                 if name not in seen:
                     seen.add(name)
                     todo.extend(self.defs.get(name, ()))

@@ -268,3 +268,24 @@ def test_a_crashing_rule_is_not_checked_and_the_others_stand(monkeypatch, where)
     assert result.failed == {NetworkAtEval.ID: "train_gpt.py: ValueError: analysis bug"}
     assert PreEvalValTTT.ID in {f.rule for f in result.findings}
     assert NetworkAtEval.ID not in {f.rule for f in result.findings}
+
+
+_CLOSURE_PROBE = '''
+import ast
+from rules.analysis.dataflow import FunctionFlow
+src = "def f():\\n" + "".join(f"    v{i} = " + " + ".join(f"w{i}_{j}" for j in range(6)) + f" + v{i + 1}\\n"
+                             for i in range(80)) + "    return v0\\n"
+func = ast.parse(src).body[0]
+print(sorted(FunctionFlow(func).closure(func.body[-1], limit=60)))
+'''
+
+
+def test_a_capped_closure_does_not_depend_on_the_hash_seed():
+    """Which names a capped dependency walk reaches is the same under every hash seed (set order never decides)."""
+    import os
+    import subprocess
+    import sys
+
+    outputs = {subprocess.run([sys.executable, "-c", _CLOSURE_PROBE], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in range(6)}
+    assert len(outputs) == 1
