@@ -2,7 +2,9 @@
 
 CPU presets scale the 8xH100 shapes one way for both the reference and the naive baseline, so the two compare at
 equal wall clock: width / 4, heads / 2 (head dim 64 -> 32), depth -> 4 layers, sequence 128, 4,096 tokens per step,
-45 s of training on whatever cores there are, fp32, no compile.
+fp32, no compile. The baseline comparison (bench/reference_vs_baseline.py) trains both for 45 s of wall clock;
+`cpu-smoke` instead stops at a fixed step count, with the challenge's 600 s cap kept as a safety net, so that its
+training is the same computation on every machine and `reproduce` can re-run the shipped example anywhere.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ CPU_SCALE = dict(
 
 PRESETS: dict[str, dict] = {
     "full": {},
+    # 150 steps took about 45 s on 2 idle cores (the wall-clock budget the CPU comparison uses).
     "cpu-smoke": dict(
-        CPU_SCALE, rope_dims=8, eval_stride=64, ema_decay=0.95, warmdown_frac=0.3,
+        CPU_SCALE, iterations=150, max_wallclock_seconds=600.0, schedule_by_clock=False, rope_dims=8, eval_stride=64, ema_decay=0.95, warmdown_frac=0.3,
         ttt_chunk_tokens=4096, ttt_epochs=1, ttt_batch_seqs=32, ttt_lr=0.01,
     ),
     # The challenge's baseline: 9x512, relu^2, full RoPE, MLP x2, int8 + zlib, non-overlapping evaluation, no EMA,

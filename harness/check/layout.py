@@ -1,6 +1,7 @@
 """SUBMISSION-FORMAT: one dated folder with README.md, submission.json, logs and a runnable train_gpt.py.
 
-Missing required files are errors; a folder name that is not `YYYY-MM-DD_description`, and non-scored extras
+Missing required files are errors; a folder name under records/ that is not `YYYY-MM-DD_description` (elsewhere an
+info: the name matters once the folder is submitted), and non-scored extras
 (`train_gpt_human.py`, notebooks, large data files) are warnings; a symlink pointing outside the folder is an error
 and is never followed; a binary, non-UTF-8 or empty script is an error. For a single script only the script checks
 apply; the folder checks are listed as not checked.
@@ -92,8 +93,13 @@ def _check_name(sub: Submission, report: Report) -> None:
             valid_date = True
         except ValueError:
             pass
-    if not valid_date:
-        _warning(report, f"folder name {name!r} is not YYYY-MM-DD_description")
+    if valid_date:
+        return
+    message = f"folder name {name!r} is not YYYY-MM-DD_description"
+    if sub.root.resolve().parent.parent.name == "records":  # records/<track>/<folder>
+        _warning(report, message)
+    else:  # a working folder: the name is the challenge's only once the folder goes under records/<track>/
+        report.add(Finding(RULE, "info", message + " (required once it goes under records/<track>/)"))
 
 
 def _check_extras(sub: Submission, report: Report) -> list[str]:

@@ -20,13 +20,13 @@ import secrets
 import shutil
 import subprocess
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from harness.check import stats
 from harness.check.binding import make_header, sha256_file
-from harness.check.significance import check_significance
+from harness.check.significance import Significance, check_significance
 from harness.errors import UserError
 from harness.run.outcome import (
     CONFIG_NAME,
@@ -59,10 +59,16 @@ CLOCK_TOL_S, CLOCK_TOL_REL = 2.0, 0.02
 
 # --- inputs --------------------------------------------------------------------------------------------------------
 
-def parse_seeds(text: str) -> list[int]:
-    """'42,7,2024' -> [42, 7, 2024]; duplicates and non-integers are a UserError."""
+def parse_seeds(text: str, fresh: int = 0) -> list[int]:
+    """'42,7,2024' -> [42, 7, 2024]; an empty entry, a repeat, a non-integer or no seed at all (with no fresh seeds
+    asked for) is a UserError."""
+    entries = [s.strip() for s in text.split(",")] if text.strip() else []
+    if not entries and fresh <= 0:
+        raise UserError("--seeds is empty: name at least one seed (e.g. --seeds 42,7,2024) or pass --fresh-seeds N")
+    if any(not e for e in entries):
+        raise UserError(f"--seeds {text!r}: an entry is empty (two commas or a trailing comma)")
     try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
+        seeds = [int(s) for s in entries]
     except ValueError:
         raise UserError(f"--seeds {text!r}: expected comma-separated integers") from None
     if len(set(seeds)) != len(seeds):
@@ -174,7 +180,7 @@ def prepare_results(results: Path, config: dict[str, Any], overwrite: bool) -> d
 
 
 def _choose_seeds(opts: ReproduceOptions, state: dict[str, Any]) -> list[int]:
-    given = parse_seeds(opts.seeds)
+    given = parse_seeds(opts.seeds, opts.fresh_seeds)
     fresh = [s for s in state.get("fresh_seeds", []) if s not in given][:opts.fresh_seeds]
     while len(fresh) < opts.fresh_seeds:  # harness-chosen: unpredictable to the author, kept for a resume
         s = secrets.randbelow(2**31)
@@ -197,11 +203,10 @@ def _seed_findings(r: dict[str, Any], opts: ReproduceOptions, report: Report) ->
                            "the harness refused it", file=log, seed=seed, source="runtime",
                            data={"attempts": blocked[:20]}))
     reason = r.get("killed_reason") or ""
-    if reason.startswith("evaluation"):
-        report.add(Finding("EVAL-TIME-600", "error", f"seed {seed}: stopped by the harness: {reason}", file=log,
-                           seed=seed, source="runtime", data={"cap_s": r.get("cap_s"), **timing}))
-    elif reason:
-        report.add(Finding("TRAIN-TIME-600", "error", f"seed {seed}: stopped by the harness: {reason}", file=log,
+    if reason:
+        rule = ("EVAL-TIME-600" if reason.startswith("evaluation") else
+                "TRAIN-TIME-600" if reason.startswith(("training", "setup")) else "SUBMISSION-FORMAT")
+        report.add(Finding(rule, "error", f"seed {seed}: stopped by the harness: {reason}", file=log,
                            seed=seed, source="runtime", data={"cap_s": r.get("cap_s"), **timing}))
     script_ms, train_s = timing.get("script_train_ms"), timing.get("train_s")
     if script_ms is not None and script_ms > opts.train_budget * 1000 + 1000 * CLOCK_TOL_S:
@@ -225,9 +230,11 @@ def _seed_findings(r: dict[str, Any], opts: ReproduceOptions, report: Report) ->
     if r.get("leftover_pids"):
         report.could_not_check.append(f"seed {seed}: processes {r['leftover_pids']} survived teardown")
     if r["status"] == "failed":
-        tail = " | ".join(r.get("tail") or [])[-300:]
-        report.could_not_check.append(f"seed {seed}: the run ended (exit {r['returncode']}) without a final "
-                                      f"val_bpb; last lines: {tail}")
+        cause = r.get("cause") or "last lines: " + " | ".join(r.get("tail") or [])[-300:]
+        line = r.get("cause_line")
+        report.add(Finding("SUBMISSION-FORMAT", "error", f"seed {seed}: the script did not run to a final score "
+                           f"(exit {r['returncode']}): {cause}", file=log, line=line, seed=seed, source="runtime",
+                           data={"returncode": r["returncode"], "tail": r.get("tail")}))
 
 
 def _claims(sub_dir: Path) -> Claims:
@@ -238,7 +245,11 @@ def _equivalence(rows: list[dict[str, Any]], claims: Claims, report: Report) -> 
     """|mean(re-run) - claimed| <= EQUIVALENCE_TOL_BPB; per-seed deltas where the claims list the same seeds."""
     claimed = claims.val_bpb
     bpbs = [r["final"]["val_bpb"] for r in rows if r["final"]]
-    if claimed is None or not bpbs:
+    if claimed is None:
+        report.could_not_check.append("nothing to compare the re-run with: the folder claims no val_bpb "
+                                      "(submission.json)")
+        return None
+    if not bpbs:
         return None
     mean = sum(bpbs) / len(bpbs)
     delta = mean - float(claimed)
@@ -251,7 +262,7 @@ def _equivalence(rows: list[dict[str, Any]], claims: Claims, report: Report) -> 
                      test="|mean(re-run) - claimed| <= tolerance", equivalent=abs(delta) <= EQUIVALENCE_TOL_BPB,
                      per_seed_delta=per_seed)
     if not eq.equivalent:
-        report.add(Finding("LOG-CODE-CONSISTENCY", "warning",
+        report.add(Finding("LOG-CODE-CONSISTENCY", "error",
                            f"the re-run mean val_bpb {mean:.5f} differs from the claimed {float(claimed):.5f} by "
                            f"{delta:+.5f} (tolerance {EQUIVALENCE_TOL_BPB}): the claim was not reproduced",
                            file="submission.json", source="runtime", data=asdict(eq)))
@@ -305,6 +316,9 @@ def _validate(opts: ReproduceOptions) -> None:
     if opts.launcher == "python" and opts.nproc != 1:
         raise UserError("the python launcher runs one process; use torchrun for --nproc > 1")
     parse_env(opts.extra_env)
+    if opts.fresh_seeds < 0:
+        raise UserError(f"--fresh-seeds {opts.fresh_seeds}: must not be negative")
+    parse_seeds(opts.seeds, opts.fresh_seeds)
 
 
 def _results_dir(opts: ReproduceOptions, sub_dir: Path) -> Path:
@@ -341,10 +355,41 @@ def _run_seeds(sub_dir: Path, results: Path, seeds: list[int], opts: ReproduceOp
     return rows
 
 
+def static_verdict(sub_dir: Path, opts: ReproduceOptions, progress: Progress) -> Report:
+    """The folder's `check` verdict, run before anything executes: a reproduction of a folder that fails it fails."""
+    from harness.check.pipeline import CheckOptions, check_path
+
+    report = check_path(sub_dir, CheckOptions(against=opts.against, policy=opts.policy))
+    counts = f"{len(report.errors)} error(s)"
+    progress(f"static check: {report.verdict} ({counts})" + (
+        "; the reproduction fails whatever the re-run gives" if report.errors else ""))
+    return report
+
+
+def verdict_reason(report: Report, facts: ReproduceFacts, n_seeds: int) -> str:
+    """One line saying why the reproduction passes, fails or could not be judged: what the reports lead with."""
+    errors = report.sorted_findings()
+    errors = [f for f in errors if f.severity == "error"]
+    if errors:
+        first = errors[0]
+        more = f" (+{len(errors) - 1} more error(s))" if len(errors) > 1 else ""
+        where = "static check" if first.source not in ("runtime", "probe") else "re-run"
+        return f"{where}: {first.rule}: {first.message}{more}"
+    if report.could_not_check:
+        return f"could not judge: {report.could_not_check[0]}"
+    eq, done = facts.equivalence, sum(1 for s in facts.seeds if s.status == "complete")
+    if eq is None:
+        return f"{done} of {n_seeds} seed(s) ran; no claim to compare with"
+    return (f"{done} of {n_seeds} seed(s) reproduced the claim: re-run mean {eq.rerun_mean:.5f} vs claimed "
+            f"{float(eq.claimed_val_bpb):.5f} (delta {eq.delta:+.5f}, tolerance {eq.tolerance:g} bpb)")
+
+
 def reproduce(opts: ReproduceOptions, progress: Progress = lambda _m: None) -> ReproduceResult:
-    """Run every seed (resuming finished ones) and aggregate; harness.report.reproduce writes the reports."""
+    """Check the folder, run every seed (resuming finished ones) and aggregate; harness.report.reproduce writes the
+    reports."""
     _validate(opts)
     sub_dir = resolve_submission(opts.path)
+    static = static_verdict(sub_dir, opts, progress)
     data, tokenizer, vocab = resolve_data(opts, progress)
     results = _results_dir(opts, sub_dir)
     config = _config(opts, sub_dir, data, tokenizer)
@@ -354,6 +399,7 @@ def reproduce(opts: ReproduceOptions, progress: Progress = lambda _m: None) -> R
     hash_before = tree_hash(sub_dir)
     rows = _run_seeds(sub_dir, results, seeds, opts, data, tokenizer, vocab, progress)
     report = Report(target=str(sub_dir))
+    report.merge(static, "check")
     unchanged = tree_hash(sub_dir) == hash_before
     if not unchanged:
         report.could_not_check.append("the submission folder changed during the re-run (by something outside "
@@ -364,4 +410,8 @@ def reproduce(opts: ReproduceOptions, progress: Progress = lambda _m: None) -> R
 
         progress("running the runtime legality probes (tiny configuration, synthetic data)")
         report.merge(probe_path(sub_dir, ProbeOptions()), "probe")
+    sig = report.facts.get("significance")
+    reference = sig.summary_bpb.reference.mean if isinstance(sig, Significance) else None
+    facts = replace(facts, reason=verdict_reason(report, facts, len(seeds)), reference_val_bpb=reference)
+    report.facts["reproduce_reason"] = facts.reason
     return ReproduceResult(report=report, options=opts, results_dir=results, facts=facts, seeds=rows)

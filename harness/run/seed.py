@@ -96,6 +96,26 @@ def _final_score(run: LogRun, lines: list[str]) -> dict[str, Any] | None:
     return None
 
 
+# The line that names an exception: "ValueError: ...", "torch.OutOfMemoryError: ...", "[rank0]: KeyError: 'x'";
+# a bare "MemoryError" or "KeyboardInterrupt" line too.
+_EXCEPTION_RE = re.compile(r"^(?:\[rank\d+\]:\s*)?((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Interrupt|Exit))"
+                           r"(?::\s*(.*))?$")
+# The launcher's own wrapper of a child failure: never the cause.
+_LAUNCHER_EXCEPTIONS = ("ChildFailedError", "SignalException")
+
+
+def failure_cause(lines: list[str]) -> tuple[str, int] | None:
+    """The last exception the script itself raised, as "Name: message", and its 1-based line in LINES; None when
+    no line names one. torchrun's summary of a failed child ("ChildFailedError", "To enable traceback ...") is
+    skipped, so the cause is the child's own exception."""
+    for i in range(len(lines) - 1, -1, -1):
+        m = _EXCEPTION_RE.match(lines[i].strip())
+        if m and not m.group(1).endswith(_LAUNCHER_EXCEPTIONS):
+            text = m.group(1) + (f": {m.group(2)}" if m.group(2) else "")
+            return text[:300], i + 1
+    return None
+
+
 def _sandbox_spec(sub_dir: Path, seed: int, work: Path, opts: ReproduceOptions, data: Path,
                   tokenizer: Path | None, vocab: int | None) -> SandboxSpec:
     """The sandboxed launch of one seed in its scratch copy WORK: argv, environment, read-only paths, port."""
@@ -169,17 +189,31 @@ def _seed_row(seed: int, work: Path, new_files: list[Path], lines: list[str], cl
            "script_eval_s": run.eval_time_s, "network_attempts": result.network_attempts,
            "isolation": result.isolation, "artifacts": [p.relative_to(work).as_posix() for p in sorted(new_files)],
            "total_size_bytes": run.total_size_bytes, "tail": lines[-5:]}
+    if status == "failed":
+        cause = failure_cause(lines)
+        if cause is not None:
+            out["cause"], out["cause_line"] = cause[0], cause[1] + 1  # the binding header is line 1 of train.log
     progress(f"seed {seed}: {status}" + (f" ({result.killed_reason})" if result.killed_reason else "")
              + (f", val_bpb {final['val_bpb']}" if final else "") + f", {timing['total_s']:.1f} s")
     return out
 
 
 def _progress_line(seed: int, clock: PhaseClock, now: float, opts: ReproduceOptions) -> str:
+    """"seed 42: train 12/600 s, step 40 of 150": the phase, elapsed / cap, and the script's own step count, with
+    what the budget allows at this pace when the script's iteration count is only a cap it will not reach."""
     phase = clock.phase()
     if phase == "train" and clock.train_start is not None:
-        step = f"step {clock.step[0]}/{clock.step[1]} " if clock.step else ""
-        return f"seed {seed}: train {step}{now - clock.train_start:.0f}s/{opts.train_budget:g}s"
+        elapsed = now - clock.train_start
+        step = ""
+        if clock.step:
+            done, total = clock.step
+            step = f", step {done} of {total}"
+            pace = done / elapsed if elapsed > 0 else 0.0
+            if done and pace * opts.train_budget < total:
+                step = f", step {done} (about {pace * opts.train_budget:.0f} by the budget at this pace; " \
+                       f"the script's cap is {total})"
+        return f"seed {seed}: train {elapsed:.0f}/{opts.train_budget:g} s{step}"
     if phase == "eval" and clock.train_end is not None:
-        return f"seed {seed}: eval {now - clock.train_end:.0f}s/{opts.eval_budget:g}s"
-    return f"seed {seed}: setup {now - clock.started:.0f}s/{opts.setup_allowance:g}s"
+        return f"seed {seed}: eval {now - clock.train_end:.0f}/{opts.eval_budget:g} s"
+    return f"seed {seed}: setup {now - clock.started:.0f}/{opts.setup_allowance:g} s"
 

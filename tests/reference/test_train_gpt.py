@@ -39,6 +39,17 @@ class TestSettings:
         args = Hyperparameters(iterations=100, max_wallclock_seconds=100.0, warmdown_frac=0.4)
         assert lr_multiplier(step, elapsed, args) == pytest.approx(expected)
 
+    @pytest.mark.parametrize("step,elapsed,expected", [(0, 80.0, 1.0), (0, 1e6, 1.0), (90, 0.0, 0.25), (90, 99.0, 0.25)])
+    def test_step_schedule_ignores_the_clock(self, step, elapsed, expected):
+        """With schedule_by_clock off the LR depends on the step alone, however long the steps took."""
+        args = Hyperparameters(iterations=100, max_wallclock_seconds=100.0, warmdown_frac=0.4, schedule_by_clock=False)
+        assert lr_multiplier(step, elapsed, args) == pytest.approx(expected)
+
+    def test_cpu_smoke_stops_on_a_step_count(self):
+        """The cpu-smoke preset is a fixed number of steps with the challenge's cap only as a safety net."""
+        args = load_hyperparameters({"PRESET": "cpu-smoke"}, [])
+        assert args.schedule_by_clock is False and args.iterations < 1000 and args.max_wallclock_seconds == 600.0
+
 
 class TestEndToEnd:
     """A run of seconds through the bundled script, the submission folder and re-evaluation."""

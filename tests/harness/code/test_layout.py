@@ -49,11 +49,19 @@ def test_submission_variant_name_is_accepted(submission):
     assert _layout(submission(files)).findings == []
 
 
-@pytest.mark.parametrize("name", ["my_run", "2026-13-01_bad_month", "20260401_nodash"])
-def test_bad_folder_name_is_a_warning(submission, name):
-    """A folder not named YYYY-MM-DD_description gets a warning."""
+@pytest.mark.parametrize("name", ["records/track_10min_16mb/my_run", "records/track_non_record_16mb/2026-13-01_bad",
+                                  "records/x/20260401_nodash"])
+def test_bad_folder_name_under_records_is_a_warning(submission, name):
+    """A folder under records/ not named YYYY-MM-DD_description gets a warning."""
     report = _layout(submission(COMPLETE, name=name))
     assert [(f.severity, "YYYY-MM-DD" in f.message) for f in report.findings] == [("warning", True)]
+
+
+@pytest.mark.parametrize("name", ["my_run", "submissions/my_run", "records_backup/run1", "2026-13-01_bad_month"])
+def test_bad_folder_name_outside_records_is_an_info(submission, name):
+    """A working folder outside any records/ tree only gets an info: the name matters once it is submitted."""
+    report = _layout(submission(COMPLETE, name=name))
+    assert [(f.severity, "YYYY-MM-DD" in f.message) for f in report.findings] == [("info", True)]
 
 
 @pytest.mark.parametrize("extra, content", [

@@ -54,6 +54,14 @@ FAKE_SCRIPT = textwrap.dedent('''
     print(f"final_int8_zlib_roundtrip_exact val_loss:2.10000000 val_bpb:{bpb:.8f}")
 ''')
 
+# What the fake script prints for seed 42, shipped as its log so that the folder passes the static check.
+FAKE_LOG = "\n".join([
+    "seed:42", *(f"step:{s}/5 train_loss:{4 - 0.1 * s:.4f} train_time:{20 * s}ms step_avg:20.0ms" for s in range(1, 6)),
+    "stopping_early: wallclock_cap train_time:100ms step:5/5", "Serialized model int8+zlib: 1000 bytes",
+    "Total submission size int8+zlib: 2000 bytes",
+    "final_int8_zlib_roundtrip val_loss:2.1000 val_bpb:{bpb:.4f} eval_time:10ms",
+    "final_int8_zlib_roundtrip_exact val_loss:2.10000000 val_bpb:{bpb:.8f}", ""])
+
 LEVELS = ["best", "process-group"]
 
 
@@ -67,6 +75,7 @@ def make_submission(tmp_path: Path):
         (folder / "train_gpt.py").write_text(script)
         (folder / "submission.json").write_text(json.dumps({"val_bpb": claimed, "val_loss": 2.1}))
         (folder / "README.md").write_text("fake submission\n")
+        (folder / "train_seed42.log").write_text(FAKE_LOG.format(bpb=claimed))
         return folder
 
     return make

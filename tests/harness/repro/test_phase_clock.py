@@ -58,3 +58,21 @@ def test_caps_share_one_allowance(lines, now, expect):
         clock.feed(t, line)
     reason = clock.deadline(now)
     assert (reason.split()[0] if reason else None) == expect
+
+
+@pytest.mark.parametrize("lines, now, expected", [
+    ([(1.0, "seed:1")], 3.0, "seed 7: setup 2/120 s"),
+    ([(1.0, "step:40/150 train_loss:4.0 train_time:9000ms")], 11.0, "seed 7: train 10/600 s, step 40 of 150"),
+    ([(1.0, "step:10/20000 train_loss:4.0 train_time:9000ms")], 11.0,
+     "seed 7: train 10/600 s, step 10 (about 600 by the budget at this pace; the script's cap is 20000)"),
+    ([(1.0, "step:5/5 train_loss:4.0 train_time:9000ms")], 4.0, "seed 7: eval 3/600 s"),
+])
+def test_progress_line_shows_phase_elapsed_cap_and_steps(lines, now, expected):
+    """Progress names the phase, elapsed over its cap, and the script's step against what it will really reach."""
+    from harness.run.outcome import ReproduceOptions
+    from harness.run.seed import _progress_line
+
+    clock = PhaseClock(1.0, 600, 600, 120)
+    for t, line in lines:
+        clock.feed(t, line)
+    assert _progress_line(7, clock, now, ReproduceOptions()) == expected

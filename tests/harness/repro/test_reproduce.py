@@ -115,7 +115,7 @@ def test_network_attempt_never_reaches_the_server_and_is_flagged(make_submission
     result = reproduce(options(make_submission(), extra_env=("BEHAVIOUR=connect", f"PORT={server.port}")))
     time.sleep(0.3)  # let the accept loop see a connection that might have been made
     assert server.accepted == 0
-    net = [f for f in result.report.findings if f.rule == "NETWORK-AT-EVAL"]
+    net = [f for f in result.report.findings if f.rule == "NETWORK-AT-EVAL" and f.source == "runtime"]
     assert net and net[0].severity == "error" and f"127.0.0.1:{server.port}" in net[0].message
     assert result.exit_code == 1
 
@@ -210,6 +210,11 @@ def test_html_report_is_self_contained(make_submission, options, tmp_path):
 @pytest.mark.parametrize("kwargs, message", [
     ({"seeds": "42,x"}, "comma-separated integers"),
     ({"seeds": "42,42"}, "repeated"),
+    ({"seeds": ""}, "empty"),
+    ({"seeds": " , "}, "empty"),
+    ({"seeds": "42,,7"}, "entry is empty"),
+    ({"seeds": "42,"}, "entry is empty"),
+    ({"fresh_seeds": -1}, "negative"),
     ({"nproc": 3}, "must divide 8"),
     ({"extra_env": ("NOEQUALS",)}, "KEY=VALUE"),
     ({"train_budget": 0.0}, "positive"),
@@ -240,14 +245,15 @@ def test_memory_cap_stops_a_run_that_allocates_too_much(make_submission, options
     result = reproduce(options(make_submission(script=hog), memory_gb=0.25))
     row = result.seeds[0]
     assert row["status"] == "failed" and row["final"] is None
-    assert result.exit_code == 2 and "without a final val_bpb" in result.report.could_not_check[0]
+    failed = [f for f in result.report.errors if f.rule == "SUBMISSION-FORMAT" and f.source == "runtime"]
+    assert result.exit_code == 1 and failed and "did not run to a final score" in failed[0].message
 
 
 @pytest.mark.slow
 def test_torchrun_with_two_processes(make_submission, options):
     """The challenge launcher (torchrun, c10d rendezvous on a harness-chosen loopback port) works in the sandbox."""
     result = reproduce(options(make_submission(), launcher="torchrun", nproc=2, setup_allowance=30.0))
-    assert result.seeds[0]["status"] == "complete" and result.report.findings == []
+    assert result.seeds[0]["status"] == "complete" and not [f for f in result.report.findings if f.source == "runtime"]
 
 
 @pytest.mark.slow
@@ -282,3 +288,48 @@ def test_declared_run_env_applies_under_the_challenge_variables(make_submission,
     env = _run_env(ReproduceOptions(extra_env=extra), 42, "r", sub, None, None, 1, declared_env(sub))
     assert env["SEED"] == "42"
     assert env.get("BEHAVIOUR") == expect
+
+
+@pytest.mark.parametrize("seeds", ["", "42,,7", "42,42"])
+def test_bad_seeds_never_touch_existing_results(make_submission, options, tmp_path, seeds):
+    """A usage error in --seeds leaves an earlier results folder exactly as it was, even with overwrite."""
+    sub = make_submission()
+    reproduce(options(sub))
+    before = tree_hash(tmp_path / "results")
+    with pytest.raises(UserError):
+        reproduce(options(sub, seeds=seeds, overwrite=True))
+    assert tree_hash(tmp_path / "results") == before
+
+
+@pytest.mark.parametrize("claimed, exit_code, rule", [(1.252, 0, None), (1.30, 1, "LOG-CODE-CONSISTENCY"),
+                                                      (1.2535, 0, None), (1.2545, 1, "LOG-CODE-CONSISTENCY")])
+def test_a_claim_the_rerun_does_not_reproduce_fails(make_submission, options, claimed, exit_code, rule):
+    """A re-run mean beyond the tolerance from the claim is an error and exit 1; within it, a pass."""
+    sub = make_submission(claimed=claimed)  # its shipped log agrees with the claim; the re-run gives 1.252
+    result = reproduce(options(sub))
+    assert result.exit_code == exit_code, result.facts.reason
+    errors = [f.rule for f in result.report.errors]
+    assert errors == ([rule] if rule else [])
+    assert (rule or "reproduced the claim") in result.facts.reason
+
+
+def test_a_folder_with_only_a_script_fails_the_static_check_first(options, tmp_path):
+    """A bare script that prints a final score, with no claims, README or logs, fails: the static check runs first."""
+    sub = tmp_path / "bare"
+    sub.mkdir()
+    (sub / "train_gpt.py").write_text("print('final_int8_zlib_roundtrip_exact val_loss:0.5 val_bpb:0.3')\n")
+    result = reproduce(options(sub))
+    assert result.exit_code == 1
+    assert result.facts.reason.startswith("static check: SUBMISSION-FORMAT")
+    assert any("claims no val_bpb" in c for c in result.report.could_not_check)
+
+
+def test_a_dying_run_reports_the_scripts_own_exception(make_submission, options):
+    """A run that raises is a SUBMISSION-FORMAT error whose message is the script's exception, at its log line."""
+    dies = "print('step:1/2 train_loss:3.0 train_time:1ms', flush=True)\nimport flash_attn_interface_missing\n"
+    result = reproduce(options(make_submission(script=dies)))
+    failed = [f for f in result.report.errors if f.source == "runtime"]
+    assert result.exit_code == 1 and len(failed) == 1
+    assert "ModuleNotFoundError: No module named 'flash_attn_interface_missing'" in failed[0].message
+    log = (Path(result.results_dir) / "seed_42" / "train.log").read_text().splitlines()
+    assert log[failed[0].line - 1].startswith("ModuleNotFoundError")
