@@ -23,6 +23,7 @@ import click
 
 from harness.challenge import EVAL_BUDGET_S, TRAIN_BUDGET_S
 from harness.errors import UserError
+from harness.extras import require_train_extra
 
 FORMATS = ("text", "json", "sarif", "markdown")
 
@@ -69,15 +70,21 @@ def main() -> None:
               help="Judge the cap on the shipped bytes only, never on a logged wrapper size.")
 @click.option("--probe", is_flag=True,
               help="Also run the runtime legality probes (runs the script at tiny scale on CPU; seconds to minutes).")
+@click.option("--verbose", "-v", is_flag=True,
+              help="Text output: also info findings and every fact table (sizes, claims, claims vs logs, judged by, "
+                   "timings).")
 def check(path: Path, fmt: str, output: Path | None, against: str | None, policy: str,
-          allow_file: Path | None, strict_size: bool, probe: bool) -> None:
+          allow_file: Path | None, strict_size: bool, probe: bool, verbose: bool) -> None:
     """Static verdict on a submission folder or a single script."""
     from harness.check.pipeline import CheckOptions, check_path
     from harness.report.render import render
+    from harness.report.text import render_text
 
+    if probe:
+        require_train_extra("check --probe")
     report = check_path(path, CheckOptions(against=against, policy=policy, allow_file=allow_file,
                                            strict_size=strict_size, probe=probe))
-    _emit(render(report, fmt), output)
+    _emit(render_text(report, verbose=verbose) if fmt == "text" else render(report, fmt), output)
     sys.exit(report.exit_code)
 
 
@@ -119,6 +126,7 @@ def reproduce(path: Path | None, seeds: str, fresh_seeds: int, nproc: int, train
               tokenizer: Path | None, results: Path | None, against: str | None, policy: str,
               extra_env: tuple[str, ...], probe: bool, overwrite: bool) -> None:
     """Re-run a submission (default: the shipped reference) under harness-owned budgets."""
+    require_train_extra("reproduce")
     from harness.report.reproduce import write_reproduce_reports
     from harness.run.outcome import ReproduceOptions
     from harness.run.reproduce import reproduce as run_reproduce
@@ -144,13 +152,18 @@ def reproduce(path: Path | None, seeds: str, fresh_seeds: int, nproc: int, train
               help="Print GitHub workflow annotations (default: on under GitHub Actions).")
 @click.option("--policy", type=click.Choice(["readme", "frontier"]), default="readme", show_default=True,
               help="Significance policy.")
+@click.option("--allow", "allow_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Reviewer allow-list (TOML or JSON, as for `check --allow`); a file may be given relative to "
+                   "its records folder or to the repository.")
 def ci(base: str, head: str, repo_path: Path, sarif: Path | None, markdown: Path | None,
-       annotations: bool | None, policy: str) -> None:
+       annotations: bool | None, policy: str, allow_file: Path | None) -> None:
     """Check every submission folder added or changed since BASE; non-zero on error findings."""
     from harness.ci import CiOptions, run_ci
 
+    for path in (sarif, markdown):
+        _require_output_folder(path)  # before anything is judged, not after
     result = run_ci(CiOptions(base=base, head=head, repo=repo_path, sarif=sarif, markdown=markdown,
-                              annotations=annotations, policy=policy))
+                              annotations=annotations, policy=policy, allow_file=allow_file))
     click.echo(result.text)
     sys.exit(result.exit_code)
 
@@ -212,6 +225,7 @@ def audit(repo_path: Path, refs: str, base: str | None, jobs: int, cache_dir: Pa
               help="Run CUDA-assuming scripts on the CPU (CUDA calls kept on the CPU, flash-attn stand-ins on SDPA).")
 def probe(path: Path, fmt: str, output: Path | None, data_path: Path | None, timeout: float, cpu_compat: bool) -> None:
     """Run the submission's evaluation at tiny scale with causality and score-before-update probes."""
+    require_train_extra("probe")
     from harness.report.render import render
     from harness.run.probe import ProbeOptions, probe_path
 
@@ -229,6 +243,7 @@ def probe(path: Path, fmt: str, output: Path | None, data_path: Path | None, tim
               help="Use real FineWeb shards from this folder instead of building the local dataset.")
 def data(out: Path, vocab_size: int, val_docs: int | None, fineweb: Path | None) -> None:
     """Build the local dataset in the challenge's shard format (or register real FineWeb shards)."""
+    require_train_extra("data")
     from reference.data import DataOptions, build_dataset
 
     result = build_dataset(DataOptions(out=out, vocab_size=vocab_size, val_docs=val_docs, fineweb=fineweb))
@@ -240,13 +255,15 @@ def data(out: Path, vocab_size: int, val_docs: int | None, fineweb: Path | None)
 @click.option("--preset", default="cpu-smoke", show_default=True,
               help="Configuration preset: cpu-smoke, naive-baseline, full (8xH100).")
 @click.option("--seed", type=int, default=42, show_default=True, help="Random seed.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Submission folder to write (train_gpt.py, submission.json, log, README.md, artifact).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("submissions"),
+              show_default=True, help="Submission folder to write (train_gpt.py, submission.json, log, README.md, "
+              "artifact); `submissions` itself gets a child named the challenge's way, YYYY-MM-DD_description.")
 @click.option("--data", "data_path", type=click.Path(path_type=Path), default=None, help="Dataset folder.")
 @click.option("--nproc", type=int, default=1, show_default=True, help="Processes (torchrun).")
 @click.option("--ttt/--no-ttt", default=True, show_default=True, help="Also run the legal score-first TTT eval.")
 def train(preset: str, seed: int, out: Path, data_path: Path | None, nproc: int, ttt: bool) -> None:
     """Train the reference model and write a complete submission folder."""
+    require_train_extra("train")
     from reference.runner import TrainOptions, train_submission
 
     result = train_submission(TrainOptions(preset=preset, seed=seed, out=out, data_path=data_path,
@@ -262,6 +279,7 @@ def train(preset: str, seed: int, out: Path, data_path: Path | None, nproc: int,
 @click.option("--stride", type=int, default=None, help="Sliding-window stride (default: the artifact's).")
 def eval_cmd(artifact: Path, ttt: bool, data_path: Path | None, stride: int | None) -> None:
     """Re-evaluate an artifact of the reference family (sliding window, optionally with legal TTT)."""
+    require_train_extra("eval")
     from reference.runner import EvalOptions, evaluate_artifact
 
     result = evaluate_artifact(EvalOptions(artifact=artifact, ttt=ttt, data_path=data_path, stride=stride))

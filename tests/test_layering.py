@@ -220,7 +220,8 @@ ROOM_FORBIDDEN = {
     "harness.report": ("harness.ci", "harness.audit"),
     "harness.ci": ("harness.audit",),
 }
-ROOM_EXCEPTIONS = {("harness.check.pipeline", "harness.run.probe")}  # `check --probe` runs the probe
+# `check --probe` runs the probe; `reproduce` runs the folder's `check` before its seeds.
+ROOM_EXCEPTIONS = {("harness.check.pipeline", "harness.run.probe"), ("harness.run.reproduce", "harness.check.pipeline")}
 
 
 def _room(name: str) -> str | None:

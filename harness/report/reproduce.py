@@ -1,5 +1,5 @@
-"""The `reproduce` report: its Markdown (verdict, isolation, per-seed table, statistics, findings) and the writing
-of report.md, report.html and summary.json into the results folder.
+"""The `reproduce` report: its Markdown (verdict and its one-line reason, isolation, per-seed table, statistics,
+findings) and the writing of report.md, report.html and summary.json into the results folder.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.check.significance import Significance
-from harness.report.html import render_html
+from harness.report.html import STATUS_WORDS, render_html, verdict_reason
 from harness.run.outcome import ReproduceResult, write_json_atomic
 
 
@@ -18,7 +18,7 @@ def write_reproduce_reports(result: ReproduceResult) -> str:
     results, report = result.results_dir, result.report
     md = render_markdown(result)
     (results / "report.md").write_text(md, encoding="utf-8")
-    (results / "report.html").write_text(render_html(result, md), encoding="utf-8")
+    (results / "report.html").write_text(render_html(result), encoding="utf-8")
     write_json_atomic(results / "summary.json", {**report.to_dict(), "seeds": result.seeds})
     return md + f"\nresults: {results} (report.md, report.html, summary.json)"
 
@@ -32,14 +32,16 @@ def _fmt(value: Any, spec: str = "") -> str:
 
 
 def _header(result: ReproduceResult) -> list[str]:
-    """The title and the line of budgets, isolation and whether the submission folder stayed unchanged."""
+    """The verdict with its one-line reason, then the line of budgets, isolation and whether the submission folder
+    stayed unchanged."""
     opts, facts = result.options, result.facts
     iso = facts.isolation or {}
-    return [f"## pgolf reproduce: {Path(result.report.target).name}: **{result.report.verdict}**", "",
-            f"Budgets: train {opts.train_budget:g} s, eval {opts.eval_budget:g} s, untimed allowance "
-            f"{opts.setup_allowance:g} s; nproc {opts.nproc}; isolation `{iso.get('level', '?')}` "
-            f"(memory cap: {iso.get('memory_cap', '?')}); submission folder unchanged: "
-            f"{facts.submission_unchanged}", ""]
+    budgets = (f"Budgets: train {opts.train_budget:g} s, eval {opts.eval_budget:g} s, untimed allowance "
+               f"{opts.setup_allowance:g} s; nproc {opts.nproc}; isolation `{iso.get('level', '?')}` "
+               f"(memory cap: {iso.get('memory_cap', '?')}); submission folder unchanged: "
+               f"{facts.submission_unchanged}")
+    return [f"## pgolf reproduce: {Path(result.report.target).name}: **{STATUS_WORDS[result.report.verdict]}**", "",
+            " ".join(verdict_reason(result).split()), "", budgets, ""]
 
 
 def _seed_table(result: ReproduceResult) -> list[str]:
