@@ -54,9 +54,7 @@ class Hyperparameters:
     # schedule and batch
     iterations: int = 20000
     max_wallclock_seconds: float = 600.0  # the challenge's training cap; 0 disables it
-    # The LR schedule follows the wall clock when the cap binds (the challenge stops on time). False: it follows
-    # steps only and the cap is a safety net, so a run is the same computation on every machine (cpu-smoke).
-    schedule_by_clock: bool = True
+    schedule_by_clock: bool = True  # False: LR by steps only, the cap a safety net: same run on every machine
     warmdown_frac: float = 0.35  # share of the run (by time or steps, whichever is further) in linear LR decay
     warmup_steps: int = 20  # untimed compile-priming steps; weights, optimiser and loader are restored after
     train_batch_tokens: int = 786432
@@ -243,8 +241,7 @@ def build_optimizers(model: GPT, args: Hyperparameters) -> list[torch.optim.Opti
 
 def lr_multiplier(step: int, elapsed_s: float, args: Hyperparameters) -> float:
     """Linear warmdown to 0 over the last `warmdown_frac` of the run, progress measured by the wall-clock cap
-    or the iteration budget, whichever is further along (so the cap drives it when it binds); by the iteration
-    budget alone when `schedule_by_clock` is off."""
+    or the iteration budget, whichever is further along (the cap drives it when it binds, if schedule_by_clock)."""
     progress = step / args.iterations
     if args.max_wallclock_seconds > 0 and args.schedule_by_clock:
         progress = max(progress, elapsed_s / args.max_wallclock_seconds)
@@ -315,8 +312,6 @@ def train(args, model, log, rank, world, device) -> None:
         stream.restore(saved[2])
     ema = EMA(model, args.ema_decay) if args.ema_decay > 0 else None
     synchronize(device)
-    log(f"schedule:{'clock' if args.schedule_by_clock else 'steps'} iterations:{args.iterations} "
-        f"max_wallclock_seconds:{args.max_wallclock_seconds:g}")
     t0, step = time.perf_counter(), 0
     while step < args.iterations:
         elapsed = time.perf_counter() - t0

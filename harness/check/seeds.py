@@ -7,6 +7,7 @@ configuration is not a row) are reported under SIGNIFICANCE, because they invali
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from harness.verdict import Report
@@ -14,6 +15,11 @@ from rules.finding import Finding
 
 # Hyperparameters that legitimately differ between the seed runs of one configuration.
 PER_RUN_KEYS = {"seed", "run_id", "logfile", "log_path", "out_dir", "output_dir", "artifact_path", "model_path"}
+# Keys a log line reports measurements under (losses, scores, times, throughput, memory): the `key:value` pairs of
+# step, score and throughput lines are read like a settings echo, but they differ between any two runs of one
+# configuration, so they never show a configuration change.
+MEASURED_KEY = re.compile(r"loss|bpb|time|_avg|per_s|tflops|mfu|rss|mib|memory|_ms$|tok_s|throughput|elapsed",
+                          re.IGNORECASE)
 
 
 def _scored(logs: list) -> list:
@@ -25,7 +31,7 @@ def _config_differences(logs: list) -> dict[str, set[str]]:
     dumps = [(log, d) for log, d in dumps if d]
     if len(dumps) < 2:
         return {}
-    keys = set().union(*(d.keys() for _, d in dumps)) - PER_RUN_KEYS
+    keys = {k for k in set().union(*(d.keys() for _, d in dumps)) - PER_RUN_KEYS if not MEASURED_KEY.search(k)}
     return {k: {str(d.get(k)) for _, d in dumps} for k in sorted(keys)
             if len({str(d.get(k)) for _, d in dumps}) > 1}
 

@@ -1,17 +1,28 @@
-"""Run one untrusted command under harness control: no network, a memory cap, and a teardown that leaves nothing.
+"""Run one untrusted command under harness control: no network, caps on memory, processes and disk, and a teardown
+that leaves nothing. docs/sandbox.md has the table of what each level hides and blocks.
 
 Isolation is the strongest this machine allows, detected once and reported with every result:
 
+* ``bubblewrap``: ``bwrap`` (harness/run/bwrap.py) gives the command a fresh root in which only the system, the
+  Python environment, its read-only inputs and its writable folders exist, with a private size-capped /tmp and
+  /dev/shm, every namespace unshared (loopback only), every capability dropped and no nested user namespaces.
 * ``namespaces``: ``unshare --net --pid --fork --kill-child --mount-proc``. The command is PID 1 of a fresh PID
   namespace, so killing it takes the whole tree down at once; the fresh network namespace has only loopback (brought
   up so torchrun's local rendezvous works); read-only paths are bind-mounted read-only inside the mount namespace.
-* ``cgroup``: when a writable cgroup v2 folder with ``cgroup.kill`` exists, the tree also lives in its own cgroup and
-  is killed through it; ``memory.max`` (v2) or ``memory.limit_in_bytes`` (v1) caps memory there.
-* ``process-group``: the fallback: own session, ``killpg(SIGKILL)``, RLIMIT_AS for memory.
+  The rest of the host's files stay visible and writable to a root command.
+* ``cgroup`` / ``process-group``: no namespaces: own session, ``killpg(SIGKILL)``, a kill cgroup where one exists.
 
-Whatever the level, an audit hook injected through ``sitecustomize.py`` records every socket connect / DNS lookup of
-Python code in the tree and refuses those outside the allowed loopback ports, so an attempt is evidence even where no
-network namespace exists. ``PGOLF_SANDBOX=process-group`` forces the fallback (tests, benchmarks).
+At every level, the per-run cgroups (harness/run/cgroups.py) kill the tree and cap memory (``memory.max`` v2 /
+``memory.limit_in_bytes`` v1, else RLIMIT_AS) and processes (``pids.max``; RLIMIT_NPROC does not bind root), and
+the work folder's growth is capped (RLIMIT_FSIZE per file, plus a du-style poll that kills with "disk cap ...").
+An audit hook injected through ``sitecustomize.py`` records every socket connect / DNS lookup of Python code in the
+tree and refuses those outside the allowed loopback ports, so an attempt is evidence even where no network namespace
+exists.
+
+The command gets ``spec.env`` exactly (plus the audit hook's variables and PYTHONUNBUFFERED): callers build it from
+``base_env()``, the allow-list that keeps tokens and cloud/CI variables of the harness's environment out, and add
+the run's own variables on top. ``PGOLF_SANDBOX`` (FORCE_ENV) caps the level: ``bubblewrap``, ``namespaces`` or
+``process-group`` (tests, benchmarks).
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import resource
 import shutil
 import signal
@@ -27,14 +39,20 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
-FORCE_ENV = "PGOLF_SANDBOX"  # "process-group" forces the weakest level
+from harness.run.bwrap import bwrap_argv, bwrap_works
+from harness.run.cgroups import CgroupSupport, RunCgroups, detect_cgroups
+
+FORCE_ENV = "PGOLF_SANDBOX"  # "bubblewrap", "namespaces" or "process-group": the strongest level detection may pick
+LEVELS = ("bubblewrap", "namespaces", "process-group")
 POLL_S = 0.05  # how often the deadline callback runs; bounds the overshoot of a cap
+DEFAULT_TMP_BYTES = 2 * 2**30  # the private /tmp (and /dev/shm): torch.compile's caches fit, a fill does not
+DEFAULT_DISK_BYTES = 16 * 2**30  # growth of the writable folders: checkpoints and logs of a run, not a disk fill
+DEFAULT_MAX_PROCS = 4096  # pids.max counts threads: 8 torchrun ranks with compile workers use about a thousand
 
 # Runs inside the namespaces before the command: loopback up, read-only binds, then exec. Self-contained (no harness
 # import) because it runs with the sandbox's interpreter and environment.
@@ -94,62 +112,27 @@ if _LOG:
 
 @dataclass(frozen=True)
 class Isolation:
-    """What this machine lets the harness use; `level` names the strongest teardown in use."""
+    """What this machine lets the harness use; `level` names the strongest isolation in use."""
 
+    bubblewrap: bool  # a fresh root through bwrap (harness/run/bwrap.py)
     namespaces: bool  # PID + network + mount namespaces through unshare
     map_root: bool  # unshare needs --map-root-user (not running as root)
-    cgroup_kill_parent: Path | None  # a writable cgroup v2 folder whose children have cgroup.kill
-    memory: str  # "cgroup2", "cgroup1", "rlimit"
-    memory_parent: Path | None  # where a memory cgroup is created (v1 or v2)
+    cgroups: CgroupSupport = field(default_factory=CgroupSupport)
 
     @property
     def level(self) -> str:
+        if self.bubblewrap:
+            return "bubblewrap"
         if self.namespaces:
-            return "namespaces" + ("+cgroup" if self.cgroup_kill_parent else "")
-        return "cgroup" if self.cgroup_kill_parent else "process-group"
+            return "namespaces" + ("+cgroup" if self.cgroups.kill_parent else "")
+        return "cgroup" if self.cgroups.kill_parent else "process-group"
 
     def describe(self) -> dict[str, object]:
-        return {"level": self.level, "network_namespace": self.namespaces, "pid_namespace": self.namespaces,
-                "read_only_binds": self.namespaces, "cgroup_kill": self.cgroup_kill_parent is not None,
-                "memory_cap": self.memory, "network_audit_hook": True}
-
-
-def _own_cgroup_dirs() -> tuple[Path | None, Path | None]:
-    """(cgroup v2 folder, cgroup v1 memory folder) this process lives in, where mounted."""
-    mounts: dict[str, Path] = {}
-    try:
-        for line in Path("/proc/self/mounts").read_text().splitlines():
-            parts = line.split()
-            if len(parts) >= 4 and parts[2] == "cgroup2":
-                mounts.setdefault("v2", Path(parts[1]))
-            elif len(parts) >= 4 and parts[2] == "cgroup" and "memory" in parts[3].split(","):
-                mounts.setdefault("memory", Path(parts[1]))
-        v2 = mem = None
-        for line in Path("/proc/self/cgroup").read_text().splitlines():
-            num, controllers, rel = line.split(":", 2)
-            if num == "0" and "v2" in mounts:
-                v2 = mounts["v2"] / rel.lstrip("/")
-            elif "memory" in controllers.split(",") and "memory" in mounts:
-                mem = mounts["memory"] / rel.lstrip("/")
-        return v2, mem
-    except (OSError, ValueError):
-        return None, None
-
-
-def _writable_child_ok(parent: Path, must_have: str) -> bool:
-    """Can we create a child cgroup here that has the file `must_have`? (Tries, then removes it.)"""
-    probe = parent / f"pgolf-probe-{uuid.uuid4().hex[:8]}"
-    try:
-        probe.mkdir()
-    except OSError:
-        return False
-    try:
-        return (probe / must_have).exists()
-    finally:
-        try:
-            probe.rmdir()
-        except OSError:
-            pass
+        ns = self.bubblewrap or self.namespaces
+        return {"level": self.level, "network_namespace": ns, "pid_namespace": ns, "read_only_binds": ns,
+                "hidden_host": self.bubblewrap, "private_tmp": self.bubblewrap,
+                "cgroup_kill": self.cgroups.kill_parent is not None, "memory_cap": self.cgroups.memory,
+                "process_cap": self.cgroups.pids, "disk_cap": "rlimit-fsize+poll", "network_audit_hook": True}
 
 
 def _namespaces_work(map_root: bool) -> bool:
@@ -159,37 +142,51 @@ def _namespaces_work(map_root: bool) -> bool:
     cmd += ["--map-root-user"] if map_root else []
     cmd += [sys.executable, "-c", _INIT_CODE, "--", "true"]
     try:
-        return subprocess.run(cmd, capture_output=True, timeout=20).returncode == 0
+        return subprocess.run(cmd, check=False, capture_output=True, timeout=20).returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
 
 
 @lru_cache(maxsize=1)
 def detect_isolation() -> Isolation:
-    """Probe the machine once: namespaces, cgroup v2 kill, memory controller; fall back step by step."""
-    if os.environ.get(FORCE_ENV) == "process-group":
-        return Isolation(False, False, None, "rlimit", None)
+    """Probe the machine once: bubblewrap, namespaces, cgroups; fall back step by step (FORCE_ENV caps the level)."""
+    forced = os.environ.get(FORCE_ENV, "")
+    if forced == "process-group":
+        return Isolation(False, False, False, CgroupSupport())
     map_root = os.geteuid() != 0
+    bubblewrap = forced != "namespaces" and bwrap_works()
     namespaces = _namespaces_work(map_root)
-    v2, mem_v1 = _own_cgroup_dirs()
-    kill_parent = v2 if v2 is not None and _writable_child_ok(v2, "cgroup.kill") else None
-    if kill_parent is not None and "memory" in _read(kill_parent / "cgroup.subtree_control").split():
-        return Isolation(namespaces, map_root, kill_parent, "cgroup2", kill_parent)
-    if mem_v1 is not None and _writable_child_ok(mem_v1, "memory.limit_in_bytes"):
-        return Isolation(namespaces, map_root, kill_parent, "cgroup1", mem_v1)
-    return Isolation(namespaces, map_root, kill_parent, "rlimit", None)
+    return Isolation(bubblewrap, namespaces, map_root, detect_cgroups())
 
 
-def _read(path: Path) -> str:
-    try:
-        return path.read_text()
-    except OSError:
-        return ""
+# The environment a run may inherit from the harness: locale, terminal, threads, devices, and the variables that
+# configure torch, NCCL, Gloo and Triton. A name that looks secret-bearing is dropped even under these prefixes.
+ENV_NAMES = frozenset({"PATH", "LANG", "LANGUAGE", "TZ", "TERM", "USER", "LOGNAME", "PYTHONHASHSEED",
+                       "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES"})
+ENV_PREFIXES = ("LC_", "OMP_", "MKL_", "KMP_", "OPENBLAS_", "CUDA_", "NCCL_", "GLOO_", "TORCH_", "TORCHINDUCTOR_",
+                "TORCHDYNAMO_", "PYTORCH_", "TRITON_")
+SECRET_RE = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|PRIVATE|AUTH|COOKIE|(^|_)(API_?)?KEY(_|$)", re.IGNORECASE)
+
+
+def base_env(environ: Mapping[str, str] = os.environ, home: Path | None = None) -> dict[str, str]:
+    """The allow-listed part of ENVIRON for a run (no tokens, no cloud or CI variables), HOME set to HOME when
+    given, and the interpreter's folder first on PATH. Callers add the run's own variables on top."""
+    env = {k: v for k, v in environ.items()
+           if (k in ENV_NAMES or k.startswith(ENV_PREFIXES)) and not SECRET_RE.search(k)}
+    bin_dir = os.path.dirname(sys.executable)
+    path = env.get("PATH", "/usr/local/bin:/usr/bin:/bin").split(os.pathsep)
+    env["PATH"] = os.pathsep.join([bin_dir] + [p for p in path if p != bin_dir])
+    if home is not None:
+        env["HOME"] = str(home)
+    return env
 
 
 @dataclass
 class SandboxSpec:
-    """One command to run. `read_only` paths are bind-mounted read-only (namespaces level only)."""
+    """One command to run, its environment (passed exactly), and what it may see and use.
+
+    `read_only` paths are bind-mounted read-only (bubblewrap and namespaces levels); at the bubblewrap level they,
+    `writable` (default: [cwd]) and the Python environment are all the command sees of the host's files."""
 
     argv: list[str]
     cwd: Path
@@ -197,6 +194,14 @@ class SandboxSpec:
     memory_bytes: int | None = None
     read_only: list[Path] = field(default_factory=list)
     allowed_ports: tuple[int, ...] = ()  # loopback ports Python code may connect to (the rendezvous)
+    writable: list[Path] | None = None  # None: [cwd]
+    tmp_bytes: int = DEFAULT_TMP_BYTES  # size of the private /tmp and /dev/shm (bubblewrap level)
+    disk_bytes: int | None = DEFAULT_DISK_BYTES  # how much the writable folders may grow; None: uncapped
+    max_procs: int | None = DEFAULT_MAX_PROCS  # tasks (processes and threads) of the tree; None: uncapped
+
+    def __post_init__(self) -> None:
+        if self.writable is None:
+            self.writable = [self.cwd]
 
 
 @dataclass
@@ -208,7 +213,8 @@ class SandboxResult:
     kill_latency_s: float | None  # from the kill decision until nothing of the tree was left
     leftover_pids: list[int]  # processes of the tree still alive after teardown (must be empty)
     network_attempts: list[dict[str, object]]  # records from the audit hook (allowed ones included)
-    isolation: dict[str, object]
+    isolation: dict[str, object]  # Isolation.describe() plus "caps": the caps of this run and what enforced each
+    cap_hits: dict[str, int] = field(default_factory=dict)  # forks refused at pids.max, OOM kills in the cgroup
 
 
 def free_port() -> int:
@@ -218,57 +224,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-class _Cgroups:
-    """The per-run cgroups (kill and/or memory); created before spawn, removed after teardown."""
-
-    def __init__(self, iso: Isolation, memory_bytes: int | None) -> None:
-        self.dirs: list[Path] = []
-        self.kill_dir: Path | None = None
-        name = f"pgolf-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        try:
-            if iso.cgroup_kill_parent is not None:
-                self.kill_dir = iso.cgroup_kill_parent / name
-                self.kill_dir.mkdir()
-                self.dirs.append(self.kill_dir)
-                if memory_bytes and iso.memory == "cgroup2":
-                    (self.kill_dir / "memory.max").write_text(str(memory_bytes))
-            if memory_bytes and iso.memory == "cgroup1" and iso.memory_parent is not None:
-                mem = iso.memory_parent / name
-                mem.mkdir()
-                self.dirs.append(mem)
-                (mem / "memory.limit_in_bytes").write_text(str(memory_bytes))
-        except OSError:
-            pass  # a cgroup we could not set up is simply not used; process-group teardown still applies
-
-    def join(self) -> None:
-        """Called in the child before exec: move itself into every run cgroup ("0" = the writing process)."""
-        for d in self.dirs:
-            with open(d / "cgroup.procs", "w") as fh:
-                fh.write("0")
-
-    def pids(self) -> list[int]:
-        out: list[int] = []
-        for d in self.dirs:
-            out += [int(p) for p in _read(d / "cgroup.procs").split()]
-        return sorted(set(out))
-
-    def kill(self) -> None:
-        if self.kill_dir is not None:
-            try:
-                (self.kill_dir / "cgroup.kill").write_text("1")
-            except OSError:
-                pass
-
-    def remove(self) -> None:
-        for d in reversed(self.dirs):
-            for _ in range(50):
-                try:
-                    d.rmdir()
-                    break
-                except OSError:
-                    time.sleep(0.02)  # the kernel frees a cgroup a moment after its last task is reaped
 
 
 def _group_pids(pgid: int) -> list[int]:
@@ -287,8 +242,49 @@ def _group_pids(pgid: int) -> list[int]:
     return out
 
 
-def _write_sitecustomize(folder: Path) -> None:
-    (folder / "sitecustomize.py").write_text(_SITECUSTOMIZE, encoding="utf-8")
+class _DiskWatch:
+    """Growth of the writable folders, measured du-style (allocated blocks) whenever `check` is due."""
+
+    def __init__(self, folders: list[Path], cap: int | None) -> None:
+        self.folders, self.cap = folders, cap
+        self.base = self._used() if cap is not None else 0
+        self.due = 0.0
+
+    def _used(self) -> int:
+        seen: set[tuple[int, int]] = set()
+        total, stack = 0, [str(f) for f in self.folders]
+        while stack:
+            try:
+                with os.scandir(stack.pop()) as it:
+                    for entry in it:
+                        st = entry.stat(follow_symlinks=False)
+                        if (st.st_dev, st.st_ino) not in seen:
+                            seen.add((st.st_dev, st.st_ino))
+                            total += st.st_blocks * 512
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+            except OSError:
+                continue  # a file removed mid-walk
+        return total
+
+    def check(self, now: float) -> str | None:
+        if self.cap is None or now < self.due:
+            return None
+        t0 = time.monotonic()
+        grown = self._used() - self.base
+        self.due = now + max(POLL_S, 20 * (time.monotonic() - t0))  # the walk costs at most ~5% of the time
+        if grown > self.cap:
+            return f"disk cap: the writable folders grew by {grown} bytes (cap {self.cap})"
+        return None
+
+
+def _write_audit(audit_dir: Path) -> tuple[Path, Path]:
+    """The audit hook's folder (read-only to the run) and its log's folder (writable); returns both."""
+    site, log = audit_dir / "site", audit_dir / "log"
+    site.mkdir()
+    log.mkdir()
+    (site / "sitecustomize.py").write_text(_SITECUSTOMIZE, encoding="utf-8")
+    return site, log
 
 
 def _sandbox_env(spec: SandboxSpec, audit_dir: Path, audit_log: Path) -> dict[str, str]:
@@ -301,9 +297,13 @@ def _sandbox_env(spec: SandboxSpec, audit_dir: Path, audit_log: Path) -> dict[st
     return env
 
 
-def _sandbox_argv(spec: SandboxSpec, iso: Isolation) -> list[str]:
-    """The command line: wrapped in new network, PID and mount namespaces with read-only mounts when available."""
+def _sandbox_argv(spec: SandboxSpec, iso: Isolation, site: Path, log: Path) -> list[str]:
+    """The command line: in bubblewrap's fresh root, else in new network, PID and mount namespaces with read-only
+    binds, else as it is."""
     argv = list(spec.argv)
+    if iso.bubblewrap:
+        return bwrap_argv(argv, spec.cwd, spec.env, [*spec.read_only, site], [*(spec.writable or []), log],
+                          spec.tmp_bytes)
     if not iso.namespaces:
         return argv
     prefix = ["unshare", "--net", "--pid", "--fork", "--kill-child", "--mount-proc"]
@@ -312,23 +312,37 @@ def _sandbox_argv(spec: SandboxSpec, iso: Isolation) -> list[str]:
     return prefix + [sys.executable, "-c", _INIT_CODE, *ro, "--", *argv]
 
 
+def _caps(spec: SandboxSpec, iso: Isolation, cgroups: RunCgroups) -> dict[str, dict[str, object]]:
+    """The caps of this run and what enforces each (absent: not capped)."""
+    out: dict[str, dict[str, object]] = {}
+    if spec.memory_bytes:
+        out["memory"] = {"by": cgroups.memory or "rlimit-as", "limit": spec.memory_bytes}
+    if spec.max_procs and cgroups.pids:
+        out["procs"] = {"by": f"pids-{cgroups.pids}", "limit": spec.max_procs}
+    if iso.bubblewrap:
+        out["tmp"] = {"by": "tmpfs", "limit": spec.tmp_bytes}
+    if spec.disk_bytes:
+        out["disk"] = {"by": "rlimit-fsize+poll", "limit": spec.disk_bytes}
+    return out
+
+
 def run_sandboxed(spec: SandboxSpec, on_line: Callable[[float, str], None],
                   deadline: Callable[[float], str | None]) -> SandboxResult:
     """Run `spec`, streaming each output line as (monotonic time, text) to `on_line`.
 
     `deadline(now)` is asked every POLL_S seconds; a non-None answer is the reason to stop: the whole tree is then
-    killed at once (no grace: a cap is a cap). When the command exits by itself the rest of its tree is killed too,
-    so nothing it started outlives the run.
+    killed at once (no grace: a cap is a cap). The disk cap stops it the same way. When the command exits by itself
+    the rest of its tree is killed too, so nothing it started outlives the run.
     """
     iso = detect_isolation()
     audit_dir = Path(tempfile.mkdtemp(prefix="pgolf-sandbox-"))
-    _write_sitecustomize(audit_dir)
-    audit_log = audit_dir / "network.jsonl"
-    env = _sandbox_env(spec, audit_dir, audit_log)
-    argv = _sandbox_argv(spec, iso)
-    cgroups = _Cgroups(iso, spec.memory_bytes)
-    use_rlimit = bool(spec.memory_bytes) and not any(
-        (d / "memory.max").exists() or (d / "memory.limit_in_bytes").exists() for d in cgroups.dirs)
+    site, log = _write_audit(audit_dir)
+    audit_log = log / "network.jsonl"
+    env = _sandbox_env(spec, site, audit_log)
+    argv = _sandbox_argv(spec, iso, site, log)
+    cgroups = RunCgroups(iso.cgroups, spec.memory_bytes, spec.max_procs)
+    disk = _DiskWatch(list(spec.writable or []), spec.disk_bytes)
+    use_rlimit = bool(spec.memory_bytes) and cgroups.memory is None
 
     def preexec() -> None:
         os.setsid()  # own process group: the fallback teardown and the leftover scan rely on it
@@ -336,6 +350,8 @@ def run_sandboxed(spec: SandboxSpec, on_line: Callable[[float, str], None],
         cgroups.join()
         if use_rlimit and spec.memory_bytes:
             resource.setrlimit(resource.RLIMIT_AS, (spec.memory_bytes, spec.memory_bytes))
+        if spec.disk_bytes:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (spec.disk_bytes, spec.disk_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
     lines: queue.Queue[tuple[float, str] | None] = queue.Queue()
@@ -357,7 +373,8 @@ def run_sandboxed(spec: SandboxSpec, on_line: Callable[[float, str], None],
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
     try:
-        killed_reason, kill_started = _supervise(proc, cgroups, lines, on_line, deadline)
+        killed_reason, kill_started = _supervise(proc, cgroups, lines, on_line,
+                                                 lambda now: deadline(now) or disk.check(now))
     except BaseException:  # interrupted (Ctrl-C, a failing callback): the tree must not outlive the harness
         _kill_tree(proc, cgroups)
         _reap(proc, cgroups)
@@ -373,15 +390,16 @@ def run_sandboxed(spec: SandboxSpec, on_line: Callable[[float, str], None],
         if item is not None:
             on_line(*item)
     ended = time.monotonic()
-    attempts = _read_attempts(audit_log)
+    attempts, hits = _read_attempts(audit_log), cgroups.hits()
     cgroups.remove()
     shutil.rmtree(audit_dir, ignore_errors=True)
     return SandboxResult(returncode=proc.returncode, killed_reason=killed_reason, started=started, ended=ended,
                          kill_latency_s=None if kill_started is None else round(ended - kill_started, 3),
-                         leftover_pids=leftovers, network_attempts=attempts, isolation=iso.describe())
+                         leftover_pids=leftovers, network_attempts=attempts,
+                         isolation={**iso.describe(), "caps": _caps(spec, iso, cgroups)}, cap_hits=hits)
 
 
-def _kill_tree(proc: subprocess.Popen, cgroups: _Cgroups) -> None:
+def _kill_tree(proc: subprocess.Popen, cgroups: RunCgroups) -> None:
     """SIGKILL everything: the cgroup, the process group, and the leader (whose death ends a PID namespace)."""
     cgroups.kill()
     try:
@@ -394,7 +412,7 @@ def _kill_tree(proc: subprocess.Popen, cgroups: _Cgroups) -> None:
         pass
 
 
-def _reap(proc: subprocess.Popen, cgroups: _Cgroups, timeout: float = 5.0) -> list[int]:
+def _reap(proc: subprocess.Popen, cgroups: RunCgroups, timeout: float = 5.0) -> list[int]:
     """Wait for the leader, make sure no process of the tree is left, and return any that still are."""
     try:
         proc.wait(timeout=timeout)
@@ -404,7 +422,7 @@ def _reap(proc: subprocess.Popen, cgroups: _Cgroups, timeout: float = 5.0) -> li
     left: list[int] = []
     until = time.monotonic() + timeout
     while time.monotonic() < until:
-        left = sorted(set(_group_pids(proc.pid)) | set(cgroups.pids()))
+        left = sorted(set(_group_pids(proc.pid)) | set(cgroups.pids_alive()))
         if not left:
             break
         _kill_tree(proc, cgroups)
@@ -414,7 +432,11 @@ def _reap(proc: subprocess.Popen, cgroups: _Cgroups, timeout: float = 5.0) -> li
 
 def _read_attempts(path: Path) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
-    for line in _read(path).splitlines():
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return out
+    for line in text.splitlines():
         try:
             out.append(json.loads(line))
         except json.JSONDecodeError:
@@ -422,7 +444,7 @@ def _read_attempts(path: Path) -> list[dict[str, object]]:
     return out
 
 
-def _supervise(proc: subprocess.Popen, cgroups: "_Cgroups", lines: "queue.Queue[tuple[float, str] | None]",
+def _supervise(proc: subprocess.Popen, cgroups: RunCgroups, lines: queue.Queue[tuple[float, str] | None],
                on_line: Callable[[float, str], None],
                deadline: Callable[[float], str | None]) -> tuple[str | None, float | None]:
     """Pump output lines and ask `deadline` until the command and its output are done; kill at a cap."""

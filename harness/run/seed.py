@@ -18,7 +18,7 @@ from harness.check.binding import make_artifact_line
 from harness.errors import UserError
 from harness.run.clock import SCORE_RE, PhaseClock
 from harness.run.outcome import LOG_NAME, Progress, ReproduceOptions
-from harness.run.sandbox import SandboxResult, SandboxSpec, free_port, run_sandboxed
+from harness.run.sandbox import SandboxResult, SandboxSpec, base_env, free_port, run_sandboxed
 from harness.submission.logs import LogRun, parse_log
 
 PROGRESS_EVERY_S = 2.0
@@ -63,8 +63,11 @@ def declared_env(sub_dir: Path) -> dict[str, str]:
 
 
 def _run_env(opts: ReproduceOptions, seed: int, run_id: str, data: Path, tokenizer: Path | None,
-             vocab: int | None, port: int, declared: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PGOLF_")}
+             vocab: int | None, port: int, declared: dict[str, str] | None = None,
+             work: Path | None = None) -> dict[str, str]:
+    """The run's environment: the sandbox's allow-list of the harness's own (no tokens, no cloud or CI variables;
+    HOME is the work folder), then the submission's declared configuration, then the challenge's variables."""
+    env = base_env(os.environ, home=work)
     env.update(declared or {})
     # MAX_WALLCLOCK_SECONDS is left to the script (the challenge's command does not set it either): the budget is
     # enforced from outside, and overriding a script's own shorter cap would change what it does.
@@ -121,7 +124,7 @@ def _sandbox_spec(sub_dir: Path, seed: int, work: Path, opts: ReproduceOptions, 
     """The sandboxed launch of one seed in its scratch copy WORK: argv, environment, read-only paths, port."""
     port = free_port()
     run_id = f"pgolf_seed{seed}"
-    env = _run_env(opts, seed, run_id, data, tokenizer, vocab, port, declared_env(sub_dir))
+    env = _run_env(opts, seed, run_id, data, tokenizer, vocab, port, declared_env(sub_dir), work)
     read_only = [sub_dir, data] + ([tokenizer] if tokenizer else [])
     return SandboxSpec(argv=_launch_argv(opts, port), cwd=work, env=env,
                        memory_bytes=int(opts.memory_gb * 2**30) if opts.memory_gb else None,
@@ -129,9 +132,10 @@ def _sandbox_spec(sub_dir: Path, seed: int, work: Path, opts: ReproduceOptions, 
 
 
 def _new_artifacts(work: Path, before: set[Path]) -> list[Path]:
-    """Files the run created in WORK, less its logs and caches: what the artifact line of train.log binds."""
+    """Files the run created in WORK, less its logs and caches (dot-folders: HOME is WORK, so ~/.cache and
+    ~/.triton land there): what the artifact line of train.log binds."""
     return [work / p for p in {p.relative_to(work) for p in work.rglob("*")} - before
-            if (work / p).is_file() and p.parts[0] not in ("logs", "__pycache__")
+            if (work / p).is_file() and p.parts[0] not in ("logs", "__pycache__") and not p.parts[0].startswith(".")
             and (work / p).suffix not in (".txt", ".log", ".pyc")]
 
 
@@ -188,11 +192,13 @@ def _seed_row(seed: int, work: Path, new_files: list[Path], lines: list[str], cl
            "timing": timing, "final": final, "curve": clock.curve[-400:],
            "script_eval_s": run.eval_time_s, "network_attempts": result.network_attempts,
            "isolation": result.isolation, "artifacts": [p.relative_to(work).as_posix() for p in sorted(new_files)],
-           "total_size_bytes": run.total_size_bytes, "tail": lines[-5:]}
+           "total_size_bytes": run.total_size_bytes, "tail": lines[-5:], "cap_hits": result.cap_hits}
     if status == "failed":
         cause = failure_cause(lines)
         if cause is not None:
             out["cause"], out["cause_line"] = cause[0], cause[1] + 1  # the binding header is line 1 of train.log
+        elif result.cap_hits.get("memory"):
+            out["cause"] = "killed by the harness's memory cap (out of memory in the run's cgroup)"
     progress(f"seed {seed}: {status}" + (f" ({result.killed_reason})" if result.killed_reason else "")
              + (f", val_bpb {final['val_bpb']}" if final else "") + f", {timing['total_s']:.1f} s")
     return out

@@ -27,6 +27,14 @@ SUB = SimpleNamespace(submission_json="submission.json")
     ([_log("a.log", 1, 2.0, 1.1, lr="0.02"), _log("b.log", 2, 2.1, 1.2, lr="0.03")], {"1", "2"}, ["SIGNIFICANCE"]),
     ([_log("a.log", 1, 2.0, 1.1, lr="0.02", seed="1"), _log("b.log", 2, 2.1, 1.2, lr="0.02", seed="2")],
      {"1", "2"}, []),
+    # VALID: measurements read from step, score and throughput lines differ between any two runs of one setup
+    ([_log("a.log", 1, 2.0, 1.1, step_avg="420ms", eval_time="17504ms", train_loss="6.93", peak_rss_mib="757",
+           model_tflops_per_s="0.006", val_loss="2.0"),
+      _log("b.log", 2, 2.1, 1.2, step_avg="7714ms", eval_time="3386ms", train_loss="6.94", peak_rss_mib="767",
+           model_tflops_per_s="0.025", val_loss="2.1")], {"1", "2"}, []),
+    # INVALID: a setting changed beside the measurements is still a mixed configuration
+    ([_log("a.log", 1, 2.0, 1.1, step_avg="420ms", ttt_epochs="3"),
+      _log("b.log", 2, 2.1, 1.2, step_avg="7714ms", ttt_epochs="1")], {"1", "2"}, ["SIGNIFICANCE"]),
 ])
 def test_seed_findings(logs, claimed, expected):
     """Repeated seeds with different results, unreported runs and per-seed configuration changes are warned."""

@@ -181,3 +181,181 @@ def pull_request_heads(challenge_repo):
         return sha
 
     return repo, open_pr
+
+
+# --- hostile scripts (test_sandbox_hostile.py) ----------------------------------------------------------------
+
+HOSTILE_DIR = Path(__file__).resolve().parent / "hostile"
+HOSTILE_LEVELS = ["bubblewrap", "namespaces", "process-group"]
+
+
+@pytest.fixture(params=HOSTILE_LEVELS)
+def hostile_level(request, monkeypatch) -> str:
+    """Force each sandbox level in turn; skip one this machine cannot provide."""
+    monkeypatch.setenv(sandbox.FORCE_ENV, request.param)
+    sandbox.detect_isolation.cache_clear()
+    iso = sandbox.detect_isolation()
+    if request.param == "bubblewrap" and not iso.bubblewrap:
+        pytest.skip("bubblewrap does not work on this machine")
+    if request.param == "namespaces" and (iso.bubblewrap or not iso.namespaces):
+        pytest.skip("no unshare namespaces on this machine")
+    yield request.param
+    sandbox.detect_isolation.cache_clear()
+
+
+class HostileRun:
+    """One hostile script's run: the sandbox result and its output lines."""
+
+    def __init__(self, result: sandbox.SandboxResult | None, lines: list[str]) -> None:
+        self.result, self.lines = result, lines
+        self.text = "\n".join(lines)
+
+    def leaks(self) -> list[str]:
+        """The lines where the script says it obtained something."""
+        return [line for line in self.lines if line.startswith("LEAK")]
+
+
+class Hostile:
+    """A seed's layout (results/seed_1/work is the run's folder), files the run must not reach, and a runner."""
+
+    def __init__(self, root: Path, level: str, request) -> None:
+        import uuid
+
+        self.root, self.level, self.request = root, level, request
+        self.token = f"pgolf-hostile-{uuid.uuid4().hex[:12]}"
+        self.results = root / "results"
+        self.work = self.results / "seed_1" / "work"
+        self.work.mkdir(parents=True)
+        self.results_files = {self.results / "seed_1" / "train.log": "seed 1 log\n",
+                              self.results / "seed_2" / "train.log": "seed 2 log\n",
+                              self.results / "result.json": "{}\n"}
+        self.submission = root / "sub"
+        self.home = root / "home"
+        self.secret_file = self.home / "secret.txt"
+        _write_files(root, {str(p.relative_to(root)): t for p, t in self.results_files.items()}
+                     | {"sub/README.md": "fake submission\n", "home/secret.txt": f"secret {self.token}\n"})
+        self.host_paths: list[Path] = []  # what a run that was not stopped leaves on the host: removed at teardown
+
+    def run(self, script: str, targets: dict | None = None, **spec_kw) -> HostileRun:
+        """Copy hostile/SCRIPT into the work folder and run it there with TARGETS (JSON in $HOSTILE)."""
+        import shutil
+        import sys
+
+        shutil.copyfile(HOSTILE_DIR / script, self.work / script)
+        env = sandbox.base_env(home=self.work) | {"HOSTILE": json.dumps({"token": self.token, **(targets or {})})}
+        spec = sandbox.SandboxSpec([sys.executable, script, self.token], self.work, env,
+                                   read_only=[self.submission], **spec_kw)
+        lines: list[str] = []
+        result = sandbox.run_sandboxed(spec, lambda _t, line: lines.append(line), lambda _now: None)
+        return HostileRun(result, lines)
+
+    def run_from_harness(self, script: str, environ: dict[str, str]) -> HostileRun:
+        """Run hostile/SCRIPT from a fresh harness process whose own environment (from its start) is ENVIRON."""
+        import os
+        import shutil
+        import subprocess
+        import sys
+
+        shutil.copyfile(HOSTILE_DIR / script, self.work / script)
+        driver = ("import sys; from pathlib import Path; from harness.run import sandbox; w = Path(sys.argv[1]); "
+                  "spec = sandbox.SandboxSpec([sys.executable, sys.argv[2]], w, sandbox.base_env(home=w)); "
+                  "r = sandbox.run_sandboxed(spec, lambda t, l: print(l, flush=True), lambda n: None)")
+        root = Path(__file__).resolve().parents[3]
+        env = {**os.environ, **environ, sandbox.FORCE_ENV: self.level, "PYTHONPATH": str(root)}
+        proc = subprocess.run([sys.executable, "-c", driver, str(self.work), script], cwd=root, env=env,
+                              capture_output=True, text=True, timeout=120, check=True)
+        return HostileRun(None, proc.stdout.splitlines())
+
+    def gap(self, reason: str | None) -> None:
+        """Mark the test an expected failure at this level (strict): the level cannot stop the case."""
+        if reason:
+            self.request.applymarker(pytest.mark.xfail(reason=f"{self.level} level: {reason}", strict=True))
+
+
+@pytest.fixture
+def hostile(tmp_path, hostile_level, request):
+    """A Hostile layout at one forced level; whatever a run could plant on the host is removed afterwards."""
+    import shutil
+
+    h = Hostile(tmp_path, hostile_level, request)
+    yield h
+    for path in h.host_paths:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists():
+            path.unlink()
+
+
+class Listeners:
+    """Host sockets a run must not reach: TCP on 0.0.0.0 and [::], UDP on 0.0.0.0, a Unix socket in a host folder,
+    an abstract Unix socket. `reached(kind)` says whether anything arrived (a connection waits in the backlog even
+    after its client is gone)."""
+
+    def __init__(self, token: str) -> None:
+        import socket
+        import tempfile
+
+        self.folder = Path(tempfile.mkdtemp(prefix="pgh-"))  # short: a Unix socket path has 108 bytes at most
+        self.socks: dict[str, socket.socket] = {}
+        self._listen("ipv4", socket.AF_INET, socket.SOCK_STREAM, ("0.0.0.0", 0))
+        self._listen("udp", socket.AF_INET, socket.SOCK_DGRAM, ("0.0.0.0", 0))
+        self._listen("unix", socket.AF_UNIX, socket.SOCK_STREAM, str(self.folder / "s.sock"))
+        self._listen("abstract", socket.AF_UNIX, socket.SOCK_STREAM, "\0" + token)
+        try:
+            self._listen("ipv6", socket.AF_INET6, socket.SOCK_STREAM, ("::", 0))
+        except OSError:
+            pass  # no IPv6 on this host
+        self.host_ip = self._host_ip()
+
+    def _listen(self, kind: str, family, type_, address) -> None:
+        import socket
+
+        s = socket.socket(family, type_)
+        s.bind(address)
+        if type_ == socket.SOCK_STREAM:
+            s.listen(16)
+        s.setblocking(False)
+        self.socks[kind] = s
+
+    @staticmethod
+    def _host_ip() -> str | None:
+        """A non-loopback address of this host (none sent: a UDP connect only picks the route)."""
+        import socket
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.connect(("192.0.2.1", 9))
+                ip = s.getsockname()[0]
+            except OSError:
+                return None
+        return None if ip.startswith("127.") else ip
+
+    def port(self, kind: str) -> int:
+        return self.socks[kind].getsockname()[1]
+
+    def reached(self, kind: str) -> bool:
+        import socket
+
+        try:
+            if self.socks[kind].type == socket.SOCK_DGRAM:
+                self.socks[kind].recv(4096)
+            else:
+                self.socks[kind].accept()[0].close()
+        except BlockingIOError:
+            return False
+        return True
+
+    def close(self) -> None:
+        import shutil
+
+        for s in self.socks.values():
+            s.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@pytest.fixture
+def listeners(hostile):
+    """Host sockets a hostile run tries to reach."""
+    out = Listeners(hostile.token)
+    yield out
+    out.close()

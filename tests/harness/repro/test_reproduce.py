@@ -333,3 +333,16 @@ def test_a_dying_run_reports_the_scripts_own_exception(make_submission, options)
     assert "ModuleNotFoundError: No module named 'flash_attn_interface_missing'" in failed[0].message
     log = (Path(result.results_dir) / "seed_42" / "train.log").read_text().splitlines()
     assert log[failed[0].line - 1].startswith("ModuleNotFoundError")
+
+
+def test_a_seed_sees_no_secret_of_the_harness_and_its_home_is_the_work_folder(make_submission, options,
+                                                                                monkeypatch):
+    """The run's environment is the allow-list plus the challenge's variables: a harness token never reaches it."""
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_not_for_the_run")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not_for_the_run")
+    probe = ("import os\nprint('leak:' + ','.join(sorted(k for k in os.environ if k in ('GITHUB_TOKEN', 'AWS_SECRET_ACCESS_KEY'))))\n"
+             "print('home_is_cwd:' + str(os.path.realpath(os.environ['HOME']) == os.path.realpath(os.getcwd())))\n"
+             "print('seed:' + os.environ['SEED'])\n")
+    result = reproduce(options(make_submission(script=probe)))
+    log = (Path(result.results_dir) / "seed_42" / "train.log").read_text()
+    assert "leak:\n" in log and "home_is_cwd:True" in log and "seed:42" in log
