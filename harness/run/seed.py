@@ -22,6 +22,7 @@ from harness.run.sandbox import SandboxResult, SandboxSpec, base_env, free_port,
 from harness.submission.logs import LogRun, parse_log
 
 PROGRESS_EVERY_S = 2.0
+PACE_AFTER_S = 5.0  # seconds of training before progress estimates the steps the budget allows
 
 
 def parse_env(items: tuple[str, ...]) -> dict[str, str]:
@@ -214,8 +215,8 @@ def _progress_line(seed: int, clock: PhaseClock, now: float, opts: ReproduceOpti
         if clock.step:
             done, total = clock.step
             step = f", step {done} of {total}"
-            pace = done / elapsed if elapsed > 0 else 0.0
-            if done and pace * opts.train_budget < total:
+            pace = done / elapsed if elapsed >= PACE_AFTER_S else None  # the first steps say little about it
+            if pace is not None and pace * opts.train_budget < total:
                 step = f", step {done} (about {pace * opts.train_budget:.0f} by the budget at this pace; " \
                        f"the script's cap is {total})"
         return f"seed {seed}: train {elapsed:.0f}/{opts.train_budget:g} s{step}"

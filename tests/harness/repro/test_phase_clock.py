@@ -65,6 +65,7 @@ def test_caps_share_one_allowance(lines, now, expect):
     ([(1.0, "step:40/150 train_loss:4.0 train_time:9000ms")], 11.0, "seed 7: train 10/600 s, step 40 of 150"),
     ([(1.0, "step:10/20000 train_loss:4.0 train_time:9000ms")], 11.0,
      "seed 7: train 10/600 s, step 10 (about 600 by the budget at this pace; the script's cap is 20000)"),
+    ([(1.0, "step:1/20000 train_loss:4.0 train_time:9000ms")], 1.0, "seed 7: train 0/600 s, step 1 of 20000"),
     ([(1.0, "step:5/5 train_loss:4.0 train_time:9000ms")], 4.0, "seed 7: eval 3/600 s"),
 ])
 def test_progress_line_shows_phase_elapsed_cap_and_steps(lines, now, expected):
