@@ -70,7 +70,11 @@ def test_write_outside(hostile, gaps):
     planted = [Path(d, f".pgolf-hostile-{hostile.token}") for d in outside]
     hostile.host_paths += planted
     run = hostile.run("write_outside.py", {"outside": outside})
-    assert [p for p in planted if p.exists()] == [] and run.leaks() == []
+    # A checkout under /tmp has its parent inside the run's private /tmp: a write there succeeds, stays private and
+    # is judged by the host file alone.
+    private = tuple(f"LEAK wrote {p}" for p in planted if os.path.realpath(p.parent).startswith(("/tmp", "/dev/shm")))
+    assert [p for p in planted if p.exists()] == []
+    assert [leak for leak in run.leaks() if not (hostile.level == "bubblewrap" and leak.startswith(private))] == []
 
 
 def test_read_home(hostile, gaps):
