@@ -16,6 +16,7 @@ ANSI = {"error": "\033[31m", "warning": "\033[33m", "info": "\033[36m", "pass": 
         "reset": "\033[0m"}
 SEVERITY_HEADINGS = {"error": "errors", "warning": "warnings", "info": "info"}
 WIDTH = 100  # messages and evidence wrap here (tables keep their rows whole)
+TABLE_MAX_WIDTH = 140  # a wider table is printed as one record per row instead
 # Fact keys shown without --verbose: the per-seed tables (every key naming seeds) and the probe checks.
 CONCISE_FACT_WORDS = ("seed", "probes")
 CONCISE_PROBLEMS = 5  # static-analysis problems listed without --verbose
@@ -40,8 +41,22 @@ def _text_table(table: Table, drop_empty: bool) -> list[str]:
     def line(cells: list[str]) -> str:
         return "  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
 
+    if rows and len(line(columns)) > TABLE_MAX_WIDTH:
+        return [table.title, *_records(columns, rows), *(x for n in table.notes for x in wrap(n, "  note: ", "        "))]
     return [table.title, line(columns), line(["-" * w for w in widths]), *(line(r) for r in rows),
             *(x for n in table.notes for x in wrap(n, "  note: ", "        "))]
+
+
+def _records(columns: list[str], rows: list[list[str]]) -> list[str]:
+    """A table too wide for a screen, one record per row: its first cell, then each non-empty cell as
+    `column: value`, wrapped."""
+    out = []
+    for row in rows:
+        out.append(f"  {row[0]}")
+        for column, cell in zip(columns[1:], row[1:]):
+            if cell not in ("—", ""):
+                out += wrap(cell, f"      {column}: ", " " * 10)
+    return out
 
 
 def _finding_lines(f: Finding) -> list[str]:
