@@ -18,8 +18,8 @@ PER_RUN_KEYS = {"seed", "run_id", "logfile", "log_path", "out_dir", "output_dir"
 # Keys a log line reports measurements under (losses, scores, times, throughput, memory): the `key:value` pairs of
 # step, score and throughput lines are read like a settings echo, but they differ between any two runs of one
 # configuration, so they never show a configuration change.
-MEASURED_KEY = re.compile(r"loss|bpb|time|_avg|per_s|tflops|mfu|rss|mib|memory|_ms$|tok_s|throughput|elapsed",
-                          re.IGNORECASE)
+MEASURED_KEY = re.compile(r"loss|bpb|time|_avg|per_s|tflops|mfu|rss|mib|memory|_ms$|tok_s|throughput|elapsed"
+                          r"|^steps?$", re.IGNORECASE)  # the step a wall-clock-capped run stopped at
 
 
 def _scored(logs: list) -> list:

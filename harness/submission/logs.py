@@ -98,7 +98,10 @@ class LogRun:
         return bool(self.metrics) or self.train_time_ms is not None or self.last_step is not None
 
 
-BPB_FIGURE = re.compile(r"((?:[A-Za-z_][\w.]*[ \t])?(?:[A-Za-z_][\w.]*)?bpb[\w.]*)(?:\s*\([^)]{0,40}\))?\s*[:=]?\s*([0-9]+\.[0-9]+)", re.IGNORECASE)
+# A figure named like a bpb score (`val_bpb=`, `Quantized BPB: `) or a launcher's summary score (`| score=1.1900 |`):
+# claims are compared with these only when no final score line explains them, and only by value at the claim's
+# printed precision (a per-seed mean or a single run), so the key narrows the candidates but never decides.
+BPB_FIGURE = re.compile(r"((?:[A-Za-z_][\w.]*[ \t])?(?:[A-Za-z_][\w.]*)?(?:bpb|score)[\w.]*)(?:\s*\([^)]{0,40}\))?\s*[:=]?\s*([0-9]+\.[0-9]+)", re.IGNORECASE)
 MAX_BPB_FIGURES = 5000
 
 
@@ -207,7 +210,8 @@ class _Parser:
             self.run.line_of.setdefault("hyperparameters", self.lineno)
             return
         if stripped:
-            if "bpb" in stripped.lower() and len(self.run.bpb_figures) < MAX_BPB_FIGURES:
+            low = stripped.lower()
+            if ("bpb" in low or "score" in low) and len(self.run.bpb_figures) < MAX_BPB_FIGURES:
                 self.run.bpb_figures.extend((self.lineno, k, v) for k, v in BPB_FIGURE.findall(stripped))
             if "val_loss" in stripped and "val_bpb" in stripped:
                 self._metric(stripped)

@@ -29,9 +29,9 @@ SUB = SimpleNamespace(submission_json="submission.json")
      {"1", "2"}, []),
     # VALID: measurements read from step, score and throughput lines differ between any two runs of one setup
     ([_log("a.log", 1, 2.0, 1.1, step_avg="420ms", eval_time="17504ms", train_loss="6.93", peak_rss_mib="757",
-           model_tflops_per_s="0.006", val_loss="2.0"),
+           model_tflops_per_s="0.006", val_loss="2.0", step="2025"),
       _log("b.log", 2, 2.1, 1.2, step_avg="7714ms", eval_time="3386ms", train_loss="6.94", peak_rss_mib="767",
-           model_tflops_per_s="0.025", val_loss="2.1")], {"1", "2"}, []),
+           model_tflops_per_s="0.025", val_loss="2.1", step="2028")], {"1", "2"}, []),
     # INVALID: a setting changed beside the measurements is still a mixed configuration
     ([_log("a.log", 1, 2.0, 1.1, step_avg="420ms", ttt_epochs="3"),
       _log("b.log", 2, 2.1, 1.2, step_avg="7714ms", ttt_epochs="1")], {"1", "2"}, ["SIGNIFICANCE"]),

@@ -172,3 +172,24 @@ def test_a_claim_equal_to_the_mean_of_an_unread_per_seed_figure_is_a_warning():
     check_claims(claims(val_bpb=1.03), logs, report)
     ((severity, message),) = sig(report)
     assert severity == "warning" and "mean of the last `Quantized BPB` figure of each of the 3 logs" in message
+
+
+def _launcher(name: str, seed: str, score: str) -> object:
+    return parse_log(f"[STAGE 4/4] run=ab12 | 8xH100 | hparams: {{'seed': {seed}}}\n"
+                     f"[RESULT] run=ab12 | score={score} | size=15,115,793B | fits 16MB | OK | 1070s\n", name)
+
+
+@pytest.mark.parametrize("claimed, expected", [
+    # VALID: launcher summaries whose per-seed scores average to the claim back it (a warning: no score line the
+    # grammar reads)
+    (1.1899, ["warning"]),
+    # INVALID: the same summaries, a claim none of them or their mean gives
+    (1.1850, ["error"]),
+])
+def test_launcher_summary_scores_back_a_claim_only_by_value(claimed, expected):
+    """`[RESULT] ... score=` lines back a claim only when their mean equals it at its printed precision."""
+    logs = [_launcher("train_seed1337.log", "1337", "1.1900"), _launcher("train_seed42.log", "42", "1.1908"),
+            _launcher("train_seed7.log", "7", "1.1888")]
+    report = Report("x")
+    check_claims(claims(val_bpb=claimed), logs, report)
+    assert [s for s, _m in sig(report)] == expected

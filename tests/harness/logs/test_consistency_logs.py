@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from harness.check.consistency import check_log_code, diff_summary
 from harness.verdict import Report
 from harness.submission.logs import parse_log
@@ -80,3 +82,42 @@ def test_no_evidence_is_not_checked(kit):
     report = Report("x")
     check_log_code(kit.code_bundle(SOURCE), [parse_log("final_sliding val_loss:2 val_bpb:1.2\n", "t.log")], report)
     assert report.not_checked[0].rule == "LOG-CODE-CONSISTENCY"
+
+
+def _python_source(lines: int) -> str:
+    """A plausible script of LINES lines, varied enough that it compresses like real code."""
+    return "".join(f"def layer_{i}(x, scale={i % 7 + 1}):\n    return x * scale + {i * 31 % 97}  # block {i}\n"
+                   for i in range(lines))
+
+
+def _size_verdict(kit, logged: int, bundle) -> list[str]:
+    run = parse_log(f"Code size: {logged} bytes\nfinal_sliding val_loss:2 val_bpb:1.2\n", "train_seed42.log")
+    report = Report("x")
+    check_log_code(bundle, [run], report)
+    return [s for s, _, _ in findings(report)]
+
+
+def test_logged_size_of_a_wrapper_the_script_builds_is_a_warning(kit):
+    """VALID: the log counts the shipped source as an lzma + base85 wrapper (a size the script computes itself)."""
+    from harness.check.consistency import wrapper_estimates
+
+    source = _python_source(2000)
+    logged = wrapper_estimates(source.encode())["lzma"] + 120  # plus the loader line
+    assert _size_verdict(kit, logged, kit.code_bundle(source)) == ["warning"]
+
+
+def test_logged_size_of_a_shims_decoded_source_is_a_warning(kit):
+    """VALID: the shipped file is a compressed shim; the log counts its decoded source, a few bytes apart."""
+    source = _python_source(2000)
+    bundle = kit.code_bundle("exec(payload)\n", shipped=b"x" * 9_000)
+    bundle.units.append(type(bundle.units[0])(path="train_gpt.py", text=source, origin="decoded",
+                                              shipped_bytes=b"x" * 9_000))
+    assert _size_verdict(kit, len(source) - 91, bundle) == ["warning"]
+    assert _size_verdict(kit, len(source), bundle) == []
+
+
+@pytest.mark.parametrize("factor", [0.5, 0.2, 3.0])
+def test_logged_size_far_from_the_code_and_its_wrappers_is_an_error(kit, factor):
+    """INVALID: a logged size that is neither the source, its decoded payload nor any wrapper of it: other code."""
+    source = _python_source(2000)
+    assert _size_verdict(kit, int(len(source) * factor), kit.code_bundle(source)) == ["error"]
