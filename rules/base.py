@@ -53,7 +53,9 @@ One rule per module in the ``rules`` package; the engine finds every ``Rule`` su
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, ClassVar, Iterable, Sequence
 
 from rules.analysis.facts import Facts
@@ -70,6 +72,11 @@ class LogHints:
 
     tags: frozenset[str] = frozenset()  # feature tags or log-line prefixes seen, e.g. "prequant_ttt", "ttt_lora"
     hyperparameters: dict[str, str] = field(default_factory=dict)  # name -> printed value, any case
+    lines: tuple[str, ...] = ()  # the runs' output lines (not their source dumps), for `printed`
+
+    def printed(self, pattern: str) -> bool:
+        """True when an output line of the runs matches PATTERN (a template of a line the code prints)."""
+        return _search(pattern, self.lines)
 
     def flag_value(self, name: str) -> str | None:
         """The logged value of a hyperparameter or env flag, matched case-insensitively (TTT_ENABLED ~ ttt_enabled)."""
@@ -87,6 +94,12 @@ class LogHints:
         """True when a log tag (or a tag starting with it) was seen."""
         tag = tag.lower()
         return any(t.lower() == tag or t.lower().startswith(tag) for t in self.tags)
+
+
+@lru_cache(maxsize=4096)
+def _search(pattern: str, lines: tuple[str, ...]) -> bool:
+    compiled = re.compile(pattern)
+    return any(compiled.search(line) for line in lines)
 
 
 @dataclass(frozen=True)
@@ -198,7 +211,7 @@ class Rule:
             if guard.line in seen:
                 continue
             seen.add(guard.line)
-            enabled, source = guard.enabled(self.log_hints.flag_value)
+            enabled, source = guard.enabled(self.log_hints.flag_value, self.log_hints.printed)
             state = {True: "on", False: "off", None: "unknown"}[enabled]
             evidence.append((guard.line, f"guarded by {guard.describe()} ({state} by {source})"))
             if enabled is False:

@@ -20,11 +20,14 @@ def log_hints_from(logs: Iterable[Any]) -> LogHints:
     """Tags seen and hyperparameters printed, merged over every run log (harness.submission.logs.LogRun)."""
     tags: set[str] = set()
     hyper: dict[str, str] = {}
+    lines: dict[str, None] = {}
     for run in logs or []:
         tags |= set(getattr(run, "tags", None) or ())
         for key, value in (getattr(run, "hyperparameters", None) or {}).items():
             hyper.setdefault(str(key), str(value))
-    return LogHints(frozenset(tags), hyper)
+        if getattr(run, "is_run_log", False):
+            lines.update(dict.fromkeys(getattr(run, "output_lines", None) or ()))
+    return LogHints(frozenset(tags), hyper, tuple(lines))
 
 
 def run_static_rules(code: Any, logs: Iterable[Any], report: Report) -> None:

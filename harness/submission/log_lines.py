@@ -71,6 +71,14 @@ _FEATURE_MARKERS = {
 
 
 _SOURCE_LIKE = re.compile(r"os\.environ|^\s*(?:def|class|import|from|if|elif|for|while|return)\b|^\s*#|\s=\s|\w\(.*\)\s*$")
+MAX_OUTPUT_LINES = 20_000  # output lines kept per log for the static rules' printed-line evidence
+
+
+def is_source_like(line: str) -> bool:
+    """Does LINE look like a line of Python (a source dump), rather than something a run printed?"""
+    return bool(_SOURCE_LIKE.search(line))
+
+
 _SETTING = re.compile(r"(?<![\w.])([A-Za-z][A-Za-z0-9_]{1,40})[=:]([^\s,=:]+)")
 _OFF = re.compile(r"\s*[:=]\s*(?:0|false|off|none|disabled?)\b")
 

@@ -21,7 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from harness.submission.log_lines import HYPER_ITEM, read_hyper, read_line, read_metric, strip_prefix
+from harness.submission.log_lines import (
+    HYPER_ITEM,
+    MAX_OUTPUT_LINES,
+    is_source_like,
+    read_hyper,
+    read_line,
+    read_metric,
+    strip_prefix,
+)
 
 MAX_SOURCE_CHARS = 2_000_000  # cap on the embedded source kept per log (bounded memory on huge logs)
 MAX_METRIC_LINES = 200_000  # a log with more metric lines than this is not a training log; stop collecting
@@ -91,6 +99,9 @@ class LogRun:
     n_lines: int = 0
     # Every `<key>bpb<...>: <number>` figure on any line, read or not by the metric grammar: (line, key, number).
     bpb_figures: list[tuple[int, str, str]] = field(default_factory=list)
+    # What the run printed (lines that do not look like Python; at most MAX_OUTPUT_LINES): a static rule reads a
+    # guarded branch's own message here as evidence that the branch ran.
+    output_lines: list[str] = field(default_factory=list)
 
     @property
     def is_run_log(self) -> bool:
@@ -210,6 +221,8 @@ class _Parser:
             self.run.line_of.setdefault("hyperparameters", self.lineno)
             return
         if stripped:
+            if len(self.run.output_lines) < MAX_OUTPUT_LINES and not is_source_like(stripped):
+                self.run.output_lines.append(stripped)
             low = stripped.lower()
             if ("bpb" in low or "score" in low) and len(self.run.bpb_figures) < MAX_BPB_FIGURES:
                 self.run.bpb_figures.extend((self.lineno, k, v) for k, v in BPB_FIGURE.findall(stripped))

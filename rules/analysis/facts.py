@@ -22,7 +22,7 @@ from functools import cached_property
 
 from rules.analysis.causality import Causality
 from rules.analysis.event import Event
-from rules.analysis.flags import FlagDef, FlagGuard, collect_flag_defs, mentions_flag
+from rules.analysis.flags import FlagDef, FlagGuard, collect_flag_defs, mentions_flag, printed_patterns
 from rules.analysis.graph import LOOP_TYPES, FuncInfo, Graph, build_graph
 from rules.analysis.graph import last_name as _callee_name
 from rules.analysis.taint import EMPTY, Taint
@@ -238,7 +238,8 @@ class Facts:
                 flag = mentions_flag(parent.test, defs)
                 if flag and not isinstance(parent, ast.While):
                     in_else = child in parent.orelse if isinstance(parent.orelse, list) else child is parent.orelse
-                    guards.append(self._guard(flag, parent.test, parent.lineno, in_else))
+                    branch = (parent.orelse if in_else else parent.body) if isinstance(parent, ast.If) else []
+                    guards.append(self._guard(flag, parent.test, parent.lineno, in_else, printed_patterns(branch)))
             child, parent = parent, self.graph.parents.get(parent)
         if parent is not None and isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef)):
             for stmt in parent.body:
@@ -257,9 +258,20 @@ class Facts:
         self._guards[node] = guards
         return guards
 
-    def _guard(self, flag: str, test: ast.AST, line: int, negated: bool) -> FlagGuard:
+    def _guard(self, flag: str, test: ast.AST, line: int, negated: bool, printed: tuple[str, ...] = ()) -> FlagGuard:
         env = self.flag_defs[flag].env if flag in self.flag_defs else flag
-        return FlagGuard(flag, env, line, negated, test, self.flag_defs)
+        # Only a template printed nowhere else in the script shows that this branch ran.
+        printed = tuple(p for p in printed if self._printed_counts.get(p) == 1)
+        return FlagGuard(flag, env, line, negated, test, self.flag_defs, printed)
+
+    @cached_property
+    def _printed_counts(self) -> dict[str, int]:
+        """How many call statements of the whole script print each line template (printed_patterns)."""
+        counts: dict[str, int] = {}
+        for node in self.graph.of_type(ast.Expr):
+            for pattern in printed_patterns([node]):
+                counts[pattern] = counts.get(pattern, 0) + 1
+        return counts
 
 
 def _dotted(node: ast.AST) -> str:

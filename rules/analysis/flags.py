@@ -237,6 +237,42 @@ def mentions_flag(test: ast.AST, defs: dict[str, FlagDef]) -> str | None:
     return None
 
 
+MIN_PRINTED_LITERAL = 8  # literal characters a printed template needs before its appearance in a log means much
+
+
+def printed_patterns(stmts: list[ast.AST], into_defs: bool = False) -> tuple[str, ...]:
+    """Regular expressions for the lines STMTS print: every call statement whose first argument is a string or an
+    f-string with at least MIN_PRINTED_LITERAL literal characters (formatted values match anything), nested
+    blocks included, nested functions and classes only with INTO_DEFS (they run when called, not here)."""
+    found: list[str] = []
+    todo = list(stmts)
+    while todo:
+        node = todo.pop()
+        if not into_defs and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and node.value.args:
+            pattern = _template(node.value.args[0])
+            if pattern is not None:
+                found.append(pattern)
+        todo.extend(ast.iter_child_nodes(node))
+    return tuple(dict.fromkeys(found))
+
+
+def _template(arg: ast.AST) -> str | None:
+    import re
+
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+        parts = [arg.value]
+    elif isinstance(arg, ast.JoinedStr):
+        parts = [v.value if isinstance(v, ast.Constant) else None for v in arg.values]
+    else:
+        return None
+    literal = "".join(p for p in parts if p)
+    if len(literal.strip()) < MIN_PRINTED_LITERAL:
+        return None
+    return "".join(re.escape(p) if p is not None else ".+?" for p in parts if p != "").strip()
+
+
 @dataclass(frozen=True)
 class FlagGuard:
     """An `if` (or early return, or conditional expression) whose test reads an environment flag."""
@@ -247,15 +283,19 @@ class FlagGuard:
     negated: bool  # the guarded code runs when the test is false (else branch, early return)
     test: ast.AST
     defs: Any  # dict[str, FlagDef], kept for re-evaluation with logged values
+    printed: tuple[str, ...] = ()  # patterns of the lines the guarded branch itself prints (printed_patterns)
 
-    def enabled(self, logged: Callable[[str], str | None] | None) -> tuple[bool | None, str]:
-        """Whether the guarded code runs, with the flags' defaults or the values the logs printed."""
+    def enabled(self, logged: Callable[[str], str | None] | None,
+                printed_in_logs: Callable[[str], bool] | None = None) -> tuple[bool | None, str]:
+        """Whether the guarded code runs, with the flags' defaults or the values the logs printed. A line that only
+        the guarded branch prints, found in the run's output, shows it ran whatever the defaults say."""
         evaluator = FlagEvaluator(self.defs, logged)
         value = evaluator.value(self.test)
         source = "logs" if evaluator.used_log else "default"
-        if value is _UNKNOWN:
-            return None, source
-        return (not value) if self.negated else bool(value), source
+        result = None if value is _UNKNOWN else (not value) if self.negated else bool(value)
+        if result is not True and printed_in_logs is not None and any(printed_in_logs(p) for p in self.printed):
+            return True, "logs: a line this branch prints is in the run output"
+        return result, source
 
     def describe(self) -> str:
         text = ast.unparse(self.test)
