@@ -16,6 +16,7 @@ from typing import Any
 from harness.check.significance import Significance
 from harness.report.tables import where
 from harness.run.outcome import ReproduceResult
+from harness.run.reproduce import verdict_reason as reproduce_reason
 from harness.verdict import Report
 
 WIDTH, HEIGHT = 900, 340
@@ -311,21 +312,9 @@ def _unchecked(report: Report) -> str:
 # --- the page -------------------------------------------------------------------------------------------------------
 
 def verdict_reason(result: ReproduceResult) -> str:
-    """The one line that says why the verdict is what it is: the re-run's own reason, else the first error, the
-    first reason it could not be checked, or the equivalence with the claim."""
-    report, eq = result.report, result.facts.equivalence
-    if result.facts.reason:
-        return result.facts.reason
-    if report.errors:
-        f = report.sorted_findings()[0]
-        return f"{f.rule}: {f.message}"
-    if report.could_not_check:
-        return report.could_not_check[0]
-    if eq is not None:
-        within = "within" if eq.equivalent else "outside"
-        return (f"re-run mean val_bpb {eq.rerun_mean:.5f} is {within} {eq.tolerance} bpb of the claimed "
-                f"{eq.claimed_val_bpb} (delta {eq.delta:+.5f})")
-    return "no findings"
+    """The one line that says why the verdict is what it is: the re-run's own reason, else the same line derived
+    from the result (a result read back from a results folder, or built by hand)."""
+    return result.facts.reason or reproduce_reason(result.report, result.facts, len(result.facts.seeds))
 
 
 def render_html(result: ReproduceResult) -> str:

@@ -380,8 +380,9 @@ def verdict_reason(report: Report, facts: ReproduceFacts, n_seeds: int) -> str:
     eq, done = facts.equivalence, sum(1 for s in facts.seeds if s.status == "complete")
     if eq is None:
         return f"{done} of {n_seeds} seed(s) ran; no claim to compare with"
-    return (f"{done} of {n_seeds} seed(s) reproduced the claim: re-run mean {eq.rerun_mean:.5f} vs claimed "
-            f"{float(eq.claimed_val_bpb):.5f} (delta {eq.delta:+.5f}, tolerance {eq.tolerance:g} bpb)")
+    outcome, within = ("reproduced", "within") if eq.equivalent else ("did not reproduce", "outside")
+    return (f"{done} of {n_seeds} seed(s) {outcome} the claim: the re-run mean val_bpb {eq.rerun_mean:.5f} is "
+            f"{within} {eq.tolerance:g} bpb of the claimed {eq.claimed_val_bpb} (delta {eq.delta:+.5f})")
 
 
 def reproduce(opts: ReproduceOptions, progress: Progress = lambda _m: None) -> ReproduceResult:
