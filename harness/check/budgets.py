@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from harness.challenge import EVAL_BUDGET_S, RECORD_TRACK, TRAIN_BUDGET_S
 from harness.submission.logs import LogRun
+from harness.submission.manifest import claimed_track, is_off_record
 from harness.verdict import Report
 from rules.finding import Evidence, Finding
 
@@ -17,19 +18,15 @@ LOOP_OVERSHOOT_S = 1.0  # the step on which the cap fires is finished and valida
 HESSIAN_MARGIN_S = 5.0  # loop + Hessians over 600 s by at most this much: warning (#1855 ran ~604.3 s, accepted)
 
 
-def _track(claims) -> str | None:
-    return getattr(claims, "track", None) if claims is not None else None
-
-
 def check_budgets(logs: list[LogRun], claims, report: Report) -> None:
     """Judge the time and hardware budgets of every run log; the track comes from the claims."""
     runs = [r for r in logs if r.is_run_log]
-    track = _track(claims)
+    track = claimed_track(claims)
     if not runs:
         for rule in ("TRAIN-TIME-600", "EVAL-TIME-600", "HARDWARE"):
             report.skip(rule, "no run log to read timings or hardware from")
         return
-    if track is not None and track != RECORD_TRACK:
+    if is_off_record(track):
         report.skip("TRAIN-TIME-600", f"track {track}: the 600 s training budget applies to the record track")
         report.skip("EVAL-TIME-600", f"track {track}: the 600 s evaluation budget applies to the record track")
         report.skip("HARDWARE", f"track {track}: other hardware is allowed off the record track")

@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 import re
 
-from harness.challenge import CANONICAL_VAL_BYTES, CANONICAL_VAL_TOKENS, EXPORT_VAL_BYTES, RECORD_TRACK
+from harness.challenge import CANONICAL_VAL_BYTES, CANONICAL_VAL_TOKENS, EXPORT_VAL_BYTES
 from harness.submission.logs import LogRun
+from harness.submission.manifest import claimed_track, is_off_record
 from harness.verdict import Report
 from rules.finding import Finding
 
@@ -72,8 +73,8 @@ def check_metric(logs: list[LogRun], claims, report: Report) -> None:
         reason = (f"the logs declare dataset {local[0].dataset_name!r}, not FineWeb: canonical counts do not apply")
         for rule in ("BPB-BYTE-LUT", "TOKENIZER-CHANGE-PROOF", "TRAIN-VAL-OVERLAP"):
             report.skip(rule, reason)
-        track = getattr(claims, "track", None) if claims is not None else None
-        off_record = track is not None and track != RECORD_TRACK  # a non-record run on other data says so itself
+        track = claimed_track(claims)
+        off_record = is_off_record(track)  # a non-record run on other data says so itself
         report.add(Finding("FULL-VAL-TOKEN-COUNT", "info" if off_record else "warning",
                            f"scored on dataset {local[0].dataset_name!r} (fineweb:0): the score is not comparable "
                            "to the leaderboard" + (f" (track {track})" if off_record else ""), file=local[0].path,

@@ -73,6 +73,16 @@ class Claims:
         return self.track == RECORD_TRACK
 
 
+def claimed_track(claims: object) -> str | None:
+    """The normalised track CLAIMS name, or None (no claims, or the track is unknown)."""
+    return getattr(claims, "track", None)
+
+
+def is_off_record(track: str | None) -> bool:
+    """A known track other than the record track (where the 600 s budgets and the leaderboard do not apply)."""
+    return track is not None and track != RECORD_TRACK
+
+
 def _number(value: Any, key: str, notes: list[str]) -> Number | None:
     """JSON value (numbers arrive as text thanks to the parse hooks) -> Number; None for null or non-numbers."""
     if value is None or isinstance(value, bool):
