@@ -83,15 +83,16 @@ def check_log_code(code, logs: list[LogRun], report: Report, other_scripts: dict
     others = [(path, "other", _normalise(text)) for path, text in (other_scripts or {}).items()]
     other_sizes = {path: len(text.encode("utf-8")) for path, text in (other_scripts or {}).items()}
     shipped = _shipped_bytes(code)
+    counted, sources = _counted_sizes(code), _sources(code)  # the same for every log
     judged = False
     for run in runs:
         if run.embedded_source and units:
             judged = True
-            sizes = {shipped, *_counted_sizes(code).values(), *other_sizes.values()} - {None}
+            sizes = {shipped, *counted.values(), *other_sizes.values()} - {None}
             _compare_dump(run, units, others, sizes, report)
         if run.code_size_bytes is not None and shipped is not None:
             judged = True
-            _compare_size(run, shipped, _counted_sizes(code), other_sizes, report, _sources(code))
+            _compare_size(run, shipped, counted, other_sizes, report, sources)
     if judged:
         report.mark_checked("LOG-CODE-CONSISTENCY")
     elif not runs:
