@@ -12,6 +12,8 @@ import json
 from collections import Counter
 from typing import Any
 
+from harness.report.tables import clip
+
 COLUMNS = ("PR", "folder", "claimed val_bpb", "verdict", "errors", "warnings", "first error")
 
 
@@ -22,9 +24,7 @@ def _first_error(row: Any, width: int | None = None) -> str:
     where = first.get("file") or ""
     if where and first.get("line"):
         where += f":{first['line']}"
-    message = " ".join(str(first.get("message", "")).split())
-    if width and len(message) > width:
-        message = message[: width - 1] + "…"
+    message = clip(first.get("message", ""), width)
     return f"{first['rule']} {where} {message}".replace("  ", " ").strip()
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from harness.report.render import render
 from harness.report.sarif import sarif_dict
-from harness.report.tables import where
+from harness.report.tables import clip, where
 from harness.report.text import wrap
 from harness.submission.gitsource import RECORDS
 from harness.verdict import Report
@@ -163,10 +163,7 @@ def _short(ref: str) -> str:
 
 def _cell(text: str, limit: int = FIRST_ERROR_CHARS) -> str:
     """One line of a table cell: whitespace collapsed, cut at LIMIT characters, pipes and HTML escaped."""
-    line = " ".join(str(text).split())
-    if len(line) > limit:
-        line = line[: limit - 1].rstrip() + "…"
-    return line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+    return clip(text, limit).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
 
 
 def _code(text: str) -> str:

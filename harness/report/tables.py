@@ -47,6 +47,12 @@ def cell(value: Any) -> str:
     return str(value)
 
 
+def clip(text: object, limit: int | None) -> str:
+    """TEXT on one line (whitespace collapsed), cut at LIMIT characters with an ellipsis (no cut when None)."""
+    line = " ".join(str(text).split())
+    return line[: limit - 1].rstrip() + "…" if limit and len(line) > limit else line
+
+
 def where(file: str | None, line: int | None) -> str:
     if file is None:
         return "—"
