@@ -32,7 +32,7 @@ from harness.submission.gitsource import (
     require_repo,
     resolve_commit,
 )
-from harness.verdict import EXIT_COULD_NOT_CHECK, EXIT_FINDINGS, EXIT_PASS
+from harness.verdict import EXIT_COULD_NOT_CHECK, VERDICT_EXIT, worst_exit_code
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pgolf-harness" / "audit"
@@ -249,11 +249,6 @@ def run_audit(opts: AuditOptions, progress: Any = None) -> AuditResult:
                 progress(done, len(todo))
     rows = [row_from_contract(ref, commit, folder, tree, contracts[tree], tree in from_cache)
             for ref, commit, folder, tree in entries if tree in contracts]
-    if any(r.verdict == "fail" for r in rows):
-        code = EXIT_FINDINGS
-    elif any(r.verdict == "error" for r in rows):
-        code = EXIT_COULD_NOT_CHECK
-    else:
-        code = EXIT_PASS
+    code = worst_exit_code(VERDICT_EXIT[r.verdict] for r in rows)
     return AuditResult(rows=rows, exit_code=code, refs=len({e[0] for e in entries}), folders=len(trees),
                        checked=len(todo), wall_s=time.monotonic() - start, harness_key=key, base=base)

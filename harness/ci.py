@@ -28,7 +28,7 @@ from harness.submission.gitsource import (
     require_repo,
     submission_folder,
 )
-from harness.verdict import EXIT_COULD_NOT_CHECK, EXIT_FINDINGS, EXIT_PASS, Report
+from harness.verdict import Report, worst_exit_code
 from rules.finding import Evidence, Finding
 
 # git's --name-status letters as words, for the files of an edited merged folder.
@@ -116,14 +116,6 @@ def entries_for(folder: str, entries: list[AllowEntry]) -> list[AllowEntry]:
     return out
 
 
-def _exit_code(reports: dict[str, Report]) -> int:
-    if any(r.errors for r in reports.values()):
-        return EXIT_FINDINGS
-    if any(r.could_not_check for r in reports.values()):
-        return EXIT_COULD_NOT_CHECK
-    return EXIT_PASS
-
-
 def _check_folder(path: Path, policy: str) -> Report:
     from harness.check.pipeline import CheckOptions, check_path
 
@@ -157,7 +149,7 @@ def run_ci(opts: CiOptions) -> CiResult:
     reports = _judge(repo, opts, changes, folders)
     for folder, report in reports.items():
         apply_allow_list(report, entries_for(folder, allow))
-    code = _exit_code(reports)
+    code = worst_exit_code(r.exit_code for r in reports.values())
     sarif, markdown = write_ci_outputs(reports, opts.base, opts.head, sarif_path=opts.sarif,
                                        markdown_path=opts.markdown)
     text = ci_text(reports, folders, code, opts.base, opts.head, RECORDS, opts.annotations)

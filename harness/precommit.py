@@ -15,7 +15,7 @@ from pathlib import Path
 
 from harness.errors import UserError
 from harness.submission.gitsource import submission_folder
-from harness.verdict import EXIT_COULD_NOT_CHECK, EXIT_FINDINGS, EXIT_PASS
+from harness.verdict import EXIT_COULD_NOT_CHECK, EXIT_PASS, worst_exit_code
 
 
 def _repo_relative(name: str) -> str:
@@ -33,13 +33,6 @@ def staged_folders(files: list[str]) -> list[str]:
     """The submission folders (records/<track>/<name>) that FILES lie in and that exist, sorted, each once."""
     folders = {f for name in files if (f := submission_folder(_repo_relative(name))) is not None}
     return sorted(f for f in folders if Path(f).is_dir())
-
-
-def worst_exit_code(codes: list[int]) -> int:
-    """1 when any folder has error findings, else 2 when any could not be checked, else 0 (as `ci` exits)."""
-    if EXIT_FINDINGS in codes:
-        return EXIT_FINDINGS
-    return EXIT_COULD_NOT_CHECK if EXIT_COULD_NOT_CHECK in codes else EXIT_PASS
 
 
 def check_folders(folders: list[str], policy: str = "readme") -> tuple[str, int]:

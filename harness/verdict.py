@@ -7,7 +7,7 @@ The JSON contract other tools depend on is built here (`Report.to_dict`): an obj
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
@@ -15,6 +15,16 @@ from rules.catalogue import RULES
 from rules.finding import SEVERITIES, Finding
 
 EXIT_PASS, EXIT_FINDINGS, EXIT_COULD_NOT_CHECK = 0, 1, 2
+VERDICT_EXIT = {"pass": EXIT_PASS, "fail": EXIT_FINDINGS, "error": EXIT_COULD_NOT_CHECK}
+
+
+def worst_exit_code(codes: Iterable[int]) -> int:
+    """The exit code of several verdicts together: error findings anywhere decide (1), else anything that could
+    not be checked (2), else pass (0)."""
+    codes = set(codes)
+    if EXIT_FINDINGS in codes:
+        return EXIT_FINDINGS
+    return EXIT_COULD_NOT_CHECK if EXIT_COULD_NOT_CHECK in codes else EXIT_PASS
 
 
 @dataclass(frozen=True)
@@ -109,7 +119,7 @@ class Report:
 
     @property
     def exit_code(self) -> int:
-        return {"pass": EXIT_PASS, "fail": EXIT_FINDINGS, "error": EXIT_COULD_NOT_CHECK}[self.verdict]
+        return VERDICT_EXIT[self.verdict]
 
     def sorted_findings(self) -> list[Finding]:
         order = {s: i for i, s in enumerate(SEVERITIES)}
