@@ -1,9 +1,42 @@
-"""RESCORE-S1: a second evaluation pass over validation data after a score-first adaptation pass."""
+"""RESCORE-S1: a second evaluation pass over validation data after a score-first adaptation pass.
+
+A pair (adapting pass, later pass) in one function is an error unless one of these shows the later score is not a
+re-score of the adapted model that the submission reports:
+
+* the adaptation does not survive to the later pass (rules.analysis.survival): the adapted object is a fresh local
+  discarded when its function returns, or the model is restored from a copy taken before the update;
+* the log evidence says the claim is another pass's line: `claimed` of the log hints holds the run-output lines the
+  claimed val_bpb was read from; when every print statement whose line matches one of them belongs to a pass other
+  than the later one (rules.analysis.passes.printed_by), the later pass is a diagnostic and the finding a warning.
+  Without that evidence, or with a matching line that the later pass (or no pass) prints, it stays an error.
+"""
 
 from __future__ import annotations
 
-from rules.analysis.passes import exclusive_branches, leaves_before, scoring_passes, shares_loop
-from rules.base import Invalid, Rule, Valid
+import ast
+import re
+from dataclasses import dataclass
+
+from rules.analysis.passes import (
+    Pass,
+    exclusive_branches,
+    leaves_before,
+    print_pattern,
+    printed_by,
+    scoring_passes,
+    shares_loop,
+)
+from rules.analysis.survival import Undone, undone_before
+from rules.base import Invalid, LogHints, Rule, Valid
+
+
+@dataclass(frozen=True)
+class ClaimedLines(LogHints):
+    """Log hints that also carry the run-output lines the claimed val_bpb rests on (one per log, as the claims
+    stage matched the claim), for the examples below; the rule reads `claimed` from whatever hints it is given."""
+
+    claimed: tuple[str, ...] = ()
+
 
 _COMMON = '''import torch
 def eval_val(model, val_tokens):
@@ -83,6 +116,156 @@ main(True)
 '''
 
 
+def _fill(template: str, **parts: str) -> str:
+    for key, text in parts.items():
+        template = template.replace("{" + key + "}", text)
+    return template
+
+
+# The claim decides between a diagnostic re-score and a reported one: the run printed both lines; the claimed
+# val_bpb was read from one of them (log hints `claimed`).
+_CLAIM = _COMMON + '''def main():
+    val_tokens = torch.load("fineweb_val_000000.bin")
+    model = torch.nn.Linear(4, 4)
+    adapted = eval_val_ttt(model, torch.optim.SGD(model.parameters(), lr=0.01), val_tokens)
+    print(f"score-first adaptation val_bpb:{adapted}")
+    again = eval_val(model, val_tokens)
+    print(f"check after adaptation val_bpb:{again}")
+main()
+'''
+_RAN = ("score-first adaptation val_bpb:1.0712", "check after adaptation val_bpb:1.0655")
+_CLAIM_FIRST = ClaimedLines(lines=_RAN, claimed=_RAN[:1])
+_CLAIM_SECOND = ClaimedLines(lines=_RAN, claimed=_RAN[1:])
+
+# One reporting helper for both passes: the constant label each call passes tells their lines apart.
+_CLAIM_HELPER = _COMMON + '''def report(label, value):
+    print(f"{label} val_bpb:{value} (reported)")
+def main():
+    val_tokens = torch.load("fineweb_val_000000.bin")
+    model = torch.nn.Linear(4, 4)
+    report("score-first adaptation", eval_val_ttt(model, torch.optim.SGD(model.parameters(), lr=0.01), val_tokens))
+    report("check after adaptation", eval_val(model, val_tokens))
+main()
+'''
+_HELPER_FIRST = ClaimedLines(claimed=("score-first adaptation val_bpb:1.0712 (reported)",))
+
+# The adapting pass puts the model back as it found it (a copy taken before its first update).
+_RESTORE = '''import torch
+def eval_val(model, val_tokens):
+    total = 0.0
+    with torch.no_grad():
+        for i in range(0, val_tokens.numel() - 1024, 1024):
+            total += model(val_tokens[i:i + 1024], val_tokens[i + 1:i + 1025]).item()
+    return total
+def eval_val_ttt_restoring(model, opt, val_tokens):
+    {BEFORE}
+    total = 0.0
+    for i in range(0, val_tokens.numel() - 1024, 1024):
+        x, y = val_tokens[i:i + 1024], val_tokens[i + 1:i + 1025]
+        with torch.no_grad():
+            total += model(x, y).item()
+        model(x, y).backward()
+        opt.step()
+    {AFTER}
+    {RESTORE}
+    return total
+def main():
+    val_tokens = torch.load("fineweb_val_000000.bin")
+    model = torch.nn.Linear(4, 4)
+    print(f"ttt val_bpb:{eval_val_ttt_restoring(model, torch.optim.SGD(model.parameters(), lr=0.01), val_tokens)}")
+    print(f"sliding val_bpb:{eval_val(model, val_tokens)}")
+main()
+'''
+_SNAPSHOT = "kept = {k: v.detach().clone() for k, v in model.state_dict().items()}"
+_RESTORED = _fill(_RESTORE, BEFORE=_SNAPSHOT, AFTER="pass", RESTORE="model.load_state_dict(kept)")
+_SNAPSHOT_LATE = _fill(_RESTORE, BEFORE="pass", AFTER=_SNAPSHOT, RESTORE="model.load_state_dict(kept)")
+_NO_COPY = _fill(_RESTORE, BEFORE="kept = model.state_dict()", AFTER="pass", RESTORE="model.load_state_dict(kept)")
+_SNAPSHOT_PARAMS = "kept = {n: p.detach().clone() for n, p in model.named_parameters()}"
+_RESTORED_BY_LOOP = _fill(_RESTORE, BEFORE=_SNAPSHOT_PARAMS, AFTER="pass", RESTORE='''with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n in kept:
+                p.copy_(kept[n])''')
+_RESTORED_IN_PART = _fill(_RESTORE, BEFORE=_SNAPSHOT_PARAMS, AFTER="pass", RESTORE='''with torch.no_grad():
+        for n, p in model.named_parameters():
+            if p.dim() > 1:
+                p.copy_(kept[n])''')
+
+# Adaptation of a small module of its own, the base model left as it is.
+_ADAPTER = '''import torch
+class Adapter(torch.nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.shift = torch.nn.Parameter(torch.zeros(width))
+    def forward(self, h):
+        return h + self.shift
+def eval_val(model, val_tokens):
+    total = 0.0
+    with torch.no_grad():
+        for i in range(0, val_tokens.numel() - 1024, 1024):
+            total += model(val_tokens[i:i + 1024], val_tokens[i + 1:i + 1025]).item()
+    return total
+def eval_val_adapted(model, val_tokens):
+    total = 0.0
+    {BUILD_ONCE}
+    for i in range(0, val_tokens.numel() - 1024, 1024):
+        x, y = val_tokens[i:i + 1024], val_tokens[i + 1:i + 1025]
+        {BUILD_EACH}
+        with torch.no_grad():
+            total += model(x, y, extra=adapter).item()
+        model(x, y, extra=adapter).backward()
+        opt.step()
+    {AFTER}
+    return total
+def main():
+    val_tokens = torch.load("fineweb_val_000000.bin")
+    model = torch.nn.Linear(4, 4)
+    print(f"adapted val_bpb:{eval_val_adapted(model, val_tokens)}")
+    print(f"sliding val_bpb:{eval_val(model, val_tokens)}")
+main()
+'''
+_BUILD = "adapter = Adapter(4); opt = torch.optim.SGD(adapter.parameters(), lr=0.01)"
+_ADAPTER_PER_BATCH = _fill(_ADAPTER, BUILD_ONCE="pass", BUILD_EACH=_BUILD, AFTER="pass")
+_ADAPTER_MERGED = _fill(_ADAPTER, BUILD_ONCE=_BUILD, BUILD_EACH="pass", AFTER='''with torch.no_grad():
+        for p, d in zip(model.parameters(), adapter.parameters()):
+            p.add_(d)''')
+_ADAPTER_KEPT = _fill(_ADAPTER, BUILD_ONCE=_BUILD, BUILD_EACH="pass", AFTER="model.extra = adapter")
+
+# A compile warm-up on training batches, undone before training starts (weights and optimizer state put back).
+_WARMUP_RESTORED = _COMMON + '''def main():
+    val_tokens = torch.load("fineweb_val_000000.bin")
+    train_tokens = torch.load("fineweb_train_000000.bin")
+    model = torch.nn.Linear(4, 4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    weights, moments = copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict())
+    for step in range(5):
+        model(train_tokens[:1024], train_tokens[1:1025]).backward()
+        opt.step()
+    model.load_state_dict(weights)
+    opt.load_state_dict(moments)
+    for step in range(100):
+        model(train_tokens[step:step + 1024], train_tokens[step + 1:step + 1025]).backward()
+        opt.step()
+    print(f"ttt val_bpb:{eval_val_ttt(model, opt, val_tokens)}")
+main()
+'''.replace("import torch", "import copy, torch")
+
+
+# A warm-up run of the adapting pass itself, undone before the scored run: that one starts from the same weights.
+_WARMUP_PASS = _COMMON.replace("import torch", "import copy, torch") + '''def main():
+    val_tokens = torch.load("fineweb_val_000000.bin")
+    model = torch.nn.Linear(4, 4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    initial = copy.deepcopy(model.state_dict())
+    eval_val_ttt(model, opt, val_tokens[:4096])
+    {BEFORE}
+    print(f"ttt val_bpb:{eval_val_ttt(model, opt, val_tokens)}")
+    {AFTER}
+main()
+'''
+_WARMUP_UNDONE = _fill(_WARMUP_PASS, BEFORE="model.load_state_dict(initial)", AFTER="pass")
+_WARMUP_UNDONE_LATE = _fill(_WARMUP_PASS, BEFORE="pass", AFTER="model.load_state_dict(initial)")
+
+
 class RescoreAfterAdapt(Rule):
     """Flags a validation scoring pass that runs after a pass which scored and adapted on the same validation data
     (score-first TTT, then a re-evaluation with the adapted model).
@@ -99,14 +282,38 @@ class RescoreAfterAdapt(Rule):
     MESSAGE = "Validation data is scored again after a pass that adapted on it (s1 re-score)."
     VALID = [Valid(_DIAGNOSTIC, name="diagnostic eval before TTT, TTT score reported"),
              Valid(_EITHER, name="TTT pass or plain pass, one of the two branches"),
-             Valid(_EVAL_ONLY_RETURNS, name="the adapting pass sits in a branch that returns before the later eval")]
+             Valid(_EVAL_ONLY_RETURNS, name="the adapting pass sits in a branch that returns before the later eval"),
+             Valid(_RESTORED, name="the adapting pass restores the weights from a copy taken before its first step"),
+             Valid(_RESTORED_BY_LOOP, name="restored parameter by parameter from a copy taken before adapting"),
+             Valid(_ADAPTER_PER_BATCH, name="a fresh adapter per batch, discarded when the pass returns"),
+             Valid(_WARMUP_RESTORED, name="a warm-up on training batches, weights and optimizer state put back"),
+             Valid(_WARMUP_UNDONE, name="a warm-up run of the adapting pass, undone before the scored run")]
     INVALID = [Invalid(_RESCORE, expected_line=21, expected_severity="error", name="second eval after TTT"),
                Invalid(_RESCORE_IN_HELPER, expected_line=23, expected_severity="error",
                        name="second eval after TTT, inside a reporting helper"),
                Invalid(_EVAL_ONLY_FALLS_THROUGH, expected_line=24, expected_severity="error",
-                       name="near-miss: the branch returns only conditionally, so the re-score still runs")]
+                       name="near-miss: the branch returns only conditionally, so the re-score still runs"),
+               Invalid(_CLAIM, expected_line=22, expected_severity="error", log_hints=_CLAIM_SECOND,
+                       name="the claimed line is the one the re-score prints"),
+               Invalid(_CLAIM, expected_line=22, expected_severity="warning", log_hints=_CLAIM_FIRST,
+                       name="near-miss: the claim is the first pass's line, the re-score a diagnostic (a warning)"),
+               Invalid(_CLAIM_HELPER, expected_line=23, expected_severity="warning", log_hints=_HELPER_FIRST,
+                       name="near-miss: one reporting helper, the claimed label is the first pass's (a warning)"),
+               Invalid(_SNAPSHOT_LATE, expected_line=24, expected_severity="error",
+                       name="near-miss: the copy is taken after adapting, so the restore undoes nothing"),
+               Invalid(_NO_COPY, expected_line=24, expected_severity="error",
+                       name="near-miss: the kept state_dict holds the live tensors, not a copy"),
+               Invalid(_RESTORED_IN_PART, expected_line=27, expected_severity="error",
+                       name="near-miss: only some parameters are put back"),
+               Invalid(_ADAPTER_MERGED, expected_line=32, expected_severity="error",
+                       name="near-miss: the adapter is merged into the model's weights after the pass"),
+               Invalid(_ADAPTER_KEPT, expected_line=30, expected_severity="error",
+                       name="near-miss: the adapter is kept on the model after the pass"),
+               Invalid(_WARMUP_UNDONE_LATE, expected_line=24, expected_severity="error",
+                       name="near-miss: the warm-up is undone only after the scored run")]
 
     def finish(self) -> None:
+        sites = {site.backward.node: site for site in self.facts.causality.sites}
         for func in self.facts.graph.functions:
             passes = scoring_passes(self.facts, func)
             for i, first in enumerate(passes):
@@ -119,12 +326,66 @@ class RescoreAfterAdapt(Rule):
                         continue
                     if later.anchor.lineno <= getattr(first.anchor, "end_lineno", first.anchor.lineno):
                         continue
-                    severity, guards = self.gated_severity(later.anchor)
-                    evidence = [(first.anchor.lineno, "first pass: scores and adapts on validation data"),
-                                (first.adapt_line, "adaptation inside that pass"),
-                                (later.anchor.lineno, "second pass over validation data after adaptation"),
-                                (later.score_line, "re-score accumulated here")]
-                    self.report(later.anchor, f"Validation data is re-scored at line {later.anchor.lineno} after "
-                                f"the adapting pass at line {first.anchor.lineno}; only the first pass may be "
-                                "reported.", severity=severity, evidence=[e for e in evidence if e[0]] + guards)
+                    if self._undone(func, first, later, sites):
+                        continue  # the later pass scores a model the adaptation no longer holds
+                    self._report(func, passes, first, later)
                     break
+
+    def _undone(self, func, first: Pass, later: Pass, sites: dict) -> list[Undone]:
+        """How every update of FIRST is undone before LATER; empty when one of them may survive."""
+        found = []
+        for event in first.adapt_events:
+            site = sites.get(event.node)
+            if site is None or site.step is None:
+                return []
+            frames = [(func, event.chain[0] if event.chain else site.step.anchor)]
+            frames += [(self.facts.function_of(call), call) for call in event.chain[1:]]
+            if event.chain:
+                frames.append((site.home, site.step.anchor))
+            undone = undone_before(self.facts, site, frames, later.anchor)
+            if undone is None:
+                return []
+            found.append(undone)
+        return found
+
+    def _report(self, func, passes: list[Pass], first: Pass, later: Pass) -> None:
+        severity, guards = self.gated_severity(later.anchor)
+        evidence = [(first.anchor.lineno, "first pass: scores and adapts on validation data"),
+                    (first.adapt_line, "adaptation inside that pass"),
+                    (later.anchor.lineno, "second pass over validation data after adaptation"),
+                    (later.score_line, "re-score accumulated here")]
+        message = (f"Validation data is re-scored at line {later.anchor.lineno} after the adapting pass at line "
+                   f"{first.anchor.lineno}; only the first pass may be reported.")
+        claimed = self._claimed_elsewhere(func, passes, later)
+        if claimed is not None:
+            stmt, owner, line = claimed
+            severity = "warning"
+            message = (f"Validation data is re-scored at line {later.anchor.lineno} after the adapting pass at line "
+                       f"{first.anchor.lineno}, but the claimed score is printed at line {stmt.lineno} by the pass "
+                       f"at line {owner.anchor.lineno}: a diagnostic re-score, which must not be reported.")
+            evidence.append((stmt.lineno, f"prints the claimed score (run output: {line[:80]!r})"))
+        self.report(later.anchor, message, severity=severity, evidence=[e for e in evidence if e[0]] + guards)
+
+    def _claimed_elsewhere(self, func, passes: list[Pass], later: Pass):
+        """(print statement, its pass, claimed line) when the logs show the claimed score printed only by passes
+        other than LATER; None when they do not show it (no claim evidence, a matching line that the later pass
+        or no pass of FUNC prints)."""
+        claimed = tuple(getattr(self.log_hints, "claimed", ()) or ())
+        if not claimed:
+            return None
+
+        def matches(pattern: str) -> str | None:
+            compiled = re.compile(pattern)
+            return next((line for line in claimed if compiled.search(line)), None)
+
+        owners: dict[ast.AST, list[Pass]] = {}
+        for p in passes:
+            for printed in printed_by(self.facts, func, p):
+                if matches(printed.pattern) is not None:
+                    owners.setdefault(printed.stmt, []).append(p)
+        printing = [(stmt, line) for stmt in self.facts.graph.of_type(ast.Expr)
+                    if (pattern := print_pattern(stmt)) is not None and (line := matches(pattern)) is not None]
+        if not printing or any(not owners.get(stmt) or later in owners[stmt] for stmt, _ in printing):
+            return None
+        stmt, line = printing[0]
+        return stmt, owners[stmt][0], line

@@ -9,6 +9,9 @@ calls) and decide:
 * **pre-eval**: no such loop exists on some path that carries validation data to the update, i.e. the tokens are
   trained on before (or without) being scored in that pass.
 
+Only scores count (`is_score`): the loss of an update summed for a log line (`epoch_loss += loss.item()` next to
+`loss.backward()`) is a training loss, which proves no score-first loop and is no later score.
+
 It also records where validation data is scored after the update (the "same tokens scored later" evidence) and
 whether the trained parameters belong to a throwaway object deleted right after (a compile warm-up).
 """
@@ -20,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from rules.analysis.event import Event
-from rules.analysis.graph import FuncInfo, Graph
+from rules.analysis.graph import FuncInfo, Graph, last_name
+from rules.analysis.reaching import ReachingDefinitions
 from rules.analysis.taint import EMPTY, Taint
 
 
@@ -77,6 +81,9 @@ class Causality:
     def __init__(self, facts: FactsView) -> None:
         self.facts = facts
         self.sites: list[AdaptSite] = []
+        self._reaching: dict[FuncInfo, dict[ast.Name, frozenset]] = {}
+        self._trained: dict[FuncInfo, set] = {}  # definitions of the tensors each function calls backward on
+        self._scores: dict[ast.AST, bool] = {}
         for func in facts.graph.functions:
             own = [e for e in facts.events(func) if not e.chain]
             all_events = facts.events(func)
@@ -163,13 +170,13 @@ class Causality:
             for event in self.facts.events(func):
                 if event.kind == "accum" and not event.count_only and event.pos[:2] > anchor_pos \
                         and self._inside(event.anchor, loop) and self.facts.taint.resolve(event.labels) \
-                        and self.prefix_only(func, anchor, event.anchor):
+                        and self.prefix_only(func, anchor, event.anchor) and self.is_score(event):
                     return loop, event
                 if event.kind != "accum" or event.count_only or event.pos[:2] >= anchor_pos:
                     continue
                 if event.anchor is anchor or not self._inside(event.anchor, loop):
                     continue
-                if self.facts.taint.resolve(event.labels):
+                if self.facts.taint.resolve(event.labels) and self.is_score(event):
                     return loop, event
         return None
 
@@ -194,9 +201,51 @@ class Causality:
             end = (getattr(anchor, "end_lineno", anchor.lineno), getattr(anchor, "end_col_offset", 0))
             for event in self.facts.events(func):
                 if event.kind == "accum" and not event.count_only and event.pos[:2] > end \
-                        and event.anchor is not anchor and self.facts.taint.resolve(event.labels):
+                        and event.anchor is not anchor and self.facts.taint.resolve(event.labels) \
+                        and self.is_score(event):
                     return func, event
         return None
+
+    # ---- scores and training losses ------------------------------------------------------------------------
+    def reaching(self, func: FuncInfo) -> dict[ast.Name, frozenset]:
+        """Each read of a local name in FUNC -> the definitions (Store names, parameters) that reach it."""
+        hit = self._reaching.get(func)
+        if hit is None:
+            args = getattr(func.node, "args", None)
+            params = [*args.posonlyargs, *args.args, *args.kwonlyargs] if isinstance(args, ast.arguments) else []
+            try:
+                hit = self._reaching[func] = ReachingDefinitions(func.node, params).reads
+            except RecursionError:
+                hit = self._reaching[func] = {}
+        return hit
+
+    def is_score(self, event: Event) -> bool:
+        """True when an accumulation is a score: its value is no view or copy of a tensor its function calls
+        `.backward()` on (a no-grad, inference or separate forward), or it is and the total reaches what the
+        function returns or keeps (a reported detached loss). A trained loss summed only for log lines is not."""
+        node, hit = event.node, self._scores.get(event.node)
+        if hit is None:
+            func = self.facts.graph.scope_of.get(node, self.facts.graph.module)
+            target, values = _accumulation(node)
+            summed = set().union(*(self.tensor_defs(func, v) for v in values))
+            if summed and func not in self._trained:
+                operands = (backward_operand(e.node) for e in self.facts.events(func) if e.kind == "backward"
+                            and not e.chain)
+                self._trained[func] = set().union(*(self.tensor_defs(func, b) for b in operands if b is not None))
+            hit = self._scores[node] = not (summed & self._trained.get(func, set())) or _kept(func, target)
+        return hit
+
+    def tensor_defs(self, func: FuncInfo, expr: ast.AST, depth: int = 0) -> set:
+        """The definitions of the tensors EXPR is a view, reduction or copy of (`loss` in `loss.item()`,
+        `loss.detach() * n`), through local assignments; a call's arguments are inputs, not views (`model(x, y)`)."""
+        reads, parents, out = self.reaching(func), self.facts.graph.parents, set()
+        for name in _value_names(expr, reads):
+            for definition in reads.get(name, frozenset()) - out:
+                out.add(definition)
+                value = _bound_value(parents, definition)
+                if value is not None and depth < 3:
+                    out |= self.tensor_defs(func, value, depth + 1)
+        return out
 
     def _fresh_tensors(self, func: FuncInfo, step: Event) -> str | None:
         """Names of local tensors with requires_grad that the stepped optimizer trains (SLOT-style delta, bias)."""
@@ -232,6 +281,89 @@ class Causality:
             if _deleted_after(func, owner, node.lineno):
                 return owner
         return None
+
+
+def _accumulation(node: ast.AST) -> tuple[ast.AST | None, list[ast.AST]]:
+    """The running total an accumulation event adds to (`total += v`, `total = total + v`, `totals.append(v)`),
+    and the values it adds."""
+    if isinstance(node, (ast.AugAssign, ast.Assign)):
+        return (node.target if isinstance(node, ast.AugAssign) else node.targets[0]), [node.value]
+    is_call = isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+    return (node.func.value, list(node.args)) if is_call else (None, [])
+
+
+def backward_operand(call: ast.AST) -> ast.AST | None:
+    """The tensor a backward call differentiates: `loss` in `loss.backward()` or `torch.autograd.backward(loss)`."""
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)):
+        return None
+    receiver = call.func.value
+    if isinstance(receiver, (ast.Name, ast.Attribute)) and last_name(receiver) == "autograd":
+        return call.args[0] if call.args else None
+    return receiver
+
+
+def _value_names(expr: ast.AST, reads: dict) -> list[ast.Name]:
+    """The local names whose tensor EXPR is a view, reduction or copy of."""
+    if isinstance(expr, ast.Name):
+        return [expr]
+    if isinstance(expr, ast.Call):  # loss.mean(), loss.detach(), loss.sum(dim=-1), float(loss); not model(x, y)
+        if isinstance(expr.func, ast.Name) and expr.func.id == "float" and len(expr.args) == 1:
+            return _value_names(expr.args[0], reads)
+        inputs = [*expr.args, *(k.value for k in expr.keywords)]
+        if not isinstance(expr.func, ast.Attribute) or any(n in reads for a in inputs for n in ast.walk(a)):
+            return []
+        expr = expr.func
+    parts = [expr.value] if isinstance(expr, (ast.Attribute, ast.Subscript)) else [expr.left, expr.right] \
+        if isinstance(expr, ast.BinOp) else [expr.operand] if isinstance(expr, ast.UnaryOp) else \
+        [expr.body, expr.orelse] if isinstance(expr, ast.IfExp) else []
+    return [name for part in parts for name in _value_names(part, reads)]
+
+
+def _bound_value(parents: dict, definition: ast.AST) -> ast.AST | None:
+    """The value a plain `name = value` definition binds (None for tuple targets, loop targets, parameters)."""
+    parent = parents.get(definition)
+    targets = getattr(parent, "targets", None) or [getattr(parent, "target", None)]
+    if isinstance(parent, (ast.Assign, ast.AnnAssign, ast.NamedExpr)) and any(t is definition for t in targets):
+        return parent.value
+    return None
+
+
+_KEEPERS = {"append", "extend", "insert", "update", "add", "put", "copy_"}
+
+
+def _kept(func: FuncInfo, target: ast.AST | None) -> bool:
+    """True when the running total TARGET reaches what FUNC returns, yields or stores on an object (directly or
+    through names computed from it); a total that only feeds log lines and its own updates is not kept."""
+    while isinstance(target, ast.Subscript):
+        target = target.value
+    if not isinstance(target, ast.Name) or target.id in func.params:
+        return True  # self.total, a caller's in-place total
+    flows: list[tuple[list[ast.AST], list[ast.AST]]] = []  # (what is read, what takes it in: None for the result)
+    for node in func.nodes:
+        if isinstance(node, (ast.Return, ast.Yield, ast.YieldFrom)) and node.value is not None:
+            flows.append(([node.value], [None]))
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            flows.append(([node.value], getattr(node, "targets", None) or [node.target]))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _KEEPERS:
+            flows.append((list(node.args), [node.func.value]))
+    names, grown = {target.id}, True
+    while grown:
+        grown = False
+        for read, holders in flows:
+            if not any(_mentions(r, names) for r in read):
+                continue
+            for part in (p for h in holders for p in (h.elts if isinstance(h, (ast.Tuple, ast.List)) else [h])):
+                while isinstance(part, ast.Subscript):
+                    part = part.value
+                if not isinstance(part, ast.Name):
+                    return True  # returned, or stored on an object
+                grown = grown or part.id not in names
+                names.add(part.id)
+    return False
+
+
+def _mentions(node: ast.AST, names: set[str]) -> bool:
+    return any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node))
 
 
 def _assigned_value(func: FuncInfo, name: str) -> ast.AST | None:
