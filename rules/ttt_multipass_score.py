@@ -164,7 +164,7 @@ _ADAPT_DETACHED_THEN_EVAL = _ADAPT_THEN_EVAL.replace(
 # A training loop over a token stream whose file is chosen by a switch (the validation file only when it is on),
 # with a periodic validation diagnostic and a micro-step loop summing its training loss: every step trains on
 # the stream's next batch, so no step repeats the tokens of an earlier one.
-_STREAM_TRAINING = '''import os
+_STREAM_HEAD = '''import os
 import torch
 class Stream:
     def __init__(self, pattern):
@@ -186,7 +186,8 @@ def main():
     stream = Stream("fineweb_val_000000.bin" if on_held else "fineweb_train_000000.bin")
     model = torch.nn.Linear(4, 4)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    for step in range(100):
+'''
+_STREAM_TRAINING = _STREAM_HEAD + '''    for step in range(100):
         if step % 25 == 0:
             print(f"step:{step} val_loss:{diagnostic(model, held)}")
         seen = torch.zeros(())
@@ -201,18 +202,7 @@ main()
 '''
 
 # Near-miss: a stream rebuilt at the top of each epoch reads the same validation tokens every epoch.
-_STREAM_PER_EPOCH = _STREAM_TRAINING.replace('''    for step in range(100):
-        if step % 25 == 0:
-            print(f"step:{step} val_loss:{diagnostic(model, held)}")
-        seen = torch.zeros(())
-        for micro in range(4):
-            x, y = stream.take(1024)
-            loss = model(x, y)
-            seen += loss.detach()
-            loss.backward()
-        opt.step()
-        print(f"step:{step} train_loss:{seen.item()}")
-''', '''    for epoch in range(3):
+_STREAM_PER_EPOCH = _STREAM_HEAD + '''    for epoch in range(3):
         stream = Stream("fineweb_val_000000.bin")
         seen = 0.0
         for micro in range(8):
@@ -222,7 +212,8 @@ _STREAM_PER_EPOCH = _STREAM_TRAINING.replace('''    for step in range(100):
             model(x, y).backward()
             opt.step()
     print(f"final val_loss:{seen}")
-''')
+main()
+'''
 
 # Near-miss: one no-grad score per epoch, kept, and the second epoch's returned.
 _SECOND_EPOCH_RETURNED = '''import torch
@@ -259,6 +250,11 @@ def ttt(model, opt, held, epochs):
     print(f"final val_loss:{running}")
 ttt(torch.nn.Linear(4, 4), None, torch.load("fineweb_val_000000.bin"), 3)
 '''
+
+# Near-miss: the trained loss itself, detached into the total, and the last epoch's total printed once at the end.
+_DETACHED_TOTAL_PRINTED = _NO_GRAD_TOTAL_PRINTED.replace(
+    "            with torch.no_grad():\n                loss = model(x, y)\n            running += loss.item()\n"
+    "            loss = model(x, y)\n", "            loss = model(x, y)\n            running += loss.detach()\n")
 
 # Near-miss: the epoch loop in the caller, the score-then-train chunk loop in a helper, the loss through a lambda.
 _EPOCHS_IN_CALLER = '''import torch
@@ -324,6 +320,8 @@ class MultipassScore(Rule):
                        name="near-miss: per-epoch no-grad scores, the second returned"),
                Invalid(_NO_GRAD_TOTAL_PRINTED, expected_line=3, expected_severity="error",
                        name="near-miss: a no-grad total before the update, the last epoch printed"),
+               Invalid(_DETACHED_TOTAL_PRINTED, expected_line=3, expected_severity="error",
+                       name="near-miss: the trained loss detached into a total printed after the epochs"),
                Invalid(_EPOCHS_IN_CALLER, expected_line=16, expected_severity="error",
                        name="near-miss: epochs in the caller, chunks in a helper, loss through a lambda")]
 

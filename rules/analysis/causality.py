@@ -232,7 +232,7 @@ class Causality:
                 operands = (backward_operand(e.node) for e in self.facts.events(func) if e.kind == "backward"
                             and not e.chain)
                 self._trained[func] = set().union(*(self.tensor_defs(func, b) for b in operands if b is not None))
-            hit = self._scores[node] = not (summed & self._trained.get(func, set())) or _kept(func, target)
+            hit = self._scores[node] = not (summed & self._trained.get(func, set())) or self._kept(func, node, target)
         return hit
 
     def tensor_defs(self, func: FuncInfo, expr: ast.AST, depth: int = 0) -> set:
@@ -246,6 +246,40 @@ class Causality:
                 if value is not None and depth < 3:
                     out |= self.tensor_defs(func, value, depth + 1)
         return out
+
+    def _kept(self, func: FuncInfo, accumulation: ast.AST, target: ast.AST | None) -> bool:
+        """True when the running total TARGET reaches what FUNC returns, yields or stores on an object, or is read
+        after the loops it is summed in (a metric reported once), directly or through names computed from it; a total
+        read only by the log lines of those loops (a per-epoch or per-step training loss) is not kept."""
+        while isinstance(target, ast.Subscript):
+            target = target.value
+        if not isinstance(target, ast.Name) or target.id in func.params:
+            return True  # self.total, a caller's in-place total
+        flows: list[tuple[list[ast.AST], list[ast.AST]]] = []  # (what is read, what takes it in: None for the result)
+        for node in func.nodes:
+            if isinstance(node, (ast.Return, ast.Yield, ast.YieldFrom)) and node.value is not None:
+                flows.append(([node.value], [None]))
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+                flows.append(([node.value], getattr(node, "targets", None) or [node.target]))
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr in {"append", "extend", "insert", "update", "add", "put"}:
+                flows.append((list(node.args), [node.func.value]))
+        names, grown = {target.id}, True
+        while grown:
+            grown = False
+            for read, holders in flows:
+                if not any(_mentions(r, names) for r in read):
+                    continue
+                for part in (p for h in holders for p in (h.elts if isinstance(h, (ast.Tuple, ast.List)) else [h])):
+                    while isinstance(part, ast.Subscript):
+                        part = part.value
+                    if not isinstance(part, ast.Name):
+                        return True  # returned, or stored on an object
+                    grown = grown or part.id not in names
+                    names.add(part.id)
+        loops = self.facts.enclosing_loops(accumulation)
+        return not loops or any(type(n) is ast.Name and n.id in names and isinstance(n.ctx, ast.Load)
+                                and not self._inside(n, loops[-1]) for n in func.nodes)
 
     def _fresh_tensors(self, func: FuncInfo, step: Event) -> str | None:
         """Names of local tensors with requires_grad that the stepped optimizer trains (SLOT-style delta, bias)."""
@@ -326,40 +360,6 @@ def _bound_value(parents: dict, definition: ast.AST) -> ast.AST | None:
     if isinstance(parent, (ast.Assign, ast.AnnAssign, ast.NamedExpr)) and any(t is definition for t in targets):
         return parent.value
     return None
-
-
-_KEEPERS = {"append", "extend", "insert", "update", "add", "put", "copy_"}
-
-
-def _kept(func: FuncInfo, target: ast.AST | None) -> bool:
-    """True when the running total TARGET reaches what FUNC returns, yields or stores on an object (directly or
-    through names computed from it); a total that only feeds log lines and its own updates is not kept."""
-    while isinstance(target, ast.Subscript):
-        target = target.value
-    if not isinstance(target, ast.Name) or target.id in func.params:
-        return True  # self.total, a caller's in-place total
-    flows: list[tuple[list[ast.AST], list[ast.AST]]] = []  # (what is read, what takes it in: None for the result)
-    for node in func.nodes:
-        if isinstance(node, (ast.Return, ast.Yield, ast.YieldFrom)) and node.value is not None:
-            flows.append(([node.value], [None]))
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
-            flows.append(([node.value], getattr(node, "targets", None) or [node.target]))
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _KEEPERS:
-            flows.append((list(node.args), [node.func.value]))
-    names, grown = {target.id}, True
-    while grown:
-        grown = False
-        for read, holders in flows:
-            if not any(_mentions(r, names) for r in read):
-                continue
-            for part in (p for h in holders for p in (h.elts if isinstance(h, (ast.Tuple, ast.List)) else [h])):
-                while isinstance(part, ast.Subscript):
-                    part = part.value
-                if not isinstance(part, ast.Name):
-                    return True  # returned, or stored on an object
-                grown = grown or part.id not in names
-                names.add(part.id)
-    return False
 
 
 def _mentions(node: ast.AST, names: set[str]) -> bool:
