@@ -32,8 +32,8 @@ from rules.base import Invalid, LogHints, Rule, Valid
 
 @dataclass(frozen=True)
 class ClaimedLines(LogHints):
-    """Log hints that also carry the run-output lines the claimed val_bpb rests on (one per log, as the claims
-    stage matched the claim), for the examples below; the rule reads `claimed` from whatever hints it is given."""
+    """Log hints that also carry `claimed`: the run-output lines the claimed val_bpb was read from (one per log, as
+    the claims stage matched the claim). The examples below use it; the rule reads `claimed` from any hints."""
 
     claimed: tuple[str, ...] = ()
 
@@ -385,7 +385,7 @@ class RescoreAfterAdapt(Rule):
                     owners.setdefault(printed.stmt, []).append(p)
         printing = [(stmt, line) for stmt in self.facts.graph.of_type(ast.Expr)
                     if (pattern := print_pattern(stmt)) is not None and (line := matches(pattern)) is not None]
-        if not printing or any(not owners.get(stmt) or later in owners[stmt] for stmt, _ in printing):
+        if not printing or any(not owners.get(stmt) or any(p is later for p in owners[stmt]) for stmt, _ in printing):
             return None
         stmt, line = printing[0]
         return stmt, owners[stmt][0], line

@@ -1,8 +1,10 @@
-"""TRAIN-DATA-AT-EVAL: training shards opened after the training loop with no time reserved for it."""
+"""TRAIN-DATA-AT-EVAL: training shards read after the training loop, outside the 600 s training budget."""
 
 from __future__ import annotations
 
 import ast
+import re
+from dataclasses import dataclass, field
 
 from rules.analysis.dataflow import (
     guarded_severity,
@@ -12,9 +14,57 @@ from rules.analysis.dataflow import (
     script_facts,
     train_reader_classes,
 )
-from rules.base import Invalid, Rule, Valid
+from rules.base import Invalid, LogHints, Rule, Valid
 
 _COUNT_WRAPPERS = {"len", "sorted", "list", "log", "log0", "print"}
+TRAIN_BUDGET_S = 600.0  # README: the training loop plus any training-data access, on 8xH100
+TOLERATED_OVERRUN_S = 5.0  # logged reads ending at most this far past 600 s: a warning (#1855 ran ~604.3 s, merged)
+_CLOCKS = {"perf_counter", "time", "monotonic"}
+_POINT = "point"  # a clock reading (an instant), as opposed to a duration
+_NUMBER = r"(-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)"
+_MIN_LITERAL = 8  # literal characters a printed template needs before a log line matching it means much
+
+_LOWERED_CAP = (
+    "import os\n"
+    "import time\n"
+    "class Hyperparameters:\n"
+    "    max_wallclock_seconds = float(os.environ.get('MAX_WALLCLOCK_SECONDS', {cap}))\n"
+    "def main(args, model, opt):\n"
+    "    loader = DistributedTokenLoader(args.train_files)\n"
+    "    cap_ms = 1000.0 * args.max_wallclock_seconds\n"
+    "    t0 = time.perf_counter()\n"
+    "    while True:\n"
+    "        model(loader.next_batch()).backward()\n"
+    "        opt.step()\n"
+    "        elapsed_ms = 1000.0 * (time.perf_counter() - t0)\n"
+    "        if elapsed_ms >= cap_ms:\n"
+    "            print(f'loop stopped: train_time:{{elapsed_ms:.0f}}ms')\n"
+    "            break\n"
+    "    t1 = time.perf_counter()\n"
+    "    hessians = collect_hessians(model, DistributedTokenLoader(args.train_files))\n"
+    "    print(f'calibration on training data took {{time.perf_counter() - t1:.1f}}s')\n"
+)
+
+
+_MARGIN = (
+    "import os\n"
+    "class Hyperparameters:\n"
+    "    max_wallclock_seconds = float(os.environ.get('MAX_WALLCLOCK_SECONDS', 600.0))\n"
+    "    calib_margin = float(os.environ.get('CALIB_MARGIN', '{margin}'))\n"
+    "def main(args, model, opt):\n"
+    "    loader = DistributedTokenLoader(args.train_files)\n"
+    "    limit_ms = 1000.0 * args.max_wallclock_seconds\n"
+    "    limit_ms -= 1000.0 * args.calib_margin\n"
+    "    start = time.perf_counter()\n"
+    "    while (time.perf_counter() - start) * 1000.0 < limit_ms:\n"
+    "        model(loader.next_batch()).backward()\n"
+    "        opt.step()\n"
+    "    collect_hessians(model, DistributedTokenLoader(args.train_files))\n"
+)
+
+
+def _logged(*lines: str) -> LogHints:
+    return LogHints(lines=lines)
 
 
 class TrainDataAtEval(Rule):
@@ -55,6 +105,15 @@ class TrainDataAtEval(Rule):
             "    collect_hessians(model, seqs)\n",
             name="self-generated calibration; counting shards only",
         ),
+        Valid(
+            _LOWERED_CAP.format(cap="590.0"),
+            name="cap lowered to 590 s by default; calibration after the loop, logged inside 600 s",
+            log_hints=_logged("loop stopped: train_time:590012ms", "calibration on training data took 3.9s"),
+        ),
+        Valid(
+            _MARGIN.format(margin="8"),
+            name="a reserve through an environment default, whatever its name",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -81,6 +140,24 @@ class TrainDataAtEval(Rule):
             expected_line=8,
             name="#945: n-gram oracle filled from training shards at eval",
         ),
+        Invalid(
+            _LOWERED_CAP.format(cap="590.0"),
+            expected_line=17,
+            expected_severity="error",
+            name="cap lowered to 590 s, but the logs show loop and calibration ending at 612 s",
+            log_hints=_logged("loop stopped: train_time:590020ms", "calibration on training data took 22.0s"),
+        ),
+        Invalid(
+            _LOWERED_CAP.format(cap="600.0"),
+            expected_line=17,
+            expected_severity="error",
+            name="a cap of 600 s with calibration after the loop",
+        ),
+        Invalid(
+            _MARGIN.format(margin="0"),
+            expected_line=13,
+            name="a reserve knob whose default is 0: the loop still runs to 600 s",
+        ),
     ]
 
     def finish(self) -> None:
@@ -88,34 +165,38 @@ class TrainDataAtEval(Rule):
         phase = phases(facts)
         if phase.training_loop is None:
             return
-        reserve = _reserve_subtraction(facts)
-        if reserve is not None:
+        reads = self._reads(facts, phase)
+        if not reads:
             return
+        loop = phase.training_loop
+        budget = _Budget(facts, loop, self.log_hints)
+        logged = _logged_end(facts, phase, budget, reads, self.log_hints.lines)
+        for node in reads:
+            severity, guards = guarded_severity(self, node, "error")
+            why = [(budget.line or budget.taken or loop.lineno, budget.describe())]
+            if logged is not None and severity == "error":  # the logs time the reads of a path that runs
+                end_s, line, text = logged
+                if end_s <= TRAIN_BUDGET_S:
+                    continue
+                severity = "warning" if end_s - TRAIN_BUDGET_S <= TOLERATED_OVERRUN_S else "error"
+                why.append((line, (f"logged: `{text[:140]}`: the reads end at {end_s:.1f} s, past the "
+                                   f"{TRAIN_BUDGET_S:.0f} s budget by {end_s - TRAIN_BUDGET_S:.1f} s")))
+            elif budget.reserved:
+                continue  # the loop stops early for the reads, and no log shows how long they took
+            self.report(node, severity=severity, evidence=[
+                (loop.lineno, f"training loop (lines {loop.lineno}-{loop.end_lineno}) ends before this"),
+                (node.lineno, f"training data read: `{ast.unparse(node)[:60]}`"), *why, *guards])
+
+    def _reads(self, facts, phase) -> list[ast.Call]:
+        """Calls after the training loop that read training data, one per line."""
         readers = train_reader_classes(facts)
-        seen_lines: set[int] = set()
-        candidates: list[ast.AST] = []
-        for stmt in phase.post_statements:
-            candidates.extend(ast.walk(stmt))
-        for func in phase.post_functions:
-            candidates.extend(facts.nodes_of(func))
-        for node in candidates:
-            if not isinstance(node, ast.Call) or node.lineno in seen_lines:
-                continue
-            if not self._reads_training_data(node, facts, readers):
-                continue
-            seen_lines.add(node.lineno)
-            severity, guards = guarded_severity(self, node)
-            loop = phase.training_loop
-            self.report(
-                node,
-                severity=severity,
-                evidence=[
-                    (loop.lineno, f"training loop (lines {loop.lineno}-{loop.end_lineno}) ends before this"),
-                    (node.lineno, f"training data read: `{ast.unparse(node)[:60]}`"),
-                    (node.lineno, "no reserve is subtracted from the wall-clock cap for it"),
-                    *guards,
-                ],
-            )
+        candidates: list[ast.AST] = [n for stmt in phase.post_statements for n in ast.walk(stmt)]
+        candidates += [n for func in phase.post_functions for n in facts.nodes_of(func)]
+        out: dict[int, ast.Call] = {}
+        for node in (n for n in candidates if isinstance(n, ast.Call)):
+            if node.lineno not in out and self._reads_training_data(node, facts, readers):
+                out[node.lineno] = node
+        return list(out.values())
 
     @staticmethod
     def _reads_training_data(call: ast.Call, facts, readers: set[str]) -> bool:
@@ -132,16 +213,287 @@ class TrainDataAtEval(Rule):
         return any(is_train_source(arg) for arg in [*call.args, *(k.value for k in call.keywords)])
 
 
-def _reserve_subtraction(facts) -> ast.AST | None:
-    """A subtraction of a reserve from the time cap (``max_wallclock_ms -= reserve``), anywhere in the script."""
-    for info in facts.graph.functions:
-        for node in info.nodes:
-            if isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Sub):
-                operand = node.value
-            elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub):
-                operand = node.right
-            else:
+@dataclass
+class _Budget:
+    """The cap the training loop's stop condition compares its elapsed time with: below 600 s (or lowered by a
+    subtraction of unknown size) it reserves time for the reads. With no visible comparison (the stop sits in a
+    helper), a subtraction from the 600 s budget before the loop ends is the reserve."""
+
+    facts: object
+    loop: ast.AST
+    hints: LogHints
+    cap_s: float | None = None
+    reserved: bool = False
+    line: int | None = None
+    timer: set[str] = field(default_factory=set)  # names holding the loop's elapsed time (the value compared)
+    memo: dict = field(default_factory=dict)  # expression -> scale, value
+    taken: int | None = None  # with no visible stop condition: the line that subtracts a reserve from 600 s
+
+    def __post_init__(self) -> None:
+        facts, nodes = self.facts, self.facts.graph.subtree(self.loop)
+        for node in (n for n in nodes if isinstance(n, ast.Compare) and len(n.ops) == 1):
+            if not isinstance(node.ops[0], (ast.Lt, ast.LtE, ast.Gt, ast.GtE)):
                 continue
-            if any("reserve" in (last_name(n) or "").lower() for n in ast.walk(operand)):
-                return node
-    return None
+            sides = [node.left, node.comparators[0]]
+            scales = [self.scale(s) for s in sides]
+            if scales.count(None) != 1 or _POINT in scales:
+                continue  # not "elapsed time against a cap"
+            timer, cap = (sides[0], sides[1]) if scales[1] is None else (sides[1], sides[0])
+            value, lowered = self.value(cap)
+            cap_s = value / scales[sides.index(timer)] if value is not None else None  # type: ignore[operator]
+            if self.line is None or (cap_s or 0) > (self.cap_s or 0):  # several caps: the latest binds
+                self.cap_s, self.line = cap_s, node.lineno
+                self.reserved = lowered if cap_s is None else cap_s < TRAIN_BUDGET_S - 1e-6
+            flow = facts.flow_of(timer)
+            self.timer |= {n for n in flow.closure(timer) if any(self.scale(v, flow) not in (None, _POINT)
+                                                                  for v in flow.defs.get(n, ()))}
+        if self.line is None or (self.cap_s is None and not self.reserved):
+            taken = next(filter(self._budget_subtraction, facts.graph.of_type(ast.BinOp, ast.AugAssign)), None)
+            self.reserved, self.taken = taken is not None, getattr(taken, "lineno", None)
+
+    def describe(self) -> str:
+        if self.taken is not None:
+            return f"the loop's stop condition is not visible; line {self.taken} takes a reserve from the 600 s budget"
+        if self.line is None:
+            return "the loop's stop condition is not visible, and no reserve is taken from the 600 s budget"
+        if self.cap_s is None:
+            return "the loop stops on a cap whose value is unknown, with nothing subtracted from it"
+        reserve = TRAIN_BUDGET_S - self.cap_s
+        return (f"the loop stops at {self.cap_s:g} s, leaving {reserve:g} s of the {TRAIN_BUDGET_S:.0f} s budget"
+                if reserve > 0 else f"the loop stops at {self.cap_s:g} s: no time is reserved for these reads")
+
+    def scale(self, expr: ast.AST, flow=None, depth: int = 0):
+        """Units per second of a duration EXPR (1000 for ms), _POINT for a clock reading, None for anything else."""
+        flow = flow or self.facts.flow_of(expr)
+        key = (id(expr), id(flow))
+        if key not in self.memo:
+            self.memo[key] = None  # a definition that reaches itself is not a duration
+            self.memo[key] = self._scale(expr, flow, depth) if depth <= 8 else None
+        return self.memo[key]
+
+    def _scale(self, expr: ast.AST, flow, depth: int):
+        if isinstance(expr, ast.Call):
+            if last_name(expr.func) in _CLOCKS and not expr.args:
+                return _POINT
+            if expr in self.facts.graph.resolved:  # a helper returning the elapsed time
+                info = self.facts.graph.resolved[expr][0]
+                returns = [r.value for r in info.nodes if isinstance(r, ast.Return) and r.value is not None]
+                inner = self.facts.flow(info.node)
+                return next((s for s in (self.scale(r, inner, depth + 1) for r in returns) if s is not None), None)
+            if last_name(expr.func) in {"float", "round", "int", "max", "min"} and expr.args:
+                return next((s for s in (self.scale(a, flow, depth + 1) for a in expr.args) if s is not None), None)
+            return None
+        if isinstance(expr, ast.Name):
+            scales = (self.scale(v, flow, depth + 1) for v in flow.defs.get(expr.id, ()) if v is not expr)
+            return next((s for s in scales if s is not None), None)
+        if isinstance(expr, ast.BinOp):
+            left, right = self.scale(expr.left, flow, depth + 1), self.scale(expr.right, flow, depth + 1)
+            if isinstance(expr.op, ast.Sub) and left == right == _POINT:
+                return 1.0
+            if isinstance(expr.op, (ast.Add, ast.Sub)):
+                return next((s for s in (left, right) if s not in (None, _POINT)), None)
+            number = [self.value(side)[0] for side in (expr.left, expr.right)]
+            if isinstance(expr.op, ast.Mult) and None not in (left, number[1]) and left != _POINT:
+                return left * number[1]
+            if isinstance(expr.op, ast.Mult) and None not in (right, number[0]) and right != _POINT:
+                return right * number[0]
+            if isinstance(expr.op, ast.Div) and None not in (left, number[1]) and left != _POINT and number[1]:
+                return left / number[1]
+        return None
+
+    def value(self, expr: ast.AST, depth: int = 0) -> tuple[float | None, bool]:
+        """EXPR's number with environment defaults (or the values the logs print), and whether a subtraction of
+        something from it is on the way (``cap - reserve``, ``cap -= reserve``)."""
+        key = ("value", id(expr))
+        if key not in self.memo:  # a definition that reaches itself has no value
+            self.memo[key] = (None, False)
+            self.memo[key] = self._value(expr, depth) if depth <= 24 else (None, False)
+        return self.memo[key]
+
+    def _value(self, expr: ast.AST, depth: int) -> tuple[float | None, bool]:
+        if isinstance(expr, ast.Constant):
+            return _number(expr.value), False
+        if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub):
+            inner, lowered = self.value(expr.operand, depth + 1)
+            return (None if inner is None else -inner), lowered
+        if isinstance(expr, ast.BinOp):
+            (left, low_l), (right, low_r) = self.value(expr.left, depth + 1), self.value(expr.right, depth + 1)
+            lowered = low_l or low_r or isinstance(expr.op, ast.Sub)
+            return (None if left is None or right is None else _apply(expr.op, left, right)), lowered
+        if isinstance(expr, ast.IfExp):
+            test = self._truth(expr.test, depth)
+            return self.value(expr.orelse if test is False else expr.body, depth + 1)
+        if isinstance(expr, ast.Call):
+            name = last_name(expr.func)
+            if name in ("get", "getenv"):  # os.environ.get("X", default)
+                env = expr.args[0].value if expr.args and isinstance(expr.args[0], ast.Constant) else None
+                logged = self._logged(env)
+                if logged is not None:
+                    return logged, False
+                return self.value(expr.args[1], depth + 1) if len(expr.args) > 1 else (None, False)
+            if name in {"float", "int", "round", "bool"} and expr.args:
+                return self.value(expr.args[0], depth + 1)
+            return None, False
+        if isinstance(expr, (ast.Attribute, ast.Name)):
+            return self._named_value(expr, depth)
+        return None, False
+
+    def _named_value(self, expr: ast.AST, depth: int) -> tuple[float | None, bool]:
+        """A hyperparameter (environment knob, class attribute) or a local assigned in order (``x = a; x -= b``)."""
+        name = last_name(expr) or ""
+        knob = self.facts.env_knobs.get(name)
+        if isinstance(expr, ast.Attribute) or (knob and not self.facts.flow_of(expr).defs.get(name)):
+            logged = self._logged(knob[0]) if knob else None
+            if logged is None:
+                logged = self._logged(name)
+            if logged is not None:
+                return logged, False
+            for stmt in self.facts.graph.class_body:
+                if isinstance(stmt, ast.Assign) and any(getattr(t, "id", None) == name for t in stmt.targets):
+                    return self.value(stmt.value, depth + 1)
+            return _number(knob[1] if knob else None), False
+        scope = self.facts.enclosing_function(expr)
+        steps = _assignments(self.facts, scope, name) or _assignments(self.facts, self.facts.tree, name)
+        info = self.facts.graph.func_of_node.get(scope)
+        if not steps and info is not None and name in info.params:  # a cap passed in: what the callers pass
+            at = info.params.index(name)
+            for _, site in info.call_sites:
+                given = [k.value for k in site.keywords if k.arg == name] or site.args[at - self.facts.graph.resolved[
+                    site][1]:][:1]
+                if given and self.value(given[0], depth + 1)[0] is not None:
+                    return self.value(given[0], depth + 1)
+        value, lowered = None, False
+        for step in steps:
+            amount, low = self.value(step.value, depth + 1)
+            if isinstance(step, ast.Assign):
+                value, lowered = amount, low
+                continue
+            lowered = lowered or low or isinstance(step.op, ast.Sub)
+            value = None if value is None or amount is None else _apply(step.op, value, amount)
+        return value, lowered
+
+    def _truth(self, test: ast.AST, depth: int) -> bool | None:
+        if not isinstance(test, ast.Compare):  # a flag: on unless its value is 0
+            flag = self.value(test, depth + 1)[0]
+            return None if flag is None else flag != 0
+        left, right = self.value(test.left, depth + 1)[0], self.value(test.comparators[-1], depth + 1)[0]
+        if left is None or right is None or len(test.ops) != 1:
+            return None
+        return {ast.Gt: left > right, ast.GtE: left >= right, ast.Lt: left < right, ast.LtE: left <= right}.get(
+            type(test.ops[0]))
+
+    def _logged(self, key: str | None) -> float | None:
+        """The value the logs print for a hyperparameter or environment variable (any case), as a number."""
+        return next((_number(str(text).strip().strip("'\"")) for name, text in self.hints.hyperparameters.items()
+                     if key and name.lower() == key.lower()), None)
+
+    def _budget_subtraction(self, node: ast.AST) -> bool:
+        """``600000 - reserve`` or ``cap -= reserve`` before the loop ends, where the cap evaluates to the 600 s budget
+        (s or ms) and the reserve is not a measured time (``600 - elapsed`` is what is left of a budget)."""
+        if not isinstance(node.op, ast.Sub) or not isinstance(getattr(node, "target", ast.Name()), ast.Name) or (
+                self.facts.enclosing_function(node) is self.facts.enclosing_function(self.loop)
+                and node.lineno > self.loop.end_lineno):
+            return False
+        amount, cap = (node.right, self.value(node.left)[0]) if isinstance(node, ast.BinOp) else (node.value, next(
+            (self.value(v)[0] for v in self.facts.flow_of(node).defs.get(node.target.id, ()) if v is not node.value),
+            None))
+        return cap in (TRAIN_BUDGET_S, TRAIN_BUDGET_S * 1000) and self.scale(amount) is None
+
+
+def _assignments(facts, scope: ast.AST, name: str) -> list[ast.AST]:
+    """``name = v`` and ``name op= v`` statements in SCOPE's own body, in line order."""
+    return sorted((n for n in facts.nodes_of(scope) if isinstance(n, ast.Assign) and any(
+        isinstance(t, ast.Name) and t.id == name for t in n.targets) or isinstance(n, ast.AugAssign) and isinstance(
+        n.target, ast.Name) and n.target.id == name), key=lambda n: n.lineno)
+
+
+def _number(value: object) -> float | None:
+    """A constant (or a default written as a string, ``'590'``) as a number; None for anything else."""
+    try:
+        return None if isinstance(value, bool) or not isinstance(value, (int, float, str)) else float(value)
+    except ValueError:
+        return None
+
+
+def _apply(op: ast.operator, left: float, right: float) -> float | None:
+    if isinstance(op, ast.Div):
+        return left / right if right else None
+    return {ast.Add: left + right, ast.Sub: left - right, ast.Mult: left * right}.get(type(op))
+
+
+def _logged_end(facts, phase, budget: _Budget, reads: list[ast.Call], lines: tuple[str, ...]):
+    """When the training-data reads end by the logs, read through the script's own prints: (seconds, line of the
+    print, the log line), or None. A printed "total" adds the loop's time to a clock started after the loop and
+    before a read; "reads" is a duration from such a clock, added to the latest logged "loop" time. Each bounds
+    the reads from above, so the tightest print counts; the logs of all runs are merged, so the latest loop end."""
+    if not lines or not budget.timer:
+        return None
+    read_lines = _read_sites(facts, phase, reads)
+    found: dict[str, dict[int, tuple[float, str]]] = {"total": {}, "reads": {}, "loop": {}}
+    for joined in facts.graph.of_type(ast.JoinedStr):
+        call = facts.parents.get(joined)
+        if not (isinstance(call, ast.Call) and call.args and call.args[0] is joined
+                and isinstance(facts.parents.get(call), ast.Expr)):
+            continue
+        kinds = [_kind(facts, budget, v.value, call, phase, read_lines) if isinstance(v, ast.FormattedValue)
+                 else None for v in joined.values]
+        pattern = _pattern(joined, kinds) if any(kinds) else None
+        for text in (t for t in lines if pattern is not None and pattern[1] in t):
+            match = pattern[0].search(text)
+            for group, (kind, scale) in zip(match.groups() if match else (), [k for k in kinds if k]):
+                seconds = float(group) / scale
+                if seconds >= found[kind].get(call.lineno, (-1.0, ""))[0]:
+                    found[kind][call.lineno] = (seconds, text.strip())
+    tightest = {kind: min(((v[0], line, v[1]) for line, v in found[kind].items()), default=None)
+                for kind in ("total", "reads")}
+    loop = max(((v[0], line, v[1]) for line, v in found["loop"].items()), default=None)
+    ends = [tightest["total"]] if tightest["total"] else []
+    if loop is not None and (tightest["reads"] or tightest["total"]):
+        reads_s = tightest["reads"][0] if tightest["reads"] else 0.0
+        line = tightest["reads"][1] if tightest["reads"] else loop[1]
+        ends.append((loop[0] + reads_s, line, loop[2] + (f" + {tightest['reads'][2]}" if tightest["reads"] else "")))
+    return max(ends, default=None)
+
+
+def _kind(facts, budget: _Budget, expr: ast.AST, call: ast.Call, phase, read_lines):
+    """("loop" | "reads" | "total", units per second) for a value a print formats, or None."""
+    flow = facts.flow_of(call)
+    if (scale := budget.scale(expr, flow)) in (None, _POINT, 0):
+        return None
+    names = flow.closure(expr) | {n.id for n in ast.walk(expr) if isinstance(n, ast.Name)}
+    clocks = [v for n in sorted(names) for v in flow.defs.get(n, ())] + list(ast.walk(expr))
+    starts = [v for v in clocks if isinstance(v, ast.Call) and last_name(v.func) in _CLOCKS and not v.args
+              and phase.is_post_training(v, facts)]  # clock readings after the loop: a duration spans them
+    spans = any(start.lineno < site <= call.lineno for start in starts for site in read_lines.get(id(flow), ()))
+    timed = bool(names & budget.timer)
+    if spans:
+        return ("total" if timed else "reads"), scale
+    return ("loop", scale) if timed and not starts else None
+
+
+def _read_sites(facts, phase, reads: list[ast.Call]) -> dict[int, list[int]]:
+    """Per function (by id of its flow): the lines where training data is read, directly or through a callee."""
+    reading = {id(facts.enclosing_function(r)) for r in reads}
+    out: dict[int, list[int]] = {}
+    for read in reads:
+        out.setdefault(id(facts.flow_of(read)), []).append(read.lineno)
+    for stmt in phase.post_statements:
+        for node in (n for n in ast.walk(stmt) if isinstance(n, ast.Call)):
+            if any(id(c) in reading for c in facts.callees(node)):
+                out.setdefault(id(facts.flow_of(node)), []).append(node.lineno)
+    return out
+
+
+def _pattern(joined: ast.JoinedStr, kinds: list) -> tuple[re.Pattern, str] | None:
+    """A regular expression for the lines JOINED prints, numbers captured where KINDS marks a timing, and its
+    longest literal part (a quick filter); None when too little of the line is literal to recognise it."""
+    parts, literals = [], []
+    for value, kind in zip(joined.values, kinds):
+        if isinstance(value, ast.Constant):
+            parts.append(re.escape(str(value.value)))
+            literals.append(str(value.value).strip())
+        else:
+            parts.append(_NUMBER if kind else ".*?")
+    if sum(len(text) for text in literals) < _MIN_LITERAL:
+        return None
+    return re.compile("".join(parts).strip()), max(literals, key=len)

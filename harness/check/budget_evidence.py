@@ -1,30 +1,64 @@
-"""Log evidence for TRAIN-DATA-AT-EVAL: a run that stopped its training loop well before 600 s left a reserve.
+"""Log evidence for TRAIN-DATA-AT-EVAL: the logged loop end plus the logged reads decide whether training data read
+after the loop fits in the 600 s training budget.
 
-The static rule flags training data read after the training loop when the code subtracts no reserve from the
-wall-clock cap. The logs can show the reserve the code does not: the run was launched with a lower cap (say
-`MAX_WALLCLOCK_SECONDS=560`) and every logged loop ended at least RESERVE_MIN_S before 600 s. Then the
-post-loop reads (GPTQ Hessians, a table filled from training shards) had that time; where the logs also time them,
-TRAIN-TIME-600 judges loop + reads exactly. The static error becomes a warning that cites the logged loop times.
-With no loop time logged, or a loop that ran to the cap, the error stands.
+The static rule flags training data read after the training loop when the code leaves no time for it (the loop's
+stop condition compares its elapsed time against 600 s, or is not visible) and the script's own prints do not show
+the reads inside 600 s. The parsed logs can still show it: a run's effective budget is where its loop stopped (one
+launched with `MAX_WALLCLOCK_SECONDS=560` reserved 40 s), and `GPTQ:collected ... in Ys` lines time the reads.
+Per run, loop end + logged reads within 600 s: the reads fit, and the static error becomes info citing those log
+lines; over by at most HESSIAN_MARGIN_S (the #1855 margin, merged): a warning; more: the error stands, and
+TRAIN-TIME-600 reports the numbers. A run whose reads are not timed needs a reserve of RESERVE_MIN_S (600 s minus
+the loop end) for a warning; a run with no loop time logged leaves the error standing.
 """
 
 from __future__ import annotations
 
-from harness.challenge import TRAIN_BUDGET_S
-from harness.verdict import Report
+from dataclasses import replace
 
-RESERVE_MIN_S = 20.0  # the loop must end this long before the budget (Hessian collection took 1-10 s in the logs)
+from harness.challenge import TRAIN_BUDGET_S
+from harness.check.budgets import HESSIAN_MARGIN_S
+from harness.verdict import Report
+from rules.finding import Evidence
+
+RESERVE_MIN_S = 20.0  # untimed reads: the loop must end this long before the budget (Hessians took 1-13 s in the logs)
 
 
 def train_reads_within_reserve(logs: list, report: Report) -> None:
-    """Downgrade static TRAIN-DATA-AT-EVAL errors when every run log's loop left at least RESERVE_MIN_S."""
+    """Re-judge static TRAIN-DATA-AT-EVAL errors by every run log's loop end and logged read time."""
     runs = [r for r in logs if getattr(r, "is_run_log", False) and r.final is not None]
-    loops = [r.train_time_ms / 1000.0 for r in runs if r.train_time_ms is not None]
-    if not runs or len(loops) < len(runs) or max(loops) > TRAIN_BUDGET_S - RESERVE_MIN_S:
+    if not runs or any(r.train_time_ms is None for r in runs):
         return
-    timed = [r.hessian_time_s for r in runs if r.hessian_time_s is not None]
-    if timed and max(l + h for l, h in zip(loops, timed)) > TRAIN_BUDGET_S:
-        return  # the logs time the reads and they do not fit: TRAIN-TIME-600 says so
-    note = (f" (the logs show every training loop ending by {max(loops):.1f} s, leaving at least "
-            f"{TRAIN_BUDGET_S - max(loops):.0f} s of the {TRAIN_BUDGET_S:.0f} s budget for these reads)")
-    report.downgrade(lambda f: f.rule == "TRAIN-DATA-AT-EVAL" and f.source == "static", note)
+    severity, evidence, timed, untimed = "info", [], [], []
+    for run in runs:
+        loop_s = run.train_time_ms / 1000.0
+        if run.hessian_time_s is not None:
+            end = loop_s + run.hessian_time_s
+            if end - TRAIN_BUDGET_S > HESSIAN_MARGIN_S:
+                return  # the logged reads end well past the budget: the error stands
+            severity = "warning" if end > TRAIN_BUDGET_S else severity
+            timed.append(end)
+            evidence.append(Evidence(run.path, run.line_of.get("gptq_collected"),
+                                     f"loop ends at {loop_s:.1f} s + reads logged {run.hessian_time_s:.1f} s = "
+                                     f"{end:.1f} s"))
+        else:
+            if TRAIN_BUDGET_S - loop_s < RESERVE_MIN_S:
+                return  # the loop ran (nearly) to the cap and the reads are not timed: the error stands
+            severity = "warning"
+            untimed.append(loop_s)
+            evidence.append(Evidence(run.path, run.line_of.get("stopping_early"),
+                                     f"loop ends at {loop_s:.1f} s, leaving {TRAIN_BUDGET_S - loop_s:.0f} s; "
+                                     f"the reads are not timed"))
+    parts = []
+    if timed:
+        inside = "inside" if max(timed) <= TRAIN_BUDGET_S else f"at most {HESSIAN_MARGIN_S:g} s past"
+        parts.append(f"loop plus logged reads end by {max(timed):.1f} s, {inside} the {TRAIN_BUDGET_S:.0f} s "
+                     f"training budget")
+    if untimed:
+        parts.append(f"{'the other' if timed else 'every'} training loop ends by {max(untimed):.1f} s, leaving at "
+                     f"least {TRAIN_BUDGET_S - max(untimed):.0f} s for reads the logs do not time")
+    note = f" (the logs show: {'; '.join(parts)})"
+    report.findings = [
+        replace(f, severity=severity, message=f.message + note, evidence=(*f.evidence, *evidence))
+        if f.rule == "TRAIN-DATA-AT-EVAL" and f.source == "static" and f.severity == "error" else f
+        for f in report.findings
+    ]

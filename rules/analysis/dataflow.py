@@ -10,7 +10,8 @@ cheaper views of one script, computed once per tree and cached here:
   training data (``train_files``, ``fineweb_train_*`` globs, loader classes whose constructor reads them);
 * ``env_knobs``: hyperparameter attribute -> (environment variable, default) from ``os.environ.get`` reads;
 * ``Phases``: the training loop (the last loop that runs backward() and step() on training data) and the code
-  that runs after it (the rest of that function, the rest of its callers, and every function they call).
+  that runs after it (the rest of that function, the rest of its callers, and every function they call);
+* ``value_origins``: what one value is computed from, across functions (arguments, returns, attributes, fills).
 
 Pure stdlib; no torch, no harness.
 """
@@ -39,21 +40,14 @@ def walk_shallow(node: ast.AST) -> Iterator[ast.AST]:
     while stack:
         current = stack.pop()
         yield current
-        for child in ast.iter_child_nodes(current):
-            if child is not node and isinstance(child, (*FUNC_TYPES, ast.ClassDef, ast.Lambda)):
-                continue
-            stack.append(child)
+        stack.extend(c for c in ast.iter_child_nodes(current) if not isinstance(c, (*FUNC_TYPES, ast.ClassDef,
+                                                                                      ast.Lambda)))
 
 
 def names_used(node: ast.AST) -> set[str]:
     """Local names read anywhere in NODE, plus attribute names (``h.val_files`` gives "h" and "val_files")."""
-    out: set[str] = set()
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Name):
-            out.add(sub.id)
-        elif isinstance(sub, ast.Attribute):
-            out.add(sub.attr)
-    return out
+    return {sub.id if isinstance(sub, ast.Name) else sub.attr  # type: ignore[attr-defined]
+            for sub in ast.walk(node) if isinstance(sub, (ast.Name, ast.Attribute))}
 
 
 def _target_names(target: ast.AST) -> Iterator[tuple[str, ast.AST | None]]:
@@ -88,10 +82,7 @@ class FunctionFlow:
                 for target in node.targets:
                     self._bind(target, node.value)
             elif isinstance(node, (ast.AugAssign, ast.AnnAssign)) and node.value is not None:
-                self._bind(node.target, node.value)
-                if isinstance(node, ast.AugAssign):
-                    # x op= v keeps x's old value too; nothing to add, x already depends on itself.
-                    pass
+                self._bind(node.target, node.value)  # x op= v: x already depends on itself
             elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
                 self._bind(node.target, node.iter)
             elif isinstance(node, ast.withitem) and node.optional_vars is not None:
@@ -108,9 +99,8 @@ class FunctionFlow:
         self._closure_cache: dict[int, frozenset[str]] = {}
 
     def _bind(self, target: ast.AST, value: ast.AST) -> None:
-        if isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List)) and len(
-            target.elts
-        ) == len(value.elts):
+        if isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List)) \
+                and len(target.elts) == len(value.elts):
             for sub_target, sub_value in zip(target.elts, value.elts):
                 self._bind(sub_target, sub_value)
             return
@@ -168,6 +158,7 @@ class ScriptFacts:
     env_knobs: dict[str, tuple[str, object, int]] = field(default_factory=dict)  # name -> (ENV, default, line)
     classes: dict[str, ast.ClassDef] = field(default_factory=dict)
     flows: dict[int, FunctionFlow] = field(default_factory=dict)
+    values: dict[object, dict[str, list[ast.AST]]] = field(default_factory=dict)  # value_origins' indexes, lazily
 
     @property
     def parents(self) -> dict[ast.AST, ast.AST]:
@@ -435,7 +426,75 @@ def _statements_after(stmt: ast.AST, facts: ScriptFacts, out: list[ast.AST]) -> 
             if isinstance(block, list) and any(s is current for s in block):
                 index = next(i for i, s in enumerate(block) if s is current)
                 out.extend(block[index + 1 :])
-        if isinstance(parent, LOOP_TYPES) and parent is not stmt:
-            # Inside an enclosing loop the following iterations also come after; keep it simple: stop here.
-            pass
-        current = parent
+        current = parent  # inside an enclosing loop the next iterations come after too: not followed
+
+
+
+# ----------------------------------------------------------------------------------------------- value origins
+
+FILL_METHODS = frozenset({"append", "extend", "insert", "appendleft"})
+_NOT_DATA = frozenset({"len", "range", "isinstance", "hasattr", "id", "type", "shape", "dtype", "ndim", "numel", "size"})
+
+
+def value_origins(facts: ScriptFacts, expr: ast.AST, limit: int = 400) -> list[ast.AST]:
+    """What EXPR's value is computed from, EXPR first, nearest first (data, not indices or sizes): assignments, fills
+    (``x.append(v)``), arguments given to a parameter (else its ``ast.arg``), returns of script calls, attributes."""
+    out, seen, todo = [], set(), [expr]
+    while todo and len(out) < limit:
+        node = todo.pop(0)
+        if id(node) not in seen:
+            seen.add(id(node))
+            out.append(node)
+            todo.extend(_inputs(facts, node))
+    return out
+
+
+def _inputs(facts: ScriptFacts, node: ast.AST) -> list[ast.AST]:
+    if isinstance(node, (ast.Subscript, ast.Starred, ast.DictComp, ast.ListComp, ast.SetComp, ast.GeneratorExp)):
+        return [getattr(node, "elt", None) or node.value]  # type: ignore[attr-defined]
+    if isinstance(node, ast.Name):
+        return _name_inputs(facts, node)
+    if isinstance(node, ast.Attribute):  # every `obj.attr = value` of the script (attribute -> values, built once)
+        index = _index(facts, "attr", lambda: [(t.attr, a.value) for a in facts.graph.of_type(ast.Assign)
+                                                for t in a.targets if isinstance(t, ast.Attribute)])
+        return [] if node.attr in _NOT_DATA else list(index.get(node.attr, ())) or [node.value]
+    if isinstance(node, ast.Call):
+        if (target := facts.graph.resolved.get(node)) is not None:  # what the script function returns or yields
+            return [r.value for r in target[0].nodes if isinstance(r, (ast.Return, ast.Yield)) and r.value]
+        receiver = [node.func.value] if isinstance(node.func, ast.Attribute) else []
+        return [] if last_name(node.func) in _NOT_DATA else receiver + node.args + [k.value for k in node.keywords]
+    return [c for c in ast.iter_child_nodes(node) if isinstance(c, ast.expr) and not isinstance(node, (ast.Lambda,
+                                                                                                      ast.arg))]
+
+
+def _index(facts: ScriptFacts, key: object, pairs: Callable[[], list]) -> dict[str, list[ast.AST]]:
+    if key not in facts.values:
+        facts.values[key] = {}
+        for name, value in pairs():
+            facts.values[key].setdefault(name, []).append(value)
+    return facts.values[key]
+
+
+def _name_inputs(facts: ScriptFacts, node: ast.Name) -> list[ast.AST]:
+    scope = facts.enclosing_function(node)
+    info, flow = facts.graph.func_of_node.get(scope), facts.flow(scope)
+    fills = _index(facts, id(scope), lambda: [(n.func.value.id, n.args[-1]) for n in facts.nodes_of(scope) if
+                   isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)
+                   and n.func.attr in FILL_METHODS and n.args])
+    values = list(flow.defs.get(node.id, ())) + fills.get(node.id, [])
+    call, index = flow.unpacked.get(node.id, (None, 0))
+    if call in facts.graph.resolved:  # a, b = f(): only the element f returns at that place
+        returns = [r.value for r in facts.graph.resolved[call][0].nodes if isinstance(r, ast.Return)]
+        values = [v for v in values if v is not call] + [r.elts[index] for r in returns
+                                                         if isinstance(r, ast.Tuple) and len(r.elts) > index]
+    while not values and info is not None and node.id not in info.params and info.parent is not None:
+        info = info.parent  # read from an enclosing function or the module
+        values = list(facts.flow(info.node).defs.get(node.id, ()))
+    if values or info is None or node.id not in info.params:
+        return values
+    for _, site in info.call_sites:
+        at = info.params.index(node.id) - facts.graph.resolved[site][1]
+        given = [k.value for k in site.keywords if k.arg == node.id] or (site.args[at:at + 1] if at >= 0 else [])
+        values += [v for v in given if not isinstance(v, ast.Starred)]
+    spec = info.node.args  # type: ignore[attr-defined]
+    return values or [a for a in [*spec.posonlyargs, *spec.args, *spec.kwonlyargs] if a.arg == node.id]

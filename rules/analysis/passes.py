@@ -1,4 +1,5 @@
-"""Evaluation passes in a function body: which statements score validation data, which adapt on it."""
+"""Evaluation passes in a function body: which statements score validation data, which adapt on it, which exits
+come between, and which print statements write each pass's score."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Static TRAIN-DATA-AT-EVAL errors re-judged by the logged loop times: a reserve left by a lowered cap."""
+"""Static TRAIN-DATA-AT-EVAL errors re-judged by the logs: the loop's logged end plus the logged reads."""
 
 from __future__ import annotations
 
@@ -25,15 +25,39 @@ def main(args, model, opt):
 '''
 
 
-@pytest.mark.parametrize("loop_ms, severity", [
-    (560_005, "warning"),  # VALID: launched with a 560 s cap; every loop ended 40 s before the budget
-    (600_038, "error"),  # INVALID: the loop ran to the cap, the reads come after it
-])
-def test_a_reserve_left_by_the_logged_loop_downgrades_the_static_error(make_submission, loop_ms, severity):
-    """With every logged loop ending at least 20 s early, post-loop training reads are a warning, else an error."""
+def _folder(make_submission, loop_ms: int, reads_s: float | None):
     log = BASELINE_LOG.replace("600038", str(loop_ms)).format(
         seed=1337, code_bytes=len(SCRIPT), total=15815847 + len(SCRIPT), loss=2.07, bpb=1.2243)
-    folder = make_submission({"train_gpt.py": SCRIPT, "README.md": "x\n", "train_seed1337.log": log,
-                              "submission.json": json.dumps({"track": "10min_16mb", "val_bpb": 1.2243})})
-    found = {f.severity for f in check_path(folder).findings if f.rule == "TRAIN-DATA-AT-EVAL"}
-    assert found == {severity}
+    if reads_s is not None:
+        stop = log.index("stopping_early")
+        stop = log.index("\n", stop) + 1
+        log = log[:stop] + f"GPTQ:collected 67 Hessians in {reads_s}s\n" + log[stop:]
+    return make_submission({"train_gpt.py": SCRIPT, "README.md": "x\n", "train_seed1337.log": log,
+                            "submission.json": json.dumps({"track": "10min_16mb", "val_bpb": 1.2243})})
+
+
+class TestLoggedReserve:
+    """The logged loop end and read time decide whether post-loop training-data reads fit in 600 s."""
+
+    @pytest.mark.parametrize("loop_ms, severity", [
+        (560_005, "warning"),  # VALID: launched with a 560 s cap; every loop ended 40 s before the budget
+        (600_038, "error"),  # INVALID: the loop ran to the cap, the reads come after it
+    ])
+    def test_untimed_reads_need_the_loop_to_end_early(self, make_submission, loop_ms, severity):
+        """With every logged loop ending at least 20 s early, untimed post-loop reads are a warning, else an error."""
+        found = {f.severity for f in check_path(_folder(make_submission, loop_ms, None)).findings
+                 if f.rule == "TRAIN-DATA-AT-EVAL"}
+        assert found == {severity}
+
+    @pytest.mark.parametrize("loop_ms, reads_s, severity", [
+        (590_019, 3.8, "info"),  # VALID: a 590 s cap (a 10 s reserve); loop plus reads end at 593.8 s
+        (599_600, 3.5, "warning"),  # tolerated: 603.1 s, within the 5 s margin (#1855 ran about 604.3 s)
+        (590_020, 22.0, "error"),  # INVALID: the reads end at 612 s
+    ])
+    def test_timed_reads_are_judged_by_loop_end_plus_read_time(self, make_submission, loop_ms, reads_s, severity):
+        """Logged loop end + logged read time within 600 s lowers the static error to info; past it, it stays."""
+        report = check_path(_folder(make_submission, loop_ms, reads_s))
+        found = [f for f in report.findings if f.rule == "TRAIN-DATA-AT-EVAL"]
+        assert {f.severity for f in found} == {severity}
+        if severity != "error":
+            assert all(any(e.file == "train_seed1337.log" and e.line for e in f.evidence) for f in found)
