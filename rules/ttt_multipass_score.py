@@ -6,6 +6,7 @@ import ast
 
 from rules.analysis.causality import backward_operand
 from rules.analysis.flags import FlagEvaluator
+from rules.analysis.graph import inside, mentions
 from rules.analysis.taint import EMPTY, def_key
 from rules.base import Invalid, LogHints, Rule, Valid
 from rules.parsing import FSTRING_CALL
@@ -333,10 +334,10 @@ class MultipassScore(Rule):
             for loop in func.loops:
                 if not isinstance(loop, (ast.For, ast.AsyncFor)):
                     continue
-                inside = [e for e in events if _within(facts, e.anchor, loop)]
-                scores = [e for e in inside if e.kind == "accum" and not e.count_only and facts.taint.resolve(e.labels)
+                within = [e for e in events if inside(e.anchor, loop, facts.graph.parents)]
+                scores = [e for e in within if e.kind == "accum" and not e.count_only and facts.taint.resolve(e.labels)
                           and facts.causality.is_score(e)]
-                updates = [e for e in inside if e.kind == "backward" and e.node in adapt_lines
+                updates = [e for e in within if e.kind == "backward" and e.node in adapt_lines
                            and facts.taint.resolve(e.labels)]
                 if not scores or not updates or not self._is_epoch_loop(func, loop) or self._runs_once(loop) \
                         or self._streams_new_tokens(func, loop, updates):
@@ -367,17 +368,17 @@ class MultipassScore(Rule):
         body = [n for stmt in loop.body for n in self.facts.graph.subtree(stmt)]
         for _ in range(2):  # names computed from the counter
             for node in body:
-                if isinstance(node, ast.Assign) and _mentions(node.value, counters):
+                if isinstance(node, ast.Assign) and mentions(node.value, counters):
                     counters |= {n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name)}
         for node in body:
-            if isinstance(node, ast.Subscript) and _mentions(node.slice, counters) \
+            if isinstance(node, ast.Subscript) and mentions(node.slice, counters) \
                     and self.facts.taint.resolve(self.facts.taint.labels(node.value, func)):
                 return False
             if isinstance(node, ast.Call) and not _is_log_call(self.facts, node) \
-                    and any(_mentions(a, counters) for a in node.args) \
+                    and any(mentions(a, counters) for a in node.args) \
                     and any(self.facts.taint.resolve(self.facts.taint.labels(a, func)) for a in node.args):
                 return False
-            if isinstance(node, (ast.For, ast.comprehension)) and node is not loop and _mentions(node.iter, counters):
+            if isinstance(node, (ast.For, ast.comprehension)) and node is not loop and mentions(node.iter, counters):
                 return False
         return True
 
@@ -413,7 +414,7 @@ class MultipassScore(Rule):
                 if not facts.taint.resolve(env.get(def_key(definition), EMPTY)):
                     continue
                 stmt = _binding(facts, definition)
-                if stmt is None or isinstance(stmt, ast.AugAssign) or not _within(facts, stmt, loop) \
+                if stmt is None or isinstance(stmt, ast.AugAssign) or not inside(stmt, loop, facts.graph.parents) \
                         or depth >= 6 or not fresh(_bound(stmt), depth + 1):
                     return False
             return True
@@ -432,7 +433,8 @@ class MultipassScore(Rule):
         else:
             return False
         bindings = [_binding(self.facts, d) for d in reads.get(receiver, ())]  # None: a parameter
-        return bool(bindings) and not any(b is not None and _within(self.facts, b, loop) for b in bindings)
+        parents = self.facts.graph.parents
+        return bool(bindings) and not any(b is not None and inside(b, loop, parents) for b in bindings)
 
 
 def _is_log_call(facts, call: ast.Call) -> bool:
@@ -443,17 +445,6 @@ def _is_log_call(facts, call: ast.Call) -> bool:
                                          and a.func.id == FSTRING_CALL) for a in call.args)
 
 
-def _mentions(node: ast.AST, names: set[str]) -> bool:
-    return any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node))
-
-
-def _within(facts, node: ast.AST, ancestor: ast.AST) -> bool:
-    parents = facts.graph.parents
-    while node is not None:
-        if node is ancestor:
-            return True
-        node = parents.get(node)
-    return False
 
 
 def _advances(facts, method, depth: int) -> bool:

@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from rules.analysis.event import Event
-from rules.analysis.graph import FuncInfo, Graph, last_name
-from rules.analysis.reaching import ReachingDefinitions
+from rules.analysis.graph import FuncInfo, Graph, inside, last_name, mentions
 from rules.analysis.taint import EMPTY, Taint
 
 
@@ -81,7 +80,6 @@ class Causality:
     def __init__(self, facts: FactsView) -> None:
         self.facts = facts
         self.sites: list[AdaptSite] = []
-        self._reaching: dict[FuncInfo, dict[ast.Name, frozenset]] = {}
         self._trained: dict[FuncInfo, set] = {}  # definitions of the tensors each function calls backward on
         self._scores: dict[ast.AST, bool] = {}
         for func in facts.graph.functions:
@@ -188,12 +186,7 @@ class Causality:
         return bool((uppers - {None}) & (lowers - {None}))
 
     def _inside(self, node: ast.AST, ancestor: ast.AST) -> bool:
-        parents = self.facts.graph.parents
-        while node is not None:
-            if node is ancestor:
-                return True
-            node = parents.get(node)
-        return False
+        return inside(node, ancestor, self.facts.graph.parents)
 
     def _later_score(self, frames: list[tuple[FuncInfo, ast.AST]]) -> tuple[FuncInfo, Event] | None:
         """The first validation score accumulated after the update, looking outwards along the call path."""
@@ -208,16 +201,10 @@ class Causality:
 
     # ---- scores and training losses ------------------------------------------------------------------------
     def reaching(self, func: FuncInfo) -> dict[ast.Name, frozenset]:
-        """Each read of a local name in FUNC -> the definitions (Store names, parameters) that reach it."""
-        hit = self._reaching.get(func)
-        if hit is None:
-            args = getattr(func.node, "args", None)
-            params = [*args.posonlyargs, *args.args, *args.kwonlyargs] if isinstance(args, ast.arguments) else []
-            try:
-                hit = self._reaching[func] = ReachingDefinitions(func.node, params).reads
-            except RecursionError:
-                hit = self._reaching[func] = {}
-        return hit
+        """Each read of a local name in FUNC -> the definitions (Store names, parameters) that reach it, as the
+        taint computed them (empty where the function was too deep to walk)."""
+        chains = self.facts.taint.chains.get(func)
+        return chains.reads if chains is not None else {}
 
     def is_score(self, event: Event) -> bool:
         """True when an accumulation is a score: its value is no view or copy of a tensor its function calls
@@ -268,7 +255,7 @@ class Causality:
         while grown:
             grown = False
             for read, holders in flows:
-                if not any(_mentions(r, names) for r in read):
+                if not any(mentions(r, names) for r in read):
                     continue
                 for part in (p for h in holders for p in (h.elts if isinstance(h, (ast.Tuple, ast.List)) else [h])):
                     while isinstance(part, ast.Subscript):
@@ -362,8 +349,6 @@ def _bound_value(parents: dict, definition: ast.AST) -> ast.AST | None:
     return None
 
 
-def _mentions(node: ast.AST, names: set[str]) -> bool:
-    return any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node))
 
 
 def _assigned_value(func: FuncInfo, name: str) -> ast.AST | None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Callable
 
+from rules.analysis.graph import inside
+
 
 def truthy(value: str) -> bool | None:
     """A flag's printed or default value as on/off (None when it is neither: a path, a name)."""
@@ -206,7 +208,7 @@ def _env_assignments(graph: Any) -> list[tuple[ast.AST, ast.Call]]:
         node, depth = call, 0
         while node is not None and not isinstance(node, ast.stmt):
             node, depth = parents.get(node), depth + 1
-        if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None or not _inside(call, node.value,
+        if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None or not inside(call, node.value,
                                                                                                   parents):
             continue
         if not order:
@@ -222,12 +224,6 @@ def _env_assignments(graph: Any) -> list[tuple[ast.AST, ast.Call]]:
     return [(node, call) for _, node, _, call in sorted(found.values(), key=lambda item: item[0])]
 
 
-def _inside(node: ast.AST, ancestor: ast.AST, parents: dict) -> bool:
-    while node is not None:
-        if node is ancestor:
-            return True
-        node = parents.get(node)
-    return False
 
 
 def mentions_flag(test: ast.AST, defs: dict[str, FlagDef]) -> str | None:

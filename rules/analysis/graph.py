@@ -208,3 +208,26 @@ def last_name(node: ast.AST) -> str | None:
     if isinstance(node, ast.Name):
         return node.id
     return None
+
+
+def ancestors(parents: dict, node: ast.AST | None) -> list[ast.AST]:
+    """NODE and the nodes around it, innermost first."""
+    out = []
+    while node is not None:
+        out.append(node)
+        node = parents.get(node)
+    return out
+
+
+def inside(node: ast.AST | None, ancestor: ast.AST, parents: dict) -> bool:
+    """True when NODE is ANCESTOR or lies within it."""
+    while node is not None:
+        if node is ancestor:
+            return True
+        node = parents.get(node)
+    return False
+
+
+def mentions(node: ast.AST, names: set[str]) -> bool:
+    """True when NODE reads or binds any of NAMES as a plain name."""
+    return any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node))

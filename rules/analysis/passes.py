@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from rules.analysis.event import Event
 from rules.analysis.flags import MIN_PRINTED_LITERAL
-from rules.analysis.graph import FuncInfo
+from rules.analysis.graph import FuncInfo, ancestors
 
 
 @dataclass
@@ -95,13 +95,6 @@ def leaves_before(facts, a: ast.AST, b: ast.AST) -> bool:
         node = parent
 
 
-def ancestors(parents: dict, node: ast.AST | None) -> list[ast.AST]:
-    """NODE and the nodes around it, innermost first."""
-    out = []
-    while node is not None:
-        out.append(node)
-        node = parents.get(node)
-    return out
 
 
 def _block_ends(parent: ast.AST, node: ast.AST, inside_b: set[int]) -> bool:

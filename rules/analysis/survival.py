@@ -17,8 +17,8 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-from rules.analysis.graph import LOOP_TYPES, FuncInfo
-from rules.analysis.passes import ancestors, may_leave
+from rules.analysis.graph import LOOP_TYPES, FuncInfo, ancestors
+from rules.analysis.passes import may_leave
 
 _PARAMS = {"parameters", "named_parameters"}
 _STATE = _PARAMS | {"state_dict"}

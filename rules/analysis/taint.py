@@ -64,6 +64,7 @@ class Taint:
         self.param_fed: set[tuple[str, str]] = set()  # (class family, attribute) a method stores an argument in
         self.param_val: dict[tuple[int, int], frozenset] = {}  # (fid, i) -> VAL labels reaching it
         self._compiled: dict[ast.AST, tuple] = {}
+        self.chains: dict[FuncInfo, ReachingDefinitions] = {}  # per function, for other analyses to read
         self._lookup_cache: dict[tuple[int, str], FuncInfo | None] = {}
         self.types = ReceiverTypes(graph)
         self._local_names = self._comprehension_names()
@@ -104,7 +105,7 @@ class Taint:
             params = [*args.posonlyargs, *args.args, *([args.vararg] if args.vararg else []), *args.kwonlyargs,
                       *([args.kwarg] if args.kwarg else [])] if args else []
             try:
-                chains = ReachingDefinitions(node, params)
+                chains = self.chains[func] = ReachingDefinitions(node, params)
             except RecursionError:
                 continue  # too deep to walk: this function keeps the flow-insensitive meaning
             reads.update((n, tuple(sorted(def_key(d) for d in defs))) for n, defs in chains.reads.items() if defs)
