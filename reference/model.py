@@ -2,7 +2,8 @@
 
 Kept from the stack because they pay off at small scale: grouped-query attention, partial RoPE (rotary on part of
 each head, the rest position-free), LeakyReLU(0.5)^2 MLP, tied embeddings, a tanh logit softcap, the baseline's
-U-Net skips and residual mix with the input embedding, per-head query gain and QK RMSNorm.
+U-Net skips and residual mix with the input embedding, per-head query gain and QK RMSNorm, and a hashed
+embedding of the (previous, current) token pair added to the token embedding (BigramHash), off unless configured.
 References: the challenge's root train_gpt.py (baseline architecture) and karpathy/nanoGPT (layout).
 """
 
@@ -36,6 +37,28 @@ class GPTConfig:
     logit_softcap: float = 30.0  # 30*tanh(z/30) keeps early logits from exploding
     qk_gain_init: float = 1.5
     tied_embed_init_std: float = 0.005
+    bigram_buckets: int = 0  # hashed (previous, current) token-pair embeddings; 0: none
+    bigram_dim: int = 128  # their width, projected up to model_dim
+
+
+class BigramHash(nn.Module):
+    """An embedding of the hashed (previous, current) input-token pair, projected to the model width.
+
+    Uses only input tokens up to the current position, so it is as causal as the token embedding. The projection
+    starts at zero: at initialisation the model is the plain token-embedding model."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.buckets = cfg.bigram_buckets
+        self.emb = nn.Embedding(cfg.bigram_buckets, cfg.bigram_dim)
+        nn.init.normal_(self.emb.weight, std=cfg.tied_embed_init_std)
+        self.proj = nn.Linear(cfg.bigram_dim, cfg.model_dim, bias=False)
+        nn.init.zeros_(self.proj.weight)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        prev = F.pad(idx[:, :-1], (1, 0), value=-1)  # no previous token at a row's first position
+        pair = (prev * 1_000_003 + idx) % (self.buckets - 1)  # buckets - 1 reserved for the row start
+        return self.proj(self.emb(torch.where(prev < 0, self.buckets - 1, pair)))
 
 
 class RMSNorm(nn.Module):
@@ -133,6 +156,7 @@ class GPT(nn.Module):
         self.cfg = cfg
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.model_dim)
         nn.init.normal_(self.tok_emb.weight, std=cfg.tied_embed_init_std)
+        self.bigram = BigramHash(cfg) if cfg.bigram_buckets > 0 else None
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
         self.num_encoder = cfg.num_layers // 2
         self.skip_weights = nn.Parameter(torch.ones(cfg.num_layers - self.num_encoder, cfg.model_dim))
@@ -140,7 +164,10 @@ class GPT(nn.Module):
 
     def hidden(self, idx: torch.Tensor) -> torch.Tensor:
         """Final normalised hidden states (B, T, C) for token ids (B, T)."""
-        x = x0 = F.rms_norm(self.tok_emb(idx), (self.cfg.model_dim,))
+        x = self.tok_emb(idx)
+        if self.bigram is not None:
+            x = x + self.bigram(idx)
+        x = x0 = F.rms_norm(x, (self.cfg.model_dim,))
         skips = []
         for i, block in enumerate(self.blocks):
             if i >= self.num_encoder and skips:

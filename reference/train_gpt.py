@@ -73,6 +73,9 @@ class Hyperparameters:
     rope_dims: int = 16
     activation: str = "leaky_relu2"
     logit_softcap: float = 30.0
+    qk_gain_init: float = 1.5
+    bigram_buckets: int = 0  # BigramHash pair embeddings (model.py); 0: none
+    bigram_dim: int = 128
     # optimisers (baseline values; Muon for block matrices, Adam for embedding and vectors)
     tied_embed_lr: float = 0.035
     matrix_lr: float = 0.025  # below the baseline's 0.04: EMA and the longer warmdown prefer a calmer start
@@ -218,19 +221,21 @@ def find_tokenizer(args: Hyperparameters) -> str:
 # Model and optimisers
 
 def model_config(args: Hyperparameters) -> GPTConfig:
-    """The GPTConfig these hyperparameters describe."""
-    return GPTConfig(vocab_size=args.vocab_size, num_layers=args.num_layers, model_dim=args.model_dim,
-                     num_heads=args.num_heads, num_kv_heads=args.num_kv_heads, mlp_mult=args.mlp_mult,
-                     rope_dims=args.rope_dims, activation=args.activation, logit_softcap=args.logit_softcap)
+    """The GPTConfig these hyperparameters describe (the fields both share by name)."""
+    return GPTConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(GPTConfig) if hasattr(args, f.name)})
 
 
 def build_optimizers(model: GPT, args: Hyperparameters) -> list[torch.optim.Optimizer]:
-    """Adam for the tied embedding and for vectors/scalars, Muon for the 2-D block matrices."""
+    """Adam for the embeddings and for vectors/scalars, Muon for the 2-D block matrices (and the bigram projection)."""
     named = list(model.blocks.named_parameters())
     matrices = [p for n, p in named if p.ndim == 2 and "resid_mix" not in n]  # resid_mix is a control tensor
     scalars = [p for n, p in named if p.ndim < 2 or "resid_mix" in n] + [model.skip_weights]
+    embeddings = [model.tok_emb.weight]
+    if model.bigram is not None:
+        embeddings.append(model.bigram.emb.weight)
+        matrices.append(model.bigram.proj.weight)
     adam = dict(betas=(args.beta1, args.beta2), eps=1e-8)
-    optimizers = [torch.optim.Adam([model.tok_emb.weight], lr=args.tied_embed_lr, **adam),
+    optimizers = [torch.optim.Adam(embeddings, lr=args.tied_embed_lr, **adam),
                   torch.optim.Adam(scalars, lr=args.scalar_lr, **adam),
                   Muon(matrices, lr=args.matrix_lr, momentum=args.muon_momentum)]
     for opt in optimizers:
@@ -384,11 +389,8 @@ def load_artifact(path: str, device: torch.device) -> tuple[GPT, dict]:
 
 
 def ttt_config(settings: dict) -> TTTConfig:
-    """TTTConfig from hyperparameter-style keys."""
-    return TTTConfig(chunk_tokens=settings["ttt_chunk_tokens"], lr=settings["ttt_lr"],
-                     momentum=settings["ttt_momentum"], epochs=settings["ttt_epochs"],
-                     batch_seqs=settings["ttt_batch_seqs"], freeze_blocks=settings["ttt_freeze_blocks"],
-                     grad_clip=settings["ttt_grad_clip"])
+    """TTTConfig from hyperparameter-style keys (`ttt_` + the field's name)."""
+    return TTTConfig(**{f.name: settings[f"ttt_{f.name}"] for f in dataclasses.fields(TTTConfig)})
 
 
 def evaluate_roundtrip(args, label, log, device, val_tokens, tables) -> None:
