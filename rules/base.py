@@ -73,6 +73,7 @@ class LogHints:
     tags: frozenset[str] = frozenset()  # feature tags or log-line prefixes seen, e.g. "prequant_ttt", "ttt_lora"
     hyperparameters: dict[str, str] = field(default_factory=dict)  # name -> printed value, any case
     lines: tuple[str, ...] = ()  # the runs' output lines (not their source dumps), for `printed`
+    claimed: tuple[str, ...] = ()  # the output lines the claimed val_bpb was read from (one per log the claim used)
 
     def printed(self, pattern: str) -> bool:
         """True when an output line of the runs matches PATTERN (a template of a line the code prints)."""

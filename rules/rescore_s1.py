@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass
 
 from rules.analysis.passes import (
     Pass,
@@ -28,14 +27,6 @@ from rules.analysis.passes import (
 )
 from rules.analysis.survival import Undone, undone_before
 from rules.base import Invalid, LogHints, Rule, Valid
-
-
-@dataclass(frozen=True)
-class ClaimedLines(LogHints):
-    """Log hints that also carry `claimed`: the run-output lines the claimed val_bpb was read from (one per log, as
-    the claims stage matched the claim). The examples below use it; the rule reads `claimed` from any hints."""
-
-    claimed: tuple[str, ...] = ()
 
 
 _COMMON = '''import torch
@@ -134,8 +125,8 @@ _CLAIM = _COMMON + '''def main():
 main()
 '''
 _RAN = ("score-first adaptation val_bpb:1.0712", "check after adaptation val_bpb:1.0655")
-_CLAIM_FIRST = ClaimedLines(lines=_RAN, claimed=_RAN[:1])
-_CLAIM_SECOND = ClaimedLines(lines=_RAN, claimed=_RAN[1:])
+_CLAIM_FIRST = LogHints(lines=_RAN, claimed=_RAN[:1])
+_CLAIM_SECOND = LogHints(lines=_RAN, claimed=_RAN[1:])
 
 # One reporting helper for both passes: the constant label each call passes tells their lines apart.
 _CLAIM_HELPER = _COMMON + '''def report(label, value):
@@ -147,7 +138,7 @@ def main():
     report("check after adaptation", eval_val(model, val_tokens))
 main()
 '''
-_HELPER_FIRST = ClaimedLines(claimed=("score-first adaptation val_bpb:1.0712 (reported)",))
+_HELPER_FIRST = LogHints(claimed=("score-first adaptation val_bpb:1.0712 (reported)",))
 
 # The adapting pass puts the model back as it found it (a copy taken before its first update).
 _RESTORE = '''import torch
@@ -370,7 +361,7 @@ class RescoreAfterAdapt(Rule):
         """(print statement, its pass, claimed line) when the logs show the claimed score printed only by passes
         other than LATER; None when they do not show it (no claim evidence, a matching line that the later pass
         or no pass of FUNC prints)."""
-        claimed = tuple(getattr(self.log_hints, "claimed", ()) or ())
+        claimed = self.log_hints.claimed
         if not claimed:
             return None
 

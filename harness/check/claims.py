@@ -32,6 +32,7 @@ class Comparison:
     detail: str = ""
     logs_used: list[str] = field(default_factory=list)
     logs_mean: Decimal | None = None
+    lines: tuple[str, ...] = ()  # the run-output lines the claim was read from, one per log used, as printed
 
 
 def _dec(text: str | float | None) -> Decimal | None:
@@ -120,29 +121,31 @@ def compare(claim_text: str | None, runs: list[LogRun], claims: Claims, attr: st
     everyone = _mean(values)
     paths = [r.path for r, _, _ in finals]
     if equal_at(claim_text, everyone, low_dec if len(finals) == 1 else None):
-        return Comparison("all", f"mean of all {len(finals)} logs", paths, everyone)
+        return Comparison("all", f"mean of all {len(finals)} logs", paths, everyone,
+                          _texts(r.final for r, _, _ in finals))
     places = decimals_of(claim_text)
     pre_rounded = _mean([v.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP) for v in values])
     if len(finals) > 1 and equal_at(claim_text, pre_rounded):
         return Comparison("pre_rounded", f"mean of the {len(finals)} values rounded to {places} decimals first",
-                          paths, everyone)
+                          paths, everyone, _texts(r.final for r, _, _ in finals))
     for name, group in _named_groups([r for r, _, _ in finals], claims):
         group_values = [_value(r.final, attr)[0] for r in group]
         if len(group) > 1 and equal_at(claim_text, _mean(group_values)):
             return Comparison("subset", f"mean of {len(group)} of {len(finals)} logs ({name})",
-                              [r.path for r in group], everyone)
+                              [r.path for r in group], everyone, _texts(r.final for r in group))
     if 2 < len(finals) <= MAX_SUBSET_LOGS:
         for size in range(len(finals) - 1, 1, -1):
             for combo in itertools.combinations(finals, size):
                 if equal_at(claim_text, _mean([v for _, v, _ in combo])):
                     used = [r.path for r, _, _ in combo]
                     return Comparison("subset", f"mean of {size} of {len(finals)} logs ({', '.join(used)})",
-                                      used, everyone)
+                                      used, everyone, _texts(r.final for r, _, _ in combo))
     for run, value, dec in finals:
         if equal_at(claim_text, value, dec):
             who = f"seed {run.seed}'s" if run.seed else "one log's"
             return Comparison("single", f"{who} value in {run.path}, not the {len(finals)}-log mean"
-                              if len(finals) > 1 else f"the value in {run.path}", [run.path], everyone)
+                              if len(finals) > 1 else f"the value in {run.path}", [run.path], everyone,
+                              _texts([run.final]))
     hit = _non_final(claim_text, runs, attr)
     if hit is not None:
         hit.logs_mean = everyone
@@ -179,6 +182,11 @@ def _unread_figure(claim_text: str, runs: list[LogRun], attr: str, everyone: Dec
     return None
 
 
+def _texts(metrics) -> tuple[str, ...]:
+    """The printed text of each metric line (those that carry one)."""
+    return tuple(m.text for m in metrics if m is not None and m.text)
+
+
 def _non_final(claim_text: str, runs: list[LogRun], attr: str) -> Comparison | None:
     """The mean over logs of another tag (every log carries it), else any single metric line."""
     by_tag: dict[str, list[MetricLine]] = {}
@@ -196,7 +204,7 @@ def _non_final(claim_text: str, runs: list[LogRun], attr: str) -> Comparison | N
                 mean = _mean([v for v, _ in vals])
                 if equal_at(claim_text, mean, min(d for _, d in vals) if len(vals) == 1 else None):
                     return Comparison("non_final", f"mean of the non-final tag {tag!r} over {len(lines)} logs",
-                                      [r.path for r in runs])
+                                      [r.path for r in runs], lines=_texts(lines))
     for run in runs:
         for m in reversed(run.metrics):
             v, d = _value(m, attr)
@@ -206,9 +214,9 @@ def _non_final(claim_text: str, runs: list[LogRun], attr: str) -> Comparison | N
                     final = f"{run.final.val_bpb_text} ({run.final.tag})" if run.final else "none"
                     return Comparison("pre_quant_step", f"claim {claim_text} equals only the pre-quantization "
                                       f"step {m.step} eval (line {m.line} of {run.path}); final score {final}",
-                                      [run.path])
+                                      [run.path], lines=_texts([m]))
                 return Comparison("non_final", f"{m.tag!r} line {m.line} of {run.path}, not its final score",
-                                  [run.path])
+                                  [run.path], lines=_texts([m]))
     return None
 
 

@@ -16,8 +16,9 @@ from rules.engine import analyse_unit, implemented_rule_ids
 from rules.finding import Finding
 
 
-def log_hints_from(logs: Iterable[Any]) -> LogHints:
-    """Tags seen and hyperparameters printed, merged over every run log (harness.submission.logs.LogRun)."""
+def log_hints_from(logs: Iterable[Any], claimed: Iterable[str] = ()) -> LogHints:
+    """Tags seen and hyperparameters printed, merged over every run log (harness.submission.logs.LogRun), and
+    CLAIMED: the output lines the claims stage read the claimed val_bpb from."""
     tags: set[str] = set()
     hyper: dict[str, str] = {}
     lines: dict[str, None] = {}
@@ -27,12 +28,13 @@ def log_hints_from(logs: Iterable[Any]) -> LogHints:
             hyper.setdefault(str(key), str(value))
         if getattr(run, "is_run_log", False):
             lines.update(dict.fromkeys(getattr(run, "output_lines", None) or ()))
-    return LogHints(frozenset(tags), hyper, tuple(lines))
+    return LogHints(frozenset(tags), hyper, tuple(lines), tuple(dict.fromkeys(claimed)))
 
 
-def run_static_rules(code: Any, logs: Iterable[Any], report: Report) -> None:
-    """Run every static rule over every Python unit of CODE (a harness.submission.code.CodeBundle) into REPORT."""
-    hints = log_hints_from(logs)
+def run_static_rules(code: Any, logs: Iterable[Any], report: Report, claimed: Iterable[str] = ()) -> None:
+    """Run every static rule over every Python unit of CODE (a harness.submission.code.CodeBundle) into REPORT;
+    CLAIMED: the log lines the claimed val_bpb was read from (harness.check.claims.Comparison.lines)."""
+    hints = log_hints_from(logs, claimed)
     failed: dict[str, str] = {}
     for unit in getattr(code, "units", []) or []:
         result = analyse_unit(unit, hints)

@@ -15,6 +15,7 @@ explain a claim that matches the earlier line (2026-04-04_SP4096 ends with a div
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ class MetricLine:
     val_bpb_text: str = ""  # as printed: the claim checker compares at this precision
     val_loss_text: str = ""
     step: int | None = None
+    text: str = ""  # the line as printed (stripped): the static rules match the claimed line against print calls
 
 
 @dataclass
@@ -235,7 +237,7 @@ class _Parser:
         if parsed is None:
             return
         fields, kind = parsed
-        metric = MetricLine(line=self.lineno, **fields)
+        metric = MetricLine(line=self.lineno, text=s, **fields)
         if len(self.run.metrics) < MAX_METRIC_LINES:
             self.run.metrics.append(metric)
             if kind == "other":
@@ -277,14 +279,12 @@ def _choose_final(run: LogRun, other_ids: set[int]) -> MetricLine | None:
     for m in reversed(pool[:-1]):
         if m.tag == final.tag + "_exact" or final.tag == m.tag + "_exact" or m.tag == final.tag:
             if len(m.val_bpb_text) > len(final.val_bpb_text) and _same_at(final, m):
-                final = MetricLine(m.tag, m.val_loss, m.val_bpb, m.line, m.eval_time_ms or final.eval_time_ms,
-                                   m.kind, m.val_bpb_text, m.val_loss_text, m.step)
+                final = dataclasses.replace(m, eval_time_ms=m.eval_time_ms or final.eval_time_ms)
             break
     if final.eval_time_ms is None:
         twin = next((m for m in reversed(pool) if m.tag + "_exact" == final.tag and m.eval_time_ms), None)
         if twin is not None:
-            final = MetricLine(final.tag, final.val_loss, final.val_bpb, final.line, twin.eval_time_ms,
-                               final.kind, final.val_bpb_text, final.val_loss_text, final.step)
+            final = dataclasses.replace(final, eval_time_ms=twin.eval_time_ms)
     best = min((m for m in pool if m.val_bpb == m.val_bpb), key=lambda m: m.val_bpb, default=None)
     if best is not None and final.val_bpb == final.val_bpb and final.val_bpb - best.val_bpb > DIVERGED_BPB_GAP:
         run.anomalies.append(

@@ -36,3 +36,48 @@ def test_what_a_log_line_says_about_a_flag(line, flag, expected):
     from harness.submission.logs import parse_log
 
     assert log_hints_from([parse_log(line + "\n", "train.log")]).flag_value(flag) == expected
+
+
+RESCORING_SCRIPT = '''import torch
+def eval_val(model, val_tokens):
+    total = 0.0
+    with torch.no_grad():
+        for i in range(0, val_tokens.numel() - 1024, 1024):
+            total += model(val_tokens[i:i + 1024], val_tokens[i + 1:i + 1025]).item()
+    return total
+def adapt_and_score(model, opt, val_tokens):
+    total = 0.0
+    for i in range(0, val_tokens.numel() - 1024, 1024):
+        x, y = val_tokens[i:i + 1024], val_tokens[i + 1:i + 1025]
+        with torch.no_grad():
+            total += model(x, y).item()
+        model(x, y).backward()
+        opt.step()
+    return total
+def main():
+    val_tokens = torch.load("fineweb_val_000000.bin")
+    model = torch.nn.Linear(4, 4)
+    first = adapt_and_score(model, torch.optim.SGD(model.parameters(), lr=0.01), val_tokens)
+    print(f"score_first_pass val_loss:{first:.4f} val_bpb:{first:.8f}")
+    again = eval_val(model, val_tokens)
+    print(f"second_look val_loss:{again:.4f} val_bpb:{again:.8f}")
+main()
+'''
+
+
+@pytest.mark.parametrize("claim, severity", [
+    ("1.07120000", "warning"),  # VALID in effect: the claim is the score-first pass, the re-score a diagnostic
+    ("1.06550000", "error"),  # INVALID: the claim is the re-score after adapting on the same tokens
+])
+def test_the_claimed_line_decides_which_pass_is_reported(make_submission, claim, severity):
+    """`check` tells RESCORE-S1 which printed line the claim was read from, so a diagnostic re-score is a warning."""
+    import json
+
+    from harness.check.pipeline import check_path
+
+    log = ("step:100/100 val_loss:2.0 val_bpb:1.2\nscore_first_pass val_loss:1.8087 val_bpb:1.07120000\n"
+           "second_look val_loss:1.7990 val_bpb:1.06550000\n")
+    folder = make_submission({"train_gpt.py": RESCORING_SCRIPT, "train.log": log, "submission.json": json.dumps(
+        {"name": "x", "author": "a", "github_id": "a", "date": "2026-03-20", "val_bpb": float(claim)})})
+    found = [f.severity for f in check_path(folder).findings if f.rule == "RESCORE-S1"]
+    assert found == [severity]
