@@ -39,17 +39,19 @@ class GPTConfig:
     tied_embed_init_std: float = 0.005
     bigram_buckets: int = 0  # hashed (previous, current) token-pair embeddings; 0: none
     bigram_dim: int = 128  # their width, projected up to model_dim
+    bos_id: int = 1  # the challenge's tokenizers start every document with id 1 (reference/data.py writes the same)
 
 
 class BigramHash(nn.Module):
     """An embedding of the hashed (previous, current) input-token pair, projected to the model width.
 
-    Uses only input tokens up to the current position, so it is as causal as the token embedding. The projection
-    starts at zero: at initialisation the model is the plain token-embedding model."""
+    Uses only input tokens up to the current position, so it is as causal as the token embedding, and no pair spans
+    two documents: a document's BOS is paired with nothing, like a row's first token. The projection starts at zero:
+    at initialisation the model is the plain token-embedding model."""
 
     def __init__(self, cfg: GPTConfig):
         super().__init__()
-        self.buckets = cfg.bigram_buckets
+        self.buckets, self.bos_id = cfg.bigram_buckets, cfg.bos_id
         self.emb = nn.Embedding(cfg.bigram_buckets, cfg.bigram_dim)
         nn.init.normal_(self.emb.weight, std=cfg.tied_embed_init_std)
         self.proj = nn.Linear(cfg.bigram_dim, cfg.model_dim, bias=False)
@@ -57,6 +59,7 @@ class BigramHash(nn.Module):
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         prev = F.pad(idx[:, :-1], (1, 0), value=-1)  # no previous token at a row's first position
+        prev = prev.masked_fill(idx == self.bos_id, -1)  # nor at a document's first (its BOS)
         pair = (prev * 1_000_003 + idx) % (self.buckets - 1)  # buckets - 1 reserved for the row start
         return self.proj(self.emb(torch.where(prev < 0, self.buckets - 1, pair)))
 

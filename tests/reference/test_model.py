@@ -60,3 +60,14 @@ def test_every_parameter_is_in_exactly_one_optimizer(buckets):
     model = GPT(model_config(args))
     seen = [id(p) for opt in build_optimizers(model, args) for g in opt.param_groups for p in g["params"]]
     assert sorted(seen) == sorted(id(p) for p in model.parameters())
+
+
+def test_no_pair_spans_two_documents():
+    """At a document's BOS the pair embedding is the row-start one, whatever the previous document ended with."""
+    model = bigram_gpt()
+    bos = model.cfg.bos_id
+    with torch.no_grad():
+        a, b = model.bigram(torch.tensor([[5, bos, 9], [17, bos, 9]]))
+        start = model.bigram(torch.tensor([[bos]]))[0, 0]
+    assert torch.allclose(a[1], b[1]) and torch.allclose(a[1], start)
+    assert torch.allclose(a[2], b[2])  # (BOS, 9) inside the new document: the same pair in both rows
