@@ -162,6 +162,16 @@ main()
 _SHARED_LOADER_VAL_STREAM = _SHARED_LOADER.replace('TokenStream("data/fineweb_train_*.bin")',
                                                    'TokenStream("data/fineweb_val_*.bin")')
 
+# A script class keeps validation statistics in a field that shares its name with a module (`self.glob`): reading
+# `glob.glob(...)` is the module's function, not that field, so the training stream stays training data.
+_FIELD_NAMED_LIKE_A_MODULE = _SHARED_LOADER.replace("def main():\n", '''class ContextCounts:
+    def __init__(self):
+        self.glob = np.bincount(load_tokens("data/fineweb_val_*.bin"), minlength=1024)
+def main():
+''').replace("    model = torch.nn.Linear(4, 4)\n", "    prior = ContextCounts()\n    model = torch.nn.Linear(4, 4)\n", 1)
+_FIELD_NAMED_LIKE_A_MODULE_VAL = _FIELD_NAMED_LIKE_A_MODULE.replace('TokenStream("data/fineweb_train_*.bin")',
+                                                                    'TokenStream("data/fineweb_val_*.bin")')
+
 _EXAMPLE_LOOP = '''import torch
 def eval_val_ttt(model, val_tokens, chunk_tokens, lr):
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
@@ -256,6 +266,7 @@ class PreEvalValTTT(Rule):
         Valid(_GRAD_ON_SCORE, name="scored forward with grad on, same loss reused for training after scoring"),
         Valid(_TRAIN_DATA_TTT, name="TTT on training data"),
         Valid(_SHARED_LOADER, name="train stream and val tokens read through the same shard helpers"),
+        Valid(_FIELD_NAMED_LIKE_A_MODULE, name="a field named like the glob module holds validation counts"),
         Valid(_EXAMPLE_LOOP, name="score-first loop with tuple-initialised totals, last chunk not trained"),
         Valid(_ORDER_SWITCH, name="train-first branch behind a parameter the caller leaves at score_first"),
         Valid(_WARMUP_ON_TRAIN, name="warm-up on a training shard; the same names later hold the scored windows"),
@@ -269,6 +280,8 @@ class PreEvalValTTT(Rule):
         Invalid(_TRAIN_IN_EVAL, expected_line=7, expected_severity="error", name="train then score in eval"),
         Invalid(_SHARED_LOADER_VAL_STREAM, expected_line=32, expected_severity="error",
                 name="training stream built from the validation pattern"),
+        Invalid(_FIELD_NAMED_LIKE_A_MODULE_VAL, expected_line=32, expected_severity="error",
+                name="near-miss: the same script with its training stream built from the validation pattern"),
         Invalid(_ORDER_SWITCH_USED, expected_line=3, expected_severity="error",
                 name="caller selects the train-first branch"),
         Invalid(_ORDER_REBOUND, expected_line=3, expected_severity="error",

@@ -68,6 +68,7 @@ class Taint:
         self._lookup_cache: dict[tuple[int, str], FuncInfo | None] = {}
         self.types = ReceiverTypes(graph)
         self._local_names = self._comprehension_names()
+        self._imported, self._assigned = self._import_bindings()
         self._reads, self._updates = self._reaching()
         self._flows = {f: self._collect_flows(f) for f in graph.functions}
         self._solve()
@@ -90,6 +91,36 @@ class Taint:
                 if type(node) is ast.Name and node.id in names and id(node) not in outside:
                     out[node] = node.id + key  # a nested comprehension comes later and rebinds its own names
         return out
+
+    # ---- names bound by imports ------------------------------------------------------------------------------
+    def _import_bindings(self) -> tuple[dict[FuncInfo, set[str]], dict[FuncInfo, set[str]]]:
+        """Per scope: the names its import statements bind, and the names anything else binds there."""
+        imported: dict[FuncInfo, set[str]] = {}
+        assigned: dict[FuncInfo, set[str]] = {}
+        for func in self.graph.functions:
+            mine, other = imported.setdefault(func, set()), assigned.setdefault(func, set(func.params))
+            for node in func.nodes:
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    mine.update((a.asname or a.name).split(".")[0] for a in node.names if a.name != "*")
+                elif isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+                    other.add(node.id)
+                elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    other.add(node.name)
+        return imported, assigned
+
+    def _is_module(self, node: ast.AST, scope: FuncInfo) -> bool:
+        """True when NODE is a name that only an import binds where it is read (`glob` in `glob.glob(...)`): an
+        attribute of it is a module's member, never a field that script code stored data in."""
+        if type(node) is not ast.Name or node in self._local_names:
+            return False
+        chain: FuncInfo | None = scope
+        while chain is not None:
+            if node.id in self._assigned.get(chain, ()):
+                return False
+            if node.id in self._imported.get(chain, ()):
+                return True
+            chain = chain.parent
+        return False
 
     # ---- flow sensitivity -----------------------------------------------------------------------------------
     def _reaching(self) -> tuple[dict[ast.Name, tuple[str, ...]], dict[ast.Name, tuple[str, ...]]]:
@@ -141,6 +172,8 @@ class Taint:
             else:
                 out.append(("n", local or node.id))
         elif kind is ast.Attribute:
+            if self._is_module(node.value, scope):  # `np.load`, `glob.glob`: a library's member carries no data
+                return
             owner = self.types.owner(node.value, scope)
             if owner is None:  # an object of unknown class: whatever it holds may be what is read
                 out.append(("a", node.attr, node.lineno, None, ()))
