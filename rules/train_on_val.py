@@ -13,6 +13,19 @@ _LINK_VAL_AS_TRAIN = re.compile(
 )
 
 
+# The training pattern is chosen by a flag: the validation arm runs only when the flag is on.
+_SWITCHED = """import os
+train_files = 'data/fineweb_train_*.bin'
+val_files = 'data/fineweb_val_*.bin'
+def main(model, opt):
+    pattern = val_files if bool(int(os.environ.get("TRAIN_ON_VAL", "{default}"))) else train_files
+    loader = DistributedTokenLoader(pattern)
+    for step in range(10):
+        model(loader.next_batch()).backward()
+        opt.step()
+"""
+
+
 class TrainOnVal(Rule):
     """Flags a training file pattern naming ``fineweb_val_*`` and training loaders fed validation data.
 
@@ -52,6 +65,10 @@ class TrainOnVal(Rule):
             expected_line=3,
             name="training loader on val_files",
         ),
+        Invalid(_SWITCHED.format(default="1"), expected_line=6, expected_severity="error",
+                name="the loader's pattern picks the validation split behind a flag that is on by default"),
+        Invalid(_SWITCHED.format(default="0"), expected_line=6, expected_severity="warning",
+                name="near-miss: the same switch off by default (reported, as a warning)"),
     ]
 
     def finish(self) -> None:
@@ -79,12 +96,16 @@ class TrainOnVal(Rule):
         }
         for name in sorted(batch_sources):
             for value in flow.defs.get(name, ()):
-                if isinstance(value, ast.Call) and any(
-                    flow.find_origin(a, is_val_source) is not None for a in value.args
-                ):
-                    self.report(value, "training loader built on validation data",
+                if not isinstance(value, ast.Call):
+                    continue
+                origins = [o for a in value.args if (o := flow.find_origin(a, is_val_source)) is not None]
+                if origins:
+                    # the validation source may sit in one arm of a flag test (`val if TRAIN_ON_VAL else train`):
+                    # its guards decide the severity like any other flag-guarded path
+                    severity, guards = self.gated_severity([value, *origins])
+                    self.report(value, "training loader built on validation data", severity=severity,
                                 evidence=[(value.lineno, f"`{name}` = {ast.unparse(value)[:60]}"),
-                                          (loop.lineno, f"the training loop draws batches from `{name}`")])
+                                          (loop.lineno, f"the training loop draws batches from `{name}`"), *guards])
                     return
 
 

@@ -172,6 +172,28 @@ def main():
 _FIELD_NAMED_LIKE_A_MODULE_VAL = _FIELD_NAMED_LIKE_A_MODULE.replace('TokenStream("data/fineweb_train_*.bin")',
                                                                     'TokenStream("data/fineweb_val_*.bin")')
 
+# The training stream's pattern is picked by a flag; the validation arm runs only with the flag on.
+_SWITCHED_STREAM = '''import os
+import torch
+def load(pattern):
+    return torch.load(pattern)
+def main():
+    val_tokens = load("data/fineweb_val_*.bin")
+    model = torch.nn.Linear(4, 4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    pattern = "data/fineweb_val_*.bin" if bool(int(os.environ.get("TRAIN_ON_VAL", "{default}"))) else "data/fineweb_train_*.bin"
+    stream = load(pattern)
+    for i in range(0, 4096, 1024):
+        model(stream[i:i + 1024], stream[i + 1:i + 1025]).backward()
+        opt.step()
+    total = 0.0
+    with torch.no_grad():
+        for i in range(0, 4096, 1024):
+            total += model(val_tokens[i:i + 1024], val_tokens[i + 1:i + 1025]).item()
+    print(total)
+main()
+'''
+
 _EXAMPLE_LOOP = '''import torch
 def eval_val_ttt(model, val_tokens, chunk_tokens, lr):
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
@@ -280,6 +302,10 @@ class PreEvalValTTT(Rule):
         Invalid(_TRAIN_IN_EVAL, expected_line=7, expected_severity="error", name="train then score in eval"),
         Invalid(_SHARED_LOADER_VAL_STREAM, expected_line=32, expected_severity="error",
                 name="training stream built from the validation pattern"),
+        Invalid(_SWITCHED_STREAM.replace("{default}", "1"), expected_line=12, expected_severity="error",
+                name="the training stream's pattern picks the validation split behind a flag on by default"),
+        Invalid(_SWITCHED_STREAM.replace("{default}", "0"), expected_line=12, expected_severity="warning",
+                name="near-miss: the same switch off by default (reported as a warning)"),
         Invalid(_FIELD_NAMED_LIKE_A_MODULE_VAL, expected_line=32, expected_severity="error",
                 name="near-miss: the same script with its training stream built from the validation pattern"),
         Invalid(_ORDER_SWITCH_USED, expected_line=3, expected_severity="error",

@@ -24,7 +24,7 @@ from typing import Protocol
 
 from rules.analysis.event import Event
 from rules.analysis.graph import FuncInfo, Graph, inside, last_name, mentions
-from rules.analysis.taint import EMPTY, Taint
+from rules.analysis.taint import EMPTY, Taint, guard_arms
 
 
 class FactsView(Protocol):
@@ -52,7 +52,8 @@ class Path:
 
     @property
     def nodes(self) -> list[ast.AST]:
-        return [node for _, node in self.frames]
+        """The path's call nodes, and the flag-test arms all of its validation sources came through."""
+        return [node for _, node in self.frames] + guard_arms(self.vals)
 
 
 @dataclass

@@ -66,7 +66,8 @@ class Facts:
     # ---- taint -----------------------------------------------------------------------------------------------
     @cached_property
     def taint(self) -> Taint:
-        return Taint(self.graph)
+        defs = self.flag_defs
+        return Taint(self.graph, flag_test=lambda test: mentions_flag(test, defs) is not None)
 
     def val_labels(self, expr: ast.AST, scope: FuncInfo | None = None) -> frozenset:
         """The concrete validation sources EXPR derives from (empty when none)."""

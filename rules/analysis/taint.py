@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from rules.analysis.graph import COMPREHENSION_TYPES, SKIPPED_TYPES, FuncInfo, Graph
 from rules.analysis.reaching import ReachingDefinitions
@@ -51,8 +51,9 @@ EMPTY: frozenset = frozenset()
 class Taint:
     """Labels for every expression of the module, after the interprocedural fixed point."""
 
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: Graph, flag_test: Callable[[ast.AST], bool] | None = None) -> None:
         self.graph = graph
+        self._flag_test = flag_test  # True for a test that reads a configuration flag (rules.analysis.flags)
         self.fid = {id(f): i for i, f in enumerate(graph.functions)}
         self.env: dict[FuncInfo, dict[str, frozenset]] = {}
         self.bound: dict[FuncInfo, set[str]] = {}
@@ -198,6 +199,14 @@ class Taint:
                 out.append(("k", init, self._pairs(node, init, 1, scope)))
                 return
             self._compile_children(node, scope, out)
+        elif kind is ast.IfExp and self._flag_test is not None and self._flag_test(node.test):
+            # `val if FLAG else train`: each arm's sources remember the arm, so that the flag's state decides
+            # whether what they reach runs (guard_arms)
+            self._compile(node.test, scope, out)
+            for arm in (node.body, node.orelse):
+                inner: list = []
+                self._compile(arm, scope, inner)
+                out.append(("g", arm, tuple(inner)))
         elif kind in _OPAQUE:
             return
         else:
@@ -274,6 +283,10 @@ class Taint:
                         out |= self._arg_labels(pairs, label[2], scope)
                     else:
                         out.add(label)
+            elif kind == "g":  # one arm of a flag test: its validation sources carry the arm
+                arm = frozenset((atom[1],))
+                for label in self.eval_atoms(atom[2], scope):
+                    out.add((*label[:3], (label[3] if len(label) > 3 else EMPTY) | arm) if label[0] == "VAL" else label)
             else:  # "k" (constructor) and "s" (method keeping its arguments): the kept arguments' labels
                 stored = self.stored_params.get(atom[1], EMPTY)
                 for index, arg_atoms in atom[2]:
@@ -486,6 +499,15 @@ class Taint:
                         self.param_val[(cid, index)] = old | vals
                         changed = True
         return changed
+
+
+def guard_arms(labels: Iterable) -> list[ast.AST]:
+    """The flag-test arms (`a if FLAG else b`) every validation source in LABELS came through; empty when some
+    source reaches without one. A rule adds them to the nodes whose flag guards decide its severity."""
+    vals = [label for label in labels if label[0] == "VAL"]
+    if not vals or any(len(label) < 4 or not label[3] for label in vals):
+        return []
+    return sorted({arm for label in vals for arm in label[3]}, key=lambda n: (n.lineno, n.col_offset))
 
 
 def def_key(node: ast.AST) -> str:
