@@ -5,7 +5,8 @@ from __future__ import annotations
 import ast
 import re
 
-from rules.analysis.dataflow import TRAIN_NAME, is_val_source, last_name, phases, script_facts
+from rules.analysis.dataflow import TRAIN_NAME, last_name, phases, script_facts
+from rules.analysis.taint import guard_arms
 from rules.base import Invalid, Rule, Valid
 
 _LINK_VAL_AS_TRAIN = re.compile(
@@ -98,13 +99,16 @@ class TrainOnVal(Rule):
             for value in flow.defs.get(name, ()):
                 if not isinstance(value, ast.Call):
                     continue
-                origins = [o for a in value.args if (o := flow.find_origin(a, is_val_source)) is not None]
-                if origins:
+                labels = frozenset().union(*(self.facts.val_labels(a) for a in [*value.args,
+                                                                                 *(k.value for k in value.keywords)]))
+                if labels:
                     # the validation source may sit in one arm of a flag test (`val if TRAIN_ON_VAL else train`):
                     # its guards decide the severity like any other flag-guarded path
-                    severity, guards = self.gated_severity([value, *origins])
+                    severity, guards = self.gated_severity([value, *guard_arms(labels)])
+                    source = self.facts.evidence_of_labels(labels)
                     self.report(value, "training loader built on validation data", severity=severity,
-                                evidence=[(value.lineno, f"`{name}` = {ast.unparse(value)[:60]}"),
+                                evidence=[*([source] if source and source[0] else []),
+                                          (value.lineno, f"`{name}` = {ast.unparse(value)[:60]}"),
                                           (loop.lineno, f"the training loop draws batches from `{name}`"), *guards])
                     return
 

@@ -194,6 +194,33 @@ def main():
 main()
 '''
 
+# One config dict holds the training and the validation paths; the model and the loader read it by key.
+_CONFIG_DICT = '''import torch
+conf = {"train_files": "data/fineweb_train_*.bin", "val_files": "data/fineweb_val_*.bin", "dim": 4}
+class Net(torch.nn.Module):
+    def __init__(self, conf):
+        super().__init__()
+        self.proj = build_layer(conf)
+def build_layer(conf):
+    return torch.nn.Linear(conf["dim"], conf.get("dim", 4))
+def make_stream(conf):
+    return torch.load(conf["{split}"])
+def main():
+    model = Net(conf)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    stream = make_stream(conf)
+    for i in range(0, 4096, 1024):
+        model(stream[i:i + 1024], stream[i + 1:i + 1025]).backward()
+        opt.step()
+    val_tokens = torch.load(conf["val_files"])
+    total = 0.0
+    with torch.no_grad():
+        for i in range(0, 4096, 1024):
+            total += model(val_tokens[i:i + 1024], val_tokens[i + 1:i + 1025]).item()
+    print(total)
+main()
+'''
+
 _EXAMPLE_LOOP = '''import torch
 def eval_val_ttt(model, val_tokens, chunk_tokens, lr):
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
@@ -289,6 +316,8 @@ class PreEvalValTTT(Rule):
         Valid(_TRAIN_DATA_TTT, name="TTT on training data"),
         Valid(_SHARED_LOADER, name="train stream and val tokens read through the same shard helpers"),
         Valid(_FIELD_NAMED_LIKE_A_MODULE, name="a field named like the glob module holds validation counts"),
+        Valid(_CONFIG_DICT.replace("{split}", "train_files"),
+              name="one config dict holds both paths; model and training stream read other keys of it"),
         Valid(_EXAMPLE_LOOP, name="score-first loop with tuple-initialised totals, last chunk not trained"),
         Valid(_ORDER_SWITCH, name="train-first branch behind a parameter the caller leaves at score_first"),
         Valid(_WARMUP_ON_TRAIN, name="warm-up on a training shard; the same names later hold the scored windows"),
@@ -306,6 +335,8 @@ class PreEvalValTTT(Rule):
                 name="the training stream's pattern picks the validation split behind a flag on by default"),
         Invalid(_SWITCHED_STREAM.replace("{default}", "0"), expected_line=12, expected_severity="warning",
                 name="near-miss: the same switch off by default (reported as a warning)"),
+        Invalid(_CONFIG_DICT.replace("{split}", "val_files"), expected_line=16, expected_severity="error",
+                name="near-miss: the stream helper reads the validation key of the same config dict"),
         Invalid(_FIELD_NAMED_LIKE_A_MODULE_VAL, expected_line=32, expected_severity="error",
                 name="near-miss: the same script with its training stream built from the validation pattern"),
         Invalid(_ORDER_SWITCH_USED, expected_line=3, expected_severity="error",

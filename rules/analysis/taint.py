@@ -19,7 +19,10 @@ attribute name only (read by every attribute of that name). Which class a receiv
 rules.analysis.taint_types.
 
 Sources: string constants naming `fineweb_val_` files, attributes (and otherwise unbound names) such as
-`val_tokens`, `val_files`, `val_bytes`, `val_data`; everything computed from them is derived.
+`val_tokens`, `val_files`, `val_bytes`, `val_data`; everything computed from them is derived. What part of a value
+a read takes (library members, dict literals read by constant keys) is rules.analysis.taint_keys. A source reached
+only through one arm of a flag test (`a if FLAG else b`) carries that arm as a fourth element, ("VAL", line, note,
+arms), so that the flag decides whether what it feeds runs (`guard_arms`).
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ import ast
 import re
 from collections.abc import Callable, Iterable
 
-from rules.analysis.graph import COMPREHENSION_TYPES, SKIPPED_TYPES, FuncInfo, Graph
+from rules.analysis.graph import SKIPPED_TYPES, FuncInfo, Graph
 from rules.analysis.reaching import ReachingDefinitions
+from rules.analysis.taint_keys import KeyedReads, comprehension_names
 from rules.analysis.taint_types import ReceiverTypes
 
 VAL_NAME = re.compile(r"^(val|valid|validation)_(tokens?|toks|files?|data|bytes?|ids|stream|docs?|seqs?)$")
@@ -68,60 +72,11 @@ class Taint:
         self.chains: dict[FuncInfo, ReachingDefinitions] = {}  # per function, for other analyses to read
         self._lookup_cache: dict[tuple[int, str], FuncInfo | None] = {}
         self.types = ReceiverTypes(graph)
-        self._local_names = self._comprehension_names()
-        self._imported, self._assigned = self._import_bindings()
+        self._local_names = comprehension_names(graph)
         self._reads, self._updates = self._reaching()
+        self.keyed = KeyedReads(graph, self.chains, self._local_names, self._constructor)
         self._flows = {f: self._collect_flows(f) for f in graph.functions}
         self._solve()
-
-    # ---- names local to comprehensions ----------------------------------------------------------------------
-    def _comprehension_names(self) -> dict[ast.Name, str]:
-        """Names bound by a comprehension's `for` are local to it: `[read(p) for p in val_paths]` and
-        `[read(p) for p in train_paths]` in one function are two different `p`s. Maps each such Name node to a
-        key unique to its comprehension (the first iterable is evaluated outside, so it keeps outer names)."""
-        out: dict[ast.Name, str] = {}
-        comps = [n for f in self.graph.functions for n in f.nodes if type(n) in COMPREHENSION_TYPES]
-        comps.sort(key=lambda n: (n.lineno, n.col_offset, -n.end_lineno, -n.end_col_offset))  # outer first
-        for comp in comps:
-            names = {n.id for gen in comp.generators for n in ast.walk(gen.target) if type(n) is ast.Name}
-            if not names:
-                continue
-            key = f"@{comp.lineno}:{comp.col_offset}"
-            outside = {id(n) for n in ast.walk(comp.generators[0].iter)}
-            for node in ast.walk(comp):
-                if type(node) is ast.Name and node.id in names and id(node) not in outside:
-                    out[node] = node.id + key  # a nested comprehension comes later and rebinds its own names
-        return out
-
-    # ---- names bound by imports ------------------------------------------------------------------------------
-    def _import_bindings(self) -> tuple[dict[FuncInfo, set[str]], dict[FuncInfo, set[str]]]:
-        """Per scope: the names its import statements bind, and the names anything else binds there."""
-        imported: dict[FuncInfo, set[str]] = {}
-        assigned: dict[FuncInfo, set[str]] = {}
-        for func in self.graph.functions:
-            mine, other = imported.setdefault(func, set()), assigned.setdefault(func, set(func.params))
-            for node in func.nodes:
-                if isinstance(node, (ast.Import, ast.ImportFrom)):
-                    mine.update((a.asname or a.name).split(".")[0] for a in node.names if a.name != "*")
-                elif isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
-                    other.add(node.id)
-                elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                    other.add(node.name)
-        return imported, assigned
-
-    def _is_module(self, node: ast.AST, scope: FuncInfo) -> bool:
-        """True when NODE is a name that only an import binds where it is read (`glob` in `glob.glob(...)`): an
-        attribute of it is a module's member, never a field that script code stored data in."""
-        if type(node) is not ast.Name or node in self._local_names:
-            return False
-        chain: FuncInfo | None = scope
-        while chain is not None:
-            if node.id in self._assigned.get(chain, ()):
-                return False
-            if node.id in self._imported.get(chain, ()):
-                return True
-            chain = chain.parent
-        return False
 
     # ---- flow sensitivity -----------------------------------------------------------------------------------
     def _reaching(self) -> tuple[dict[ast.Name, tuple[str, ...]], dict[ast.Name, tuple[str, ...]]]:
@@ -157,11 +112,21 @@ class Taint:
         return hit
 
     def _pairs(self, call: ast.Call, callee: FuncInfo, offset: int, scope: FuncInfo) -> tuple:
-        pairs = [(i + offset, self.atoms(arg, scope)) for i, arg in enumerate(call.args)]
+        pairs = [(i + offset, self._arg_atoms(arg, callee, i + offset, scope)) for i, arg in enumerate(call.args)]
         for kw in call.keywords:
             if kw.arg in callee.params:
                 pairs.append((callee.params.index(kw.arg), self.atoms(kw.value, scope)))
         return tuple(pairs)
+
+    def _arg_atoms(self, arg: ast.AST, callee: FuncInfo, index: int, scope: FuncInfo) -> tuple:
+        """What an argument carries into CALLEE: a dict literal that the callee reads only by constant keys
+        carries only those keys' values (`Model(conf)` reading `conf["dim"]` does not take in `conf["val_files"]`)."""
+        if type(arg) is ast.Name:
+            keys = self.keyed.keys_read(callee, index)
+            items = self.keyed.dict_values(arg, scope, keys) if keys is not None else None
+            if items is not None:
+                return tuple(atom for item in items for atom in self.atoms(item, scope))
+        return self.atoms(arg, scope)
 
     def _compile(self, node: ast.AST, scope: FuncInfo, out: list) -> None:
         kind = type(node)
@@ -173,7 +138,7 @@ class Taint:
             else:
                 out.append(("n", local or node.id))
         elif kind is ast.Attribute:
-            if self._is_module(node.value, scope):  # `np.load`, `glob.glob`: a library's member carries no data
+            if self.keyed.is_module(node.value, scope):  # `np.load`, `glob.glob`: a library's member carries no data
                 return
             owner = self.types.owner(node.value, scope)
             if owner is None:  # an object of unknown class: whatever it holds may be what is read
@@ -185,7 +150,12 @@ class Taint:
             if isinstance(node.value, str) and VAL_STRING.search(node.value):
                 out.append(("v", ("VAL", node.lineno, f"`{node.value[:40]}`")))
         elif kind is ast.Subscript:
-            self._compile(node.value, scope, out)  # the index selects, it does not carry data
+            items = self.keyed.dict_items(node, scope)
+            if items is not None:  # `conf["train_files"]` of a dict literal: that key's values only
+                for item in items:
+                    self._compile(item, scope, out)
+            else:
+                self._compile(node.value, scope, out)  # the index selects, it does not carry data
         elif kind is ast.Call:
             starred = any(type(a) is ast.Starred for a in node.args)
             target = self.graph.resolved.get(node)
