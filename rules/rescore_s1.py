@@ -54,6 +54,16 @@ _RESCORE = _COMMON + '''def main():
     print(f"final val_bpb:{final}")
 main()
 '''
+# The adapting pass runs only with a flag on; the re-score after it re-scores adapted weights only then.
+_FLAGGED_FIRST = _COMMON.replace("import torch\n", "import os\nimport torch\n") + '''def main():
+    val_tokens = torch.load("fineweb_val_000000.bin")
+    model = torch.nn.Linear(4, 4)
+    if os.environ.get("PREQUANT_TTT", "{default}") == "1":
+        eval_val_ttt(model, torch.optim.SGD(model.parameters(), lr=0.01), val_tokens)
+    final = eval_val(model, val_tokens)
+    print(f"final val_bpb:{final}")
+main()
+'''
 _DIAGNOSTIC = _COMMON + '''def main():
     val_tokens = torch.load("fineweb_val_000000.bin")
     model = torch.nn.Linear(4, 4)
@@ -280,6 +290,10 @@ class RescoreAfterAdapt(Rule):
              Valid(_WARMUP_RESTORED, name="a warm-up on training batches, weights and optimizer state put back"),
              Valid(_WARMUP_UNDONE, name="a warm-up run of the adapting pass, undone before the scored run")]
     INVALID = [Invalid(_RESCORE, expected_line=21, expected_severity="error", name="second eval after TTT"),
+               Invalid(_FLAGGED_FIRST.replace("{default}", "1"), expected_line=23, expected_severity="error",
+                       name="the adapting pass behind a flag on by default, then a re-score"),
+               Invalid(_FLAGGED_FIRST.replace("{default}", "0"), expected_line=23, expected_severity="warning",
+                       name="near-miss: the adapting pass behind a flag off by default (reported as a warning)"),
                Invalid(_RESCORE_IN_HELPER, expected_line=23, expected_severity="error",
                        name="second eval after TTT, inside a reporting helper"),
                Invalid(_EVAL_ONLY_FALLS_THROUGH, expected_line=24, expected_severity="error",
@@ -340,7 +354,7 @@ class RescoreAfterAdapt(Rule):
         return found
 
     def _report(self, func, passes: list[Pass], first: Pass, later: Pass) -> None:
-        severity, guards = self.gated_severity(later.anchor)
+        severity, guards = self.gated_severity([later.anchor, first.anchor])  # either pass switched off: no re-score
         evidence = [(first.anchor.lineno, "first pass: scores and adapts on validation data"),
                     (first.adapt_line, "adaptation inside that pass"),
                     (later.anchor.lineno, "second pass over validation data after adaptation"),
