@@ -95,6 +95,8 @@ def check_submission(sub: Submission, options: CheckOptions, report: Report) -> 
     logs = _run_stage(report, "logs", lambda: load_logs(sub)) or []
     claims = _run_stage(report, "claims-load", lambda: load_claims(sub, report))
     _infer_track_from_location(sub, claims)
+    if claims is not None and isinstance(report.facts.get("claims"), dict):  # the facts show the track judged by
+        report.facts["claims"].update(track=claims.track, schema_notes=list(claims.schema_notes))
     compared = None
     if claims is not None:
         compared = _run_stage(report, "claims", lambda: check_claims(claims, logs, report))
@@ -161,13 +163,18 @@ def _other_scripts(sub: Submission, code) -> dict[str, str]:
 
 def _infer_track_from_location(sub: Submission, claims: object) -> None:
     """The challenge repository's layout says which track a folder was submitted to: a PR that puts a run under
-    records/track_10min_16mb/ asks to be judged by the record budgets, whatever its submission.json says or omits."""
-    if claims is None or getattr(claims, "track", None) is not None:
+    records/track_10min_16mb/ asks to be judged by the record budgets, and one under track_non_record_16mb/ by the
+    non-record ones, whatever its submission.json says or omits (a differing `track` is noted)."""
+    if claims is None:
         return
-    track = TRACK_FOLDERS.get(Path(sub.root).resolve().parent.name)
-    if track is not None:
-        claims.track = track
-        claims.schema_notes.append(f"track inferred from the folder's location ({Path(sub.root).parent.name}/)")
+    where = Path(sub.root).resolve().parent.name
+    track = TRACK_FOLDERS.get(where)
+    if track is None or getattr(claims, "track", None) == track:
+        return
+    said = getattr(claims, "track", None)
+    claims.track = track
+    claims.schema_notes.append(f"track {track} from the folder's location ({where}/)"
+                               + (f"; submission.json says {said!r}" if said is not None else ""))
 
 
 def _note_unanalysable_code(code: object, report: Report) -> None:

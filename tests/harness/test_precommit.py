@@ -14,7 +14,7 @@ import yaml
 from harness import precommit
 
 ROOT = Path(__file__).resolve().parents[2]
-TRACK = "records/track_10min_16mb"
+TRACK = "records/track_non_record_16mb"  # the shipped example is a CPU run: a non-record submission
 PASSING = ROOT / "submissions" / "my_run"
 FAILING = ROOT / "submissions" / "examples" / "illegal_network_at_eval"  # one NETWORK-AT-EVAL error
 
