@@ -13,8 +13,9 @@ import re
 
 _NUM = r"(-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|nan|inf|-inf)"
 _UNIX_PREFIX = re.compile(r"^\d{9,11}(?:\.\d+)? ")
-_VAL_LOSS = re.compile(r"\bval_loss[:=]\s*" + _NUM)
-_VAL_BPB = re.compile(r"\bval_bpb[:=]\s*" + _NUM)
+# `(?<!\{)`: `{val_bpb:.4f}` is a format field of a template (a source line dumped into the log), not a reading
+_VAL_LOSS = re.compile(r"(?<!\{)\bval_loss[:=]\s*" + _NUM)
+_VAL_BPB = re.compile(r"(?<!\{)\bval_bpb[:=]\s*" + _NUM)
 _EVAL_TIME = re.compile(r"\beval_time[:=]\s*(\d+(?:\.\d+)?)\s*(ms|s)\b")
 _STEP_LABEL = re.compile(r"^(?:step[:\s]*)?(\d+)\s*/\s*(\d+)\b")
 _KEYVAL_TOKEN = re.compile(r"^[\w.\-]+[:=]\S*$")

@@ -134,3 +134,17 @@ def test_load_logs_replaces_bad_bytes(submission, tmp_path):
     (tmp_path / "train.log").write_bytes(b"\xff\xfeseed:7\nfinal_sliding val_loss:2.0 val_bpb:1.2\n")
     (run,) = load_logs(sub)
     assert run.final.val_bpb == 1.2 and run.path == "train.log"
+
+
+@pytest.mark.parametrize("line, expected", [
+    # a format template dumped into the log (its fields hold names and format specs, not readings): no metric
+    ("final_int8_zlib_roundtrip val_loss:{q_val_loss:.4f} val_bpb:{q_val_bpb:.4f}", None),
+    ("    log0(f'final val_loss:{val_loss:.8f} val_bpb:{val_bpb:.8f}')", None),
+    # the printed line of that template, and the `=` dialect: read
+    ("final_int8_zlib_roundtrip val_loss:2.0731 val_bpb:1.2244", "1.2244"),
+    ("eval val_loss=2.0731 val_bpb=1.2244", "1.2244"),
+])
+def test_template_fields_are_not_readings(line, expected):
+    """A line whose val_bpb is a format field (`{val_bpb:.4f}`) gives no score; a printed value does."""
+    run = parse_log(f"step:1/1 train_loss:2.5 train_time:10ms\n{line}\n", "train.log")
+    assert (run.metrics[0].val_bpb_text if run.metrics else None) == expected
