@@ -116,6 +116,17 @@ def _compare_dump(run: LogRun, units: list[tuple[str, str, list[str]]], others: 
                     f"produced by {path}", file=run.path, line=dump_line, seed=run.seed, source="log",
                     evidence=(Evidence(path, 1, "the script whose source the log prints"),), data={"file": path}))
             return  # equal (or, for a dump capped while reading, its prefix matches)
+    overwritten = _overwritten_head(dumped, units + others)
+    if overwritten is not None:  # console output written over the start of the log; the rest is a shipped file
+        skipped, path = overwritten
+        same_size = run.code_size_bytes in file_sizes
+        report.add(Finding(
+            "LOG-CODE-CONSISTENCY", "info" if same_size else "warning",
+            f"the first {skipped} lines of the source printed in the log were overwritten (console output); the "
+            f"remaining {len(dumped) - skipped} lines are the end of the shipped {path}"
+            + (", and the logged Code size is that file's" if same_size else ""),
+            file=run.path, line=dump_line, seed=run.seed, source="log", data={"overwritten_lines": skipped}))
+        return
     results = [(diff_summary(dumped, lines), path, origin) for path, origin, lines in units + others]
     (first, changed, summary), path, origin = min(results, key=lambda r: r[0][1])
     log_line = (dump_line or 1) + (first or 1) - 1
@@ -148,6 +159,18 @@ def _compare_dump(run: LogRun, units: list[tuple[str, str, list[str]]], others: 
         data={"first_difference_line": first, "lines_changed": changed, "closest_file": path}))
 
 
+def _overwritten_head(dumped: list[str], candidates: list[tuple[str, str, list[str]]]) -> tuple[int, str] | None:
+    """(lines lost, file) when the dump, after at most OVERWRITTEN_HEAD_LINES lines and one cut line, is the end of a
+    candidate file, and that end is most of the file; None otherwise."""
+    for skipped in range(min(OVERWRITTEN_HEAD_LINES, len(dumped) // 2)):
+        tail = dumped[skipped + 1:]  # the first surviving line may start mid-line
+        for path, _origin, lines in candidates:
+            if len(tail) >= len(lines) // 2 and lines[len(lines) - len(tail):] == tail:
+                return skipped + 1, path
+    return None
+
+
+OVERWRITTEN_HEAD_LINES = 200  # console output written over the start of a log: at most this many lines are lost
 SMALL_EDIT_LINES = 5  # a dump at most this many lines off the shipped code is a small edit (a warning) ...
 SMALL_EDIT_FRACTION = 0.02  # ... when that is also at most this share of its lines (short scripts stay strict)
 GARBLED_HEAD_LINES = 30  # console output cut into the start of a dump: at most this many lines are skipped

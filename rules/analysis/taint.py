@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 
 from rules.analysis.graph import SKIPPED_TYPES, FuncInfo, Graph
 from rules.analysis.reaching import ReachingDefinitions
-from rules.analysis.taint_keys import KeyedReads, comprehension_names
+from rules.analysis.taint_keys import KeyedReads, comprehension_names, enclosing_chain
 from rules.analysis.taint_types import ReceiverTypes
 
 VAL_NAME = re.compile(r"^(val|valid|validation)_(tokens?|toks|files?|data|bytes?|ids|stream|docs?|seqs?)$")
@@ -388,7 +388,7 @@ class Taint:
         env_version = {scope: 0 for scope in self._flows}
         stamps: dict[FuncInfo, tuple] = {}
         shared_version = 0  # bumped whenever a summary, field, attribute or stored parameter grows
-        chains = {scope: _chain(scope) for scope in self._flows}
+        chains = {scope: enclosing_chain(scope) for scope in self._flows}
         for _ in range(12):
             changed = False
             for scope, flows in self._flows.items():
@@ -487,13 +487,3 @@ def def_key(node: ast.AST) -> str:
     name = node.id if isinstance(node, ast.Name) else getattr(node, "name", None) or getattr(node, "asname", None) \
         or getattr(node, "arg", "?")
     return f"{name}#{getattr(node, 'lineno', 0)}:{getattr(node, 'col_offset', 0)}"
-
-
-def _chain(scope: FuncInfo) -> tuple[FuncInfo, ...]:
-    """SCOPE and the functions enclosing it (closures read their names)."""
-    out = []
-    chain: FuncInfo | None = scope
-    while chain is not None:
-        out.append(chain)
-        chain = chain.parent
-    return tuple(out)

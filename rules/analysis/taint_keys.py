@@ -79,7 +79,7 @@ class KeyedReads:
             return None
         chains = self.chains.get(scope)
         defs = chains.reads.get(name) if chains is not None else None
-        if not defs and not any(name.id in self._assigned.get(f, ()) for f in _chain(scope)[:-1]):
+        if not defs and not any(name.id in self._assigned.get(f, ()) for f in enclosing_chain(scope)[:-1]):
             defs = self._module_defs(name.id)  # a module-level dict read inside a function
         if not defs or name.id in self._mutated_names(scope):
             return None
@@ -171,8 +171,8 @@ class KeyedReads:
         return hit
 
 
-def _chain(scope: FuncInfo) -> tuple[FuncInfo, ...]:
-    """SCOPE and the functions enclosing it."""
+def enclosing_chain(scope: FuncInfo) -> tuple[FuncInfo, ...]:
+    """SCOPE and the functions enclosing it, innermost first (closures read their names)."""
     out = []
     chain: FuncInfo | None = scope
     while chain is not None:

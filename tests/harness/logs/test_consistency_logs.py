@@ -121,3 +121,26 @@ def test_logged_size_far_from_the_code_and_its_wrappers_is_an_error(kit, factor)
     """INVALID: a logged size that is neither the source, its decoded payload nor any wrapper of it: other code."""
     source = _python_source(2000)
     assert _size_verdict(kit, int(len(source) * factor), kit.code_bundle(source)) == ["error"]
+
+
+LONG = "".join(f"value_{i} = {i} * 2\n" if i != 35 else "import math\n" for i in range(40))
+
+
+@pytest.mark.parametrize("dump, resumed", [
+    # console output written over the first lines; the dump resumes mid-line and the rest is the shipped file's end
+    ("step 1 loss 3.2\nstep 2 loss 3.1\n" + "ue_4 = 4 * 2\n" + "".join(LONG.splitlines(True)[5:]), True),
+    # near-miss: the surviving part differs in one line
+    ("step 1 loss 3.2\n" + "ue_4 = 4 * 2\n" + "".join(LONG.splitlines(True)[5:]).replace("value_30 = 30", "value_30 = 31"),
+     False),
+    # near-miss: too little survives to say which program it was
+    ("step 1 loss 3.2\n" * 25 + "ue_29 = 29 * 2\n" + "".join(LONG.splitlines(True)[30:]), False),
+])
+def test_overwritten_start_of_the_dump(kit, dump, resumed):
+    """A dump whose first lines console output overwrote is judged by what survives: the shipped file's end (an info
+    finding); one that differs, or of which too little survives, is compared as a whole as before."""
+    run = parse_log(kit.baseline_log(source=dump, code_size=len(LONG)), "train.log")
+    report = Report("x")
+    check_log_code(kit.code_bundle(LONG), [run], report)
+    found = findings(report)
+    assert any("were overwritten" in m for _, m, _ in found) == resumed
+    assert [s for s, _, _ in found] == ["info"] if resumed else all(s != "info" for s, _, _ in found)
