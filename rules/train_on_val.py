@@ -14,6 +14,22 @@ _LINK_VAL_AS_TRAIN = re.compile(
 )
 
 
+# Periodic validation inside the training loop, drawn from a validation loader without gradients.
+_DIAGNOSTIC_IN_LOOP = """import torch
+train_files = 'data/fineweb_train_*.bin'
+val_files = 'data/fineweb_val_*.bin'
+def main(model, opt):
+    loader = DistributedTokenLoader(train_files)
+    held_out = DistributedTokenLoader(val_files)
+    for step in range(10):
+        model(loader.next_batch()).backward()
+        opt.step()
+        with torch.no_grad():
+            print(model(held_out.next_batch()).item())
+"""
+_DIAGNOSTIC_TRAINED = _DIAGNOSTIC_IN_LOOP.replace("with torch.no_grad():", "if True:").replace(
+    "print(model(held_out.next_batch()).item())", "model(held_out.next_batch()).backward()")
+
 # The training pattern is chosen by a flag: the validation arm runs only when the flag is on.
 _SWITCHED = """import os
 train_files = 'data/fineweb_train_*.bin'
@@ -53,6 +69,7 @@ class TrainOnVal(Rule):
         ),
         Valid("val_files = 'data/fineweb_val_*.bin'\nval = load_validation_tokens(val_files)\n",
               name="val_files in eval code"),
+        Valid(_DIAGNOSTIC_IN_LOOP, name="a no_grad validation diagnostic inside the training loop"),
     ]
     INVALID = [
         Invalid("train_files = 'data/fineweb_val_*.bin'\n", expected_line=1, name="train pattern names the val split"),
@@ -66,6 +83,8 @@ class TrainOnVal(Rule):
             expected_line=3,
             name="training loader on val_files",
         ),
+        Invalid(_DIAGNOSTIC_TRAINED, expected_line=6, expected_severity="error",
+                name="near-miss: the same loop back-propagates through the validation batches"),
         Invalid(_SWITCHED.format(default="1"), expected_line=6, expected_severity="error",
                 name="the loader's pattern picks the validation split behind a flag that is on by default"),
         Invalid(_SWITCHED.format(default="0"), expected_line=6, expected_severity="warning",
@@ -90,10 +109,10 @@ class TrainOnVal(Rule):
         if loop is None:
             return
         flow = facts.flow_of(loop)
-        batch_sources = {
+        batch_sources = {  # batches drawn where gradients flow: a no_grad validation diagnostic trains nothing
             n.func.value.id for n in ast.walk(loop)
             if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "next_batch"
-            and isinstance(n.func.value, ast.Name)
+            and isinstance(n.func.value, ast.Name) and not _without_grad(n, loop, self.facts.graph.parents)
         }
         for name in sorted(batch_sources):
             for value in flow.defs.get(name, ()):
@@ -111,6 +130,19 @@ class TrainOnVal(Rule):
                                           (value.lineno, f"`{name}` = {ast.unparse(value)[:60]}"),
                                           (loop.lineno, f"the training loop draws batches from `{name}`"), *guards])
                     return
+
+
+def _without_grad(node: ast.AST, stop: ast.AST, parents: dict) -> bool:
+    """True when NODE sits in a `with torch.no_grad()` / `torch.inference_mode()` block inside STOP."""
+    parent = parents.get(node)
+    while parent is not None and parent is not stop:
+        if isinstance(parent, ast.With) and any(
+            isinstance(item.context_expr, ast.Call) and last_name(item.context_expr.func) in ("no_grad", "inference_mode")
+            for item in parent.items
+        ):
+            return True
+        parent = parents.get(parent)
+    return False
 
 
 def _any_training_loop(facts) -> ast.AST | None:
