@@ -8,6 +8,7 @@ anything.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable
 
 from harness.verdict import Report
@@ -16,9 +17,10 @@ from rules.engine import analyse_unit, implemented_rule_ids
 from rules.finding import Finding
 
 
-def log_hints_from(logs: Iterable[Any], claimed: Iterable[str] = ()) -> LogHints:
+def log_hints_from(logs: Iterable[Any], claimed: Iterable[str] = (), run_env: dict[str, str] | None = None) -> LogHints:
     """Tags seen and hyperparameters printed, merged over every run log (harness.submission.logs.LogRun), and
-    CLAIMED: the output lines the claims stage read the claimed val_bpb from."""
+    CLAIMED: the output lines the claims stage read the claimed val_bpb from. RUN_ENV: the environment assignments of
+    the documented run command (`run_command_env`), read where no log prints that setting."""
     tags: set[str] = set()
     hyper: dict[str, str] = {}
     lines: dict[str, None] = {}
@@ -28,13 +30,42 @@ def log_hints_from(logs: Iterable[Any], claimed: Iterable[str] = ()) -> LogHints
             hyper.setdefault(str(key), str(value))
         if getattr(run, "is_run_log", False):
             lines.update(dict.fromkeys(getattr(run, "output_lines", None) or ()))
+    logged = {key.lower() for key in hyper}
+    for key, value in (run_env or {}).items():
+        if key.lower() not in logged:  # what a log prints wins over what the README says was run
+            hyper[key] = value
     return LogHints(frozenset(tags), hyper, tuple(lines), tuple(dict.fromkeys(claimed)))
 
 
-def run_static_rules(code: Any, logs: Iterable[Any], report: Report, claimed: Iterable[str] = ()) -> None:
+_ASSIGNMENT = re.compile(r"^(?:export\s+)?([A-Z][A-Z0-9_]*)=(\S*)$")
+_LAUNCH = re.compile(r"\b(?:torchrun|python3?|accelerate)\b[^\n]*\.py\b")
+
+
+def run_command_env(text: str) -> dict[str, str]:
+    """`KEY=VALUE` assignments in front of a launch command (`TTT_ENABLED=1 torchrun ... train_gpt.py`, also over
+    backslash-continued lines) and `export KEY=VALUE` lines of a README or launcher: the configuration it says ran."""
+    env: dict[str, str] = {}
+    for logical in re.sub(r"\\\n", " ", text).splitlines():
+        words = logical.strip().strip("`$ ").split()
+        if len(words) == 2 and words[0] == "export" and (m := _ASSIGNMENT.match(" ".join(words))):
+            env.setdefault(m.group(1), m.group(2).strip("'\""))
+            continue
+        if not _LAUNCH.search(logical):
+            continue
+        for word in words:
+            m = _ASSIGNMENT.match(word)
+            if m is None:
+                break  # the assignments end where the command starts
+            env.setdefault(m.group(1), m.group(2).strip("'\""))
+    return env
+
+
+def run_static_rules(code: Any, logs: Iterable[Any], report: Report, claimed: Iterable[str] = (),
+                     run_env: dict[str, str] | None = None) -> None:
     """Run every static rule over every Python unit of CODE (a harness.submission.code.CodeBundle) into REPORT;
-    CLAIMED: the log lines the claimed val_bpb was read from (harness.check.claims.Comparison.lines)."""
-    hints = log_hints_from(logs, claimed)
+    CLAIMED: the log lines the claimed val_bpb was read from (harness.check.claims.Comparison.lines); RUN_ENV: the
+    documented run command's environment (`run_command_env`)."""
+    hints = log_hints_from(logs, claimed, run_env)
     failed: dict[str, str] = {}
     for unit in getattr(code, "units", []) or []:
         result = analyse_unit(unit, hints)

@@ -81,3 +81,37 @@ def test_the_claimed_line_decides_which_pass_is_reported(make_submission, claim,
         {"name": "x", "author": "a", "github_id": "a", "date": "2026-03-20", "val_bpb": float(claim)})})
     found = [f.severity for f in check_path(folder).findings if f.rule == "RESCORE-S1"]
     assert found == [severity]
+
+
+FLAGGED_TTT_SCRIPT = '''import os
+import torch
+def main():
+    val_tokens = torch.load("fineweb_val_000000.bin")
+    model = torch.nn.Linear(4, 4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    if os.environ.get("TTT_ENABLED", "0") == "1":
+        for i in range(0, 4096, 1024):
+            model(val_tokens[i:i + 1024], val_tokens[i + 1:i + 1025]).backward()
+            opt.step()
+    total = 0.0
+    with torch.no_grad():
+        for i in range(0, 4096, 1024):
+            total += model(val_tokens[i:i + 1024], val_tokens[i + 1:i + 1025]).item()
+    print(total)
+main()
+'''
+
+
+@pytest.mark.parametrize("readme, severity", [
+    ("Run:\n\n    TTT_ENABLED=1 SEED=42 \\\n      torchrun --standalone --nproc_per_node=8 train_gpt.py\n", "error"),
+    ("Run:\n\n    SEED=42 torchrun --standalone --nproc_per_node=8 train_gpt.py\n", "warning"),
+    # near-miss: prose mentioning the flag is not a run command
+    ("Set TTT_ENABLED=1 to try test-time training; the submitted run did not.\n\n    torchrun train_gpt.py\n",
+     "warning"),
+])
+def test_the_documented_run_command_sets_flags(make_submission, readme, severity):
+    """With no log printing a flag, the README's run command says whether the guarded path ran."""
+    from harness.check.pipeline import check_path
+
+    folder = make_submission({"train_gpt.py": FLAGGED_TTT_SCRIPT, "README.md": readme})
+    assert [f.severity for f in check_path(folder).findings if f.rule == "TTT-PREEVAL-VAL"] == [severity]
