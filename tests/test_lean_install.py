@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "submissions" / "my_run"
-FOLDER = "records/track_10min_16mb/2026-05-01_LeanInstall"
+FOLDER = "records/track_non_record_16mb/2026-05-01_LeanInstall"  # the shipped example is a CPU run: non-record
 
 # A sitecustomize module that makes the [train] extra's packages unimportable and logs every attempt.
 BLOCKER = textwrap.dedent('''

@@ -160,12 +160,16 @@ def _compare_dump(run: LogRun, units: list[tuple[str, str, list[str]]], others: 
 
 
 def _overwritten_head(dumped: list[str], candidates: list[tuple[str, str, list[str]]]) -> tuple[int, str] | None:
-    """(lines lost, file) when the dump, after at most OVERWRITTEN_HEAD_LINES lines and one cut line, is the end of a
-    candidate file, and that end is most of the file; None otherwise."""
-    for skipped in range(min(OVERWRITTEN_HEAD_LINES, len(dumped) // 2)):
-        tail = dumped[skipped + 1:]  # the first surviving line may start mid-line
+    """(lines lost, file) when the dump, after at most OVERWRITTEN_HEAD_LINES lines, resumes in the middle of a line
+    of a candidate file (the cut line is a proper end of that line) and from there on is the end of that file, most
+    of it; None otherwise. A dump whose first lines are other code is not this: they are whole lines, not a cut."""
+    for skipped in range(1, min(OVERWRITTEN_HEAD_LINES, len(dumped) // 2)):
+        cut, tail = dumped[skipped].strip(), dumped[skipped + 1:]
         for path, _origin, lines in candidates:
-            if len(tail) >= len(lines) // 2 and lines[len(lines) - len(tail):] == tail:
+            at = len(lines) - len(tail) - 1  # the shipped line the cut belongs to
+            if at < 0 or len(tail) < len(lines) // 2 or not cut:
+                continue
+            if lines[at].rstrip().endswith(cut) and len(cut) < len(lines[at].strip()) and lines[at + 1:] == tail:
                 return skipped + 1, path
     return None
 
