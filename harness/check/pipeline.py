@@ -84,7 +84,7 @@ def check_submission(sub: Submission, options: CheckOptions, report: Report) -> 
     from harness.check.seeds import check_seeds
     from harness.check.significance import check_significance
     from harness.check.size import check_size
-    from harness.check.static_rules import run_static_rules, run_text_scans
+    from harness.check.static_rules import documented_env, run_static_rules, run_text_scans
     from harness.submission.code import load_code
     from harness.submission.logs import load_logs
     from harness.submission.manifest import load_claims
@@ -105,7 +105,7 @@ def check_submission(sub: Submission, options: CheckOptions, report: Report) -> 
         _run_stage(report, "consistency", lambda: check_log_code(code, logs, report, _other_scripts(sub, code)))
         _run_stage(report, "binding", lambda: check_binding(sub, code, logs, report))
         claimed = compared["val_bpb"].lines if compared else ()
-        _run_stage(report, "rules", lambda: run_static_rules(code, logs, report, claimed, _documented_env(sub)))
+        _run_stage(report, "rules", lambda: run_static_rules(code, logs, report, claimed, documented_env(sub)))
         _run_stage(report, "text-scans", lambda: run_text_scans(sub, code, report))
         _note_unanalysable_code(code, report)
     _run_stage(report, "budgets", lambda: check_budgets(logs, claims, report))
@@ -159,17 +159,6 @@ def _other_scripts(sub: Submission, code) -> dict[str, str]:
         if path.stat().st_size <= OTHER_SCRIPT_MAX_BYTES:
             out[rel_s] = path.read_text(encoding="utf-8", errors="replace")
     return out
-
-
-def _documented_env(sub: Submission) -> dict[str, str]:
-    """The environment the README's run command sets (harness.check.static_rules.run_command_env)."""
-    from harness.check.static_rules import run_command_env
-
-    readme = Path(sub.root) / "README.md"
-    try:
-        return run_command_env(readme.read_text(encoding="utf-8", errors="replace")) if readme.is_file() else {}
-    except OSError:
-        return {}
 
 
 def _infer_track_from_location(sub: Submission, claims: object) -> None:

@@ -60,6 +60,13 @@ def run_command_env(text: str) -> dict[str, str]:
     return env
 
 
+def documented_env(sub: Any) -> dict[str, str]:
+    """The environment the folder's README.md run command sets (`run_command_env`); empty without a readable one."""
+    path = sub.abs("README.md")
+    text = _read_text(path) if path.is_file() else None
+    return run_command_env(text) if text is not None else {}
+
+
 def run_static_rules(code: Any, logs: Iterable[Any], report: Report, claimed: Iterable[str] = (),
                      run_env: dict[str, str] | None = None) -> None:
     """Run every static rule over every Python unit of CODE (a harness.submission.code.CodeBundle) into REPORT;

@@ -33,14 +33,11 @@ from collections.abc import Callable, Iterable
 
 from rules.analysis.graph import SKIPPED_TYPES, FuncInfo, Graph
 from rules.analysis.reaching import ReachingDefinitions
-from rules.analysis.taint_keys import KeyedReads, comprehension_names, enclosing_chain
+from rules.analysis.taint_keys import MUTATORS, KeyedReads, comprehension_names, enclosing_chain
 from rules.analysis.taint_types import ReceiverTypes
 
 VAL_NAME = re.compile(r"^(val|valid|validation)_(tokens?|toks|files?|data|bytes?|ids|stream|docs?|seqs?)$")
 VAL_STRING = re.compile(r"fineweb_val|val_bytes_|_val_\*")
-# in-place methods whose receiver takes in the labels of their arguments
-_MUTATORS = {"append", "extend", "insert", "update", "add", "put", "copy_", "add_", "index_copy_",
-             "index_add_", "scatter_", "scatter_add_", "masked_scatter_", "set_", "push"}
 # methods returning a view of (or an element held by) their receiver, so filling the result fills the receiver
 _ALIASING = {"setdefault", "get", "view", "reshape", "narrow", "select", "view_as", "flatten", "squeeze", "unsqueeze"}
 _FLOW_TYPES = frozenset({ast.Assign, ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor, ast.comprehension,
@@ -362,7 +359,7 @@ class Taint:
             elif isinstance(node, (ast.Return, ast.Yield, ast.YieldFrom)) and node.value is not None:
                 flows.append(("ret", "", self.atoms(node.value, scope), None))
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-                if node.func.attr in _MUTATORS:
+                if node.func.attr in MUTATORS:
                     args = tuple(a for arg in [*node.args, *(k.value for k in node.keywords)]
                                  for a in self.atoms(arg, scope))
                     bind(node.func.value, args)

@@ -17,7 +17,10 @@ from collections.abc import Callable
 from rules.analysis.graph import COMPREHENSION_TYPES, FuncInfo, Graph
 from rules.analysis.reaching import ReachingDefinitions
 
-_MUTATING = {"append", "extend", "insert", "update", "add", "put", "setdefault", "pop", "popitem", "clear"}
+# in-place methods whose receiver takes in the labels of their arguments (the taint's flows read this too)
+MUTATORS = {"append", "extend", "insert", "update", "add", "put", "copy_", "add_", "index_copy_",
+            "index_add_", "scatter_", "scatter_add_", "masked_scatter_", "set_", "push"}
+_CHANGES_IN_PLACE = MUTATORS | {"setdefault", "pop", "popitem", "clear"}  # ... and those that remove entries
 
 
 class KeyedReads:
@@ -54,18 +57,16 @@ class KeyedReads:
         attribute of it is a module's member, never a field that script code stored data in."""
         if type(node) is not ast.Name or node in self._local_names:
             return False
-        chain: FuncInfo | None = scope
-        while chain is not None:
+        for chain in enclosing_chain(scope):
             if node.id in self._assigned.get(chain, ()):
                 return False
             if node.id in self._imported.get(chain, ()):
                 return True
-            chain = chain.parent
         return False
 
     # ---- dict literals read by constant keys ------------------------------------------------------------------
     def dict_items(self, node: ast.Subscript, scope: FuncInfo) -> list[ast.AST] | None:
-        """The values `NAME[KEY]` reads when KEY is a constant and NAME a dict literal (`_dict_values`)."""
+        """The values `NAME[KEY]` reads when KEY is a constant and NAME a dict literal (`dict_values`)."""
         if type(node.slice) is not ast.Constant:
             return None
         return self.dict_values(node.value, scope, {node.slice.value}, every_key=True)
@@ -162,7 +163,7 @@ class KeyedReads:
             for n in scope.nodes:
                 if type(n) in (ast.Subscript, ast.Attribute) and not isinstance(n.ctx, ast.Load):
                     base = n.value
-                elif type(n) is ast.Call and type(n.func) is ast.Attribute and n.func.attr in _MUTATING:
+                elif type(n) is ast.Call and type(n.func) is ast.Attribute and n.func.attr in _CHANGES_IN_PLACE:
                     base = n.func.value
                 else:
                     continue
