@@ -10,8 +10,10 @@ is an error, unless the log also prints a compressed/wrapper size (the notional-
 from __future__ import annotations
 
 import io
+import re
 import tokenize
 from collections import Counter
+from difflib import SequenceMatcher
 from functools import lru_cache
 
 from harness.submission.logs import LogRun
@@ -141,10 +143,16 @@ def _compare_dump(run: LogRun, units: list[tuple[str, str, list[str]]], others: 
         summary += "; the code is the same, only comments and blank lines differ" + (
             f" (after the first {comments} lines, which console output overwrote)" if comments else "")
         only_whitespace = True
+    edit = None if only_whitespace or small or not candidates else _literal_edit(dumped, candidates)
+    if edit is not None:
+        literals, code_lines = edit
+        summary += (f"; the program is the shipped one apart from {literals} setting values (defaults, paths, run "
+                    f"ids)" + (f" and {code_lines} other lines" if code_lines else ""))
+        small = True
     garbled = run.code_size_bytes in file_sizes and not _compiles(dumped)
     # A handful of edited lines (a default rewritten to the value the run was launched with, a dead line removed,
     # a docstring line: the NaiveBaseline trap) is the same program, reported so a reviewer can look.
-    if small and not (only_whitespace or garbled):
+    if small and not (only_whitespace or garbled) and edit is None:
         summary += f"; a small edit ({changed} lines), the rest of the program is the shipped one"
     where = {"shipped": "the shipped ", "other": "the shipped (not run by the entry script) "}.get(origin, "the ")
     note = " (the dump does not compile; the logged Code size is that file's: console output cut into it)" \
@@ -230,6 +238,64 @@ def _same_code_but_comments(dumped: list[str], candidates: list[list[str]]) -> i
                 and not (head and _compiles(head)):  # an unmatched head that is code is a code difference
             return skipped + dump_head
     return None
+
+
+def _literal_edit(dumped: list[str], candidates: list[list[str]]) -> tuple[int, int] | None:
+    """(changed settings, other changed code lines) against the closest candidate whose code equals the dump's
+    once the literal values of settings are set aside and few other lines differ (a small edit: SMALL_EDIT_LINES
+    and SMALL_EDIT_FRACTION). A setting
+    is a literal assigned to a name (`LR = 0.02`, `lr: float = float(os.environ.get("LR", "0.02"))`) or passed as
+    `default=`: a different default, path or run id is the same program run with other settings, which the log's
+    own configuration lines show; a literal inside an expression (`return x + 7`) is code. None when no candidate
+    is that close (comments never count)."""
+    tokens = _code_tokens(dumped)
+    if not tokens:
+        return None
+    best = None
+    for candidate in candidates:
+        code = _code_tokens(candidate)
+        if not code:
+            continue
+        matcher = SequenceMatcher(None, [t[:2] for t in tokens], [t[:2] for t in code], autojunk=False)
+        settings, lines = 0, set()
+        for op, a0, a1, b0, b1 in matcher.get_opcodes():
+            if op == "equal":
+                continue
+            ours, theirs = tokens[a0:a1], code[b0:b1]
+            if op == "replace" and len(ours) == len(theirs) and all(
+                    _is_literal(x) and _is_literal(y) and _is_setting(code, b0 + i, candidate)
+                    for i, (x, y) in enumerate(zip(ours, theirs))):
+                settings += len(ours)
+                continue
+            lines.update(t[2] for t in ours or tokens[max(a0 - 1, 0):a0 + 1])
+        code_lines = len({t[2] for t in code})
+        if len(lines) <= min(SMALL_EDIT_LINES, SMALL_EDIT_FRACTION * code_lines) and (best is None or (len(lines), settings) < best[::-1]):
+            best = (settings, len(lines))
+    return best
+
+
+def _is_literal(token: tuple[int, str, int]) -> bool:
+    kind, text, _line = token
+    return kind in (tokenize.NUMBER, tokenize.STRING) or (kind == tokenize.NAME and text in ("True", "False", "None"))
+
+
+_SETTING_LINE = re.compile(r"^\s*(?:self\.)?[A-Za-z_]\w*\s*(?::[^=]*)?=(?!=)")
+
+
+def _is_setting(code: list[tuple[int, str, int]], at: int, lines: list[str]) -> bool:
+    """Whether the literal token CODE[AT] is a setting's value: passed as `default=`, or on a line that assigns
+    a name (module, class or `self.` attribute) from literals and calls only (no operator but a sign)."""
+    if at >= 2 and code[at - 1][1] == "=" and code[at - 2][1] == "default":
+        return True
+    row = code[at][2]
+    text = lines[row - 1] if 0 < row <= len(lines) else ""
+    m = _SETTING_LINE.match(text)
+    if m is None:
+        return False
+    rest = [t for t in code if t[2] == row and t[0] != tokenize.NEWLINE][1:]
+    values = rest[next(i for i, t in enumerate(rest) if t[1] == "=") + 1:] if any(t[1] == "=" for t in rest) else []
+    return bool(values) and all(t[0] in (tokenize.NAME, tokenize.NUMBER, tokenize.STRING)
+                                or t[1] in ("(", ")", ",", ".", "-", "[", "]") for t in values)
 
 
 def _compiles(lines: list[str]) -> bool:

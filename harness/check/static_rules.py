@@ -41,30 +41,41 @@ _ASSIGNMENT = re.compile(r"^(?:export\s+)?([A-Z][A-Z0-9_]*)=(\S*)$")
 _LAUNCH = re.compile(r"\b(?:torchrun|python3?|accelerate)\b[^\n]*\.py\b")
 
 
-def run_command_env(text: str) -> dict[str, str]:
+def run_command_env(text: str, scripts: Iterable[str] | None = None) -> dict[str, str]:
     """`KEY=VALUE` assignments in front of a launch command (`TTT_ENABLED=1 torchrun ... train_gpt.py`, also over
-    backslash-continued lines) and `export KEY=VALUE` lines of a README or launcher: the configuration it says ran."""
-    env: dict[str, str] = {}
+    backslash-continued lines) and `export KEY=VALUE` lines of a README or launcher: the configuration it says ran.
+    Where the text shows several launch commands (the run and its ablations), a setting counts only when every one
+    of them gives it the same value: a text that launches both `TTT_ENABLED=0` and `TTT_ENABLED=1` runs, or one
+    run with the flag and one without, does not say which produced the score. SCRIPTS (file names), when given:
+    only commands that launch one of them count (a data download run before training sets nothing)."""
+    exported: dict[str, str] = {}
+    commands: list[dict[str, str]] = []
     for logical in re.sub(r"\\\n", " ", text).splitlines():
         words = logical.strip().strip("`$ ").split()
         if len(words) == 2 and words[0] == "export" and (m := _ASSIGNMENT.match(" ".join(words))):
-            env.setdefault(m.group(1), m.group(2).strip("'\""))
+            exported.setdefault(m.group(1), m.group(2).strip("'\""))
             continue
-        if not _LAUNCH.search(logical):
+        launch = _LAUNCH.search(logical)
+        if launch is None or (scripts is not None and not set(re.findall(r"([\w.-]+\.py)\b", launch.group()))
+                              & set(scripts)):
             continue
+        env: dict[str, str] = {}
         for word in words:
             m = _ASSIGNMENT.match(word)
             if m is None:
                 break  # the assignments end where the command starts
             env.setdefault(m.group(1), m.group(2).strip("'\""))
-    return env
+        if env not in commands:
+            commands.append(env)
+    agreed = {k: v for k, v in commands[0].items() if all(c.get(k) == v for c in commands[1:])} if commands else {}
+    return {**exported, **agreed}
 
 
 def documented_env(sub: Any) -> dict[str, str]:
     """The environment the folder's README.md run command sets (`run_command_env`); empty without a readable one."""
     path = sub.abs("README.md")
     text = _read_text(path) if path.is_file() else None
-    return run_command_env(text) if text is not None else {}
+    return run_command_env(text, {p.name for p in sub.files if p.suffix == ".py"}) if text is not None else {}
 
 
 def run_static_rules(code: Any, logs: Iterable[Any], report: Report, claimed: Iterable[str] = (),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -99,6 +100,7 @@ class LogRun:
     seq_len: int | None = None  # the longest train/eval sequence length printed (val token truncation unit)
     anomalies: list[str] = field(default_factory=list)
     n_lines: int = 0
+    part: tuple[int, int] | None = None  # (k, n): the k-th of n complete runs printed one after another in one file
     # Every `<key>bpb<...>: <number>` figure on any line, read or not by the metric grammar: (line, key, number).
     bpb_figures: list[tuple[int, str, str]] = field(default_factory=list)
     # What the run printed (lines that do not look like Python; at most MAX_OUTPUT_LINES): a static rule reads a
@@ -121,16 +123,16 @@ MAX_BPB_FIGURES = 5000
 class _Parser:
     """Line-by-line state machine; `feed` one line at a time, then `finish`."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, first_line: int = 1):
         self.run = LogRun(path=path)
-        self.lineno = 0
+        self.lineno = first_line - 1
         self.seen_separator = False
         self.pre_lines: list[str] = []  # text before the first separator: maybe an embedded source dump
         self.pre_chars = 0
-        self.pre_start = 1
+        self.pre_start = first_line
         self.block_lines: list[str] = []  # lines since the last separator (after the first): maybe a later dump
         self.block_chars = 0
-        self.block_start = 1
+        self.block_start = first_line
         self.mode = "normal"  # normal | hyper | await_source | source
         self.source_parts: list[str] = []
         self.source_chars = 0
@@ -300,9 +302,10 @@ def _same_at(rounded: MetricLine, exact: MetricLine) -> bool:
     return abs(round(exact.val_bpb, decimals) - rounded.val_bpb) <= 10 ** (-decimals)
 
 
-def parse_lines(lines: Iterable[str], path: str) -> LogRun:
-    """Parse an iterable of lines (a file object streams); never raises on odd text."""
-    parser = _Parser(path)
+def parse_lines(lines: Iterable[str], path: str, first_line: int = 1) -> LogRun:
+    """Parse an iterable of lines (a file object streams); never raises on odd text. FIRST_LINE: the file line
+    number of the first line (a part of a file keeps the file's numbering)."""
+    parser = _Parser(path, first_line)
     for raw in lines:
         parser.feed(raw)
     return parser.finish()
@@ -313,17 +316,76 @@ def parse_log(text: str, path: str) -> LogRun:
     return parse_lines(io.StringIO(text, newline=None), path)
 
 
+# Several runs in one file (a launcher looping over seeds into one log): the file's final tag is printed once per
+# run, every run prints the same progress-line template many times, and every later run opens by printing again
+# some of the lines the first one opened with (its banner, settings, set-up). All three must hold for a split: one
+# run that prints its final tag after each of several passes repeats progress lines, but not its opening.
+MIN_RUN_TEMPLATE_LINES = 20  # a progress template (digits aside) printed at least this often in every part
+OPENING_LINES = 60  # a run's opening: its first this many lines with words (banners, settings, set-up) ...
+MIN_REPEATED_OPENING = 3  # ... of which every later run prints at least this many again (a new run starts)
+MAX_SPLIT_BYTES = 64_000_000  # larger files are read as one run (a split re-reads the file)
+_DIGITS = re.compile(r"[-+]?\d+(?:[.,]\d+)*(?:[eE][-+]?\d+)?")
+
+
+def _template(line: str) -> str:
+    """A line with its numbers and runs of white space made uniform: what a progress line prints every time."""
+    return " ".join(_DIGITS.sub("#", line).split())
+
+
+def _template_counts(lines: list[str]) -> Counter:
+    return Counter(_template(line) for line in lines if _DIGITS.search(line))
+
+
+def split_runs(text: str, run: LogRun) -> list[LogRun]:
+    """RUN (the whole file parsed as one) as the complete runs it holds, each parsed alone with the file's line
+    numbers, when its final tag is printed once per run and each part repeats a training-progress template;
+    [RUN] otherwise."""
+    final = run.final
+    if final is None:
+        return [run]
+    ends = [m.line for m in run.metrics if m.kind == "score" and m.tag == final.tag]
+    if len(ends) < 2 or len({m.val_bpb_text for m in run.metrics if m.kind == "score" and m.tag == final.tag}) < 2:
+        return [run]
+    lines = text.splitlines()
+    bounds = [0, *ends[:-1], len(lines)]  # each part ends at its own final line; the last one at the file's end
+    parts = [lines[a:b] for a, b in zip(bounds, bounds[1:])]
+    shared = None
+    for part in parts:
+        common = {t for t, n in _template_counts(part).items() if n >= MIN_RUN_TEMPLATE_LINES}
+        shared = common if shared is None else shared & common
+    worded = [_template(line) for line in parts[0] if re.search(r"[A-Za-z]{3}", line)]
+    opening = set(list(dict.fromkeys(worded))[:OPENING_LINES])
+    later = [{_template(line) for line in part} & opening for part in parts[1:]]
+    if not shared or any(len(found) < MIN_REPEATED_OPENING for found in later):
+        return [run]
+    runs = []
+    for k, (start, part) in enumerate(zip(bounds, parts), 1):
+        piece = parse_lines(part, run.path, first_line=start + 1)
+        piece.part = (k, len(parts))
+        if piece.final is None:
+            return [run]
+        runs.append(piece)
+    seeds = [r.seed for r in runs if r.seed is not None]
+    if len(seeds) != len(set(seeds)):  # the same seed twice: one run re-evaluated, not several runs
+        return [run]
+    return runs
+
+
 def load_logs(sub) -> list[LogRun]:
-    """Parse every log of a Submission (streamed from disk, undecodable bytes replaced); unreadable files skipped."""
+    """Parse every log of a Submission (streamed from disk, undecodable bytes replaced); unreadable files skipped.
+    A file holding several complete runs gives one LogRun per run (`split_runs`)."""
     runs: list[LogRun] = []
     for rel in sub.logs:
         full = sub.abs(rel)
         try:
             with open(full, encoding="utf-8", errors="replace", newline=None) as fh:
-                runs.append(parse_lines(fh, sub.display(rel)))
+                run = parse_lines(fh, sub.display(rel))
+            if run.final is not None and full.stat().st_size <= MAX_SPLIT_BYTES:
+                runs.extend(split_runs(full.read_text(encoding="utf-8", errors="replace"), run))
+            else:
+                runs.append(run)
         except OSError as exc:
             run = LogRun(path=sub.display(rel))
             run.anomalies.append(f"could not read the log: {exc.strerror or exc}")
             runs.append(run)
     return runs
-

@@ -107,3 +107,46 @@ def test_a_small_edit_of_a_long_script_is_a_warning(edit, severity):
     check_log_code(code, [run], report)
     ((found, message),) = [(f.severity, f.message) for f in report.findings if f.rule == "LOG-CODE-CONSISTENCY"]
     assert found == severity, message
+
+
+SETTINGS = "import os\n\n\nclass Hyperparameters:\n" + "".join(
+    f"    knob_{i} = float(os.environ.get('KNOB_{i}', '0.{i + 1}'))\n" for i in range(12)) + "\n\n" + "".join(
+    f"def step_{i}(value, h):\n    return value * h.knob_{i % 12} + {i}\n\n\n" for i in range(60))
+
+
+def judge_settings_dump(dump: str) -> str:
+    code = SimpleNamespace(units=[SimpleNamespace(path="train_gpt.py", text=SETTINGS, origin="shipped")],
+                           shipped_bytes=len(SETTINGS), counted_files={"train_gpt.py": len(SETTINGS)})
+    run = parse_log(dump + "=" * 100 + "\nfinal_int8_zlib_roundtrip_exact val_loss:2.0 val_bpb:1.2\n", "train.log")
+    report = Report("x")
+    check_log_code(code, [run], report)
+    ((found, message),) = [(f.severity, f.message) for f in report.findings if f.rule == "LOG-CODE-CONSISTENCY"]
+    return found, message
+
+
+def _defaults_rewritten(code: str) -> str:
+    for i in range(12):
+        code = code.replace(f"'KNOB_{i}', '0.{i + 1}'", f"'KNOB_{i}', '0.{i + 5}'")
+    return code
+
+
+@pytest.mark.parametrize("edit, severity", [
+    # VALID: every default of the settings class rewritten (the values the run was launched with): a warning
+    (_defaults_rewritten, "warning"),
+    # INVALID near-miss: three settings read from somewhere else (a name, not a value, changed) besides the defaults
+    (lambda code: _defaults_rewritten(code).replace("'KNOB_1', '0.6'", "'KNOB_1', BASE").replace(
+        "'KNOB_2', '0.7'", "'KNOB_2', BASE").replace("'KNOB_3', '0.8'", "'KNOB_3', BASE"), "error"),
+    # VALID: the defaults and a run id assigned at module level
+    (lambda code: _defaults_rewritten(code.replace("import os\n", "import os\nRUN_ID = 'a'\n")).replace(
+        "RUN_ID = 'a'", "RUN_ID = 'b'"), "warning"),
+    # INVALID near-miss: a constant inside the code of six functions changed: other code
+    (lambda code: code.replace("+ 3\n", "+ 30\n").replace("+ 4\n", "+ 40\n").replace("+ 5\n", "+ 50\n")
+     .replace("+ 6\n", "+ 60\n").replace("+ 7\n", "+ 70\n").replace("+ 8\n", "+ 80\n"), "error"),
+    # INVALID: the defaults and eight lines of logic changed
+    (lambda code: _defaults_rewritten(code).replace("value * h.knob_1 +", "value / h.knob_1 +").replace(
+        "value * h.knob_2 +", "value - h.knob_2 +"), "error"),
+])
+def test_a_dump_differing_in_setting_values_only_is_a_warning(edit, severity):
+    """Changed defaults, paths and run ids leave the same program (a warning); changed code stays an error."""
+    found, message = judge_settings_dump(edit(SETTINGS))
+    assert found == severity, message

@@ -115,3 +115,34 @@ def test_the_documented_run_command_sets_flags(make_submission, readme, severity
 
     folder = make_submission({"train_gpt.py": FLAGGED_TTT_SCRIPT, "README.md": readme})
     assert [f.severity for f in check_path(folder).findings if f.rule == "TTT-PREEVAL-VAL"] == [severity]
+
+
+@pytest.mark.parametrize("text, scripts, env", [
+    ("TTT_ENABLED=1 SEED=42 torchrun train_gpt.py", None, {"TTT_ENABLED": "1", "SEED": "42"}),
+    # one command per seed: the seed differs, the flag they share still counts
+    ("SEED=42 TTT_ENABLED=1 torchrun train_gpt.py\nSEED=7 TTT_ENABLED=1 torchrun train_gpt.py", None,
+     {"TTT_ENABLED": "1"}),
+    # the run and an ablation: the text does not say which one scored
+    ("TTT_ENABLED=1 torchrun train_gpt.py\nAblation: TTT_ENABLED=0 torchrun train_gpt.py", None, {}),
+    # a command without the flag runs the code default: the flag is undecided
+    ("torchrun train_gpt.py\nTTT_ENABLED=1 torchrun train_gpt.py", None, {}),
+    # a data download launched before training sets nothing and does not undo the run's settings
+    ("python3 data/cached_challenge_fineweb.py --variant sp1024\nTTT_ENABLED=1 torchrun train_gpt.py",
+     {"train_gpt.py"}, {"TTT_ENABLED": "1"}),
+    # exports apply to what follows them
+    ("export NGRAM=1\ntorchrun train_gpt.py\nSEED=7 torchrun train_gpt.py", None, {"NGRAM": "1"}),
+])
+def test_run_command_env_keeps_only_settings_every_launch_agrees_on(text, scripts, env):
+    """A README setting counts only when every launch of the folder's scripts gives it the same value."""
+    from harness.check.static_rules import run_command_env
+
+    assert run_command_env(text, scripts) == env
+
+
+def test_an_ablation_command_does_not_decide_a_flag(make_submission):
+    """A README showing the run with and without the flag leaves the flagged path's finding a warning."""
+    from harness.check.pipeline import check_path
+
+    readme = "Run:\n\n    TTT_ENABLED=1 torchrun train_gpt.py\n\nAblation:\n\n    TTT_ENABLED=0 torchrun train_gpt.py\n"
+    folder = make_submission({"train_gpt.py": FLAGGED_TTT_SCRIPT, "README.md": readme})
+    assert [f.severity for f in check_path(folder).findings if f.rule == "TTT-PREEVAL-VAL"] == ["warning"]
