@@ -20,6 +20,7 @@ import io
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Iterable
 
@@ -348,7 +349,7 @@ def split_runs(text: str, run: LogRun) -> list[LogRun]:
         return [run]
     lines = text.splitlines()
     bounds = [0, *ends[:-1], len(lines)]  # each part ends at its own final line; the last one at the file's end
-    parts = [lines[a:b] for a, b in zip(bounds, bounds[1:])]
+    parts = [lines[a:b] for a, b in pairwise(bounds)]
     shared = None
     for part in parts:
         common = {t for t, n in _template_counts(part).items() if n >= MIN_RUN_TEMPLATE_LINES}
