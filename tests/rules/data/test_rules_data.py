@@ -66,12 +66,14 @@ def test_ngram_evidence_names_key_and_ratio(violations_of, code):
 @pytest.mark.parametrize(
     "code, expected",
     [
-        ("import os\nclass H:\n    s = int(os.environ.get('PPM_SUBSET_TOKENS', 3))\ndef f(h, x):\n    return x[:h.s]\n", 1),
-        ("import os\nclass H:\n    s = int(os.environ.get('PPM_SUBSET_TOKENS', 0))\ndef f(h, x):\n    return x[:h.s]\n", 0),
+        ("import os\nclass H:\n    s = int(os.environ.get('PPM_SUBSET_TOKENS', 3))\ndef f(h, x):\n    return x[:h.s]\n"
+         "f(H(), read_shard('data/fineweb_val_000000.bin'))\n", 1),
+        ("import os\nclass H:\n    s = int(os.environ.get('PPM_SUBSET_TOKENS', 0))\ndef f(h, x):\n    return x[:h.s]\n"
+         "f(H(), read_shard('data/fineweb_val_000000.bin'))\n", 0),
     ],
 )
 def test_eval_subset_depends_on_knob_default(violations_of, code, expected):
-    """A subset knob is reported only when its default keeps a prefix (non-zero)."""
+    """A setting that cuts validation data is reported only when its default keeps a prefix (non-zero)."""
     assert len(violations_of("EVAL-SUBSET", code)) == expected
 
 
