@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import ast
-import re
 from functools import cached_property
 
 from rules.analysis.dataflow import guarded_severity, last_name, script_facts
 from rules.base import Invalid, Rule, Valid
 
-_COLLECTOR_NAME = re.compile(r"hessian|gptq", re.IGNORECASE)
-
+# A statistics collector by effect, under a neutral name: forward hooks accumulate each layer's input Gram matrix.
+_COLLECT = (
+    "def gather(model, batches):\n"
+    "    stats = {}\n"
+    "    def make(name):\n"
+    "        def hook(module, inputs, output):\n"
+    "            x = inputs[0].flatten(0, 1)\n"
+    "            stats[name] = stats.get(name, 0) + x.T @ x\n"
+    "        return hook\n"
+    "    handles = [m.register_forward_hook(make(n)) for n, m in model.named_modules()]\n"
+    "    for b in batches:\n"
+    "        model(b)\n"
+    "    return stats\n"
+)
 
 # One config object holds both split patterns; the calibration loader reads one field of it. Which field is read
 # decides, not that the object also holds the other.
-_CONFIG = (
+_CONFIG = _COLLECT + (
     "import os\n"
     "from dataclasses import dataclass, field\n"
     "@dataclass\n"
@@ -25,17 +36,18 @@ _CONFIG = (
     "    def __post_init__(self):\n"
     "        self.train_glob = os.path.join(self.root, 'fineweb_train_*.bin')\n"
     "        self.val_glob = os.path.join(self.root, 'fineweb_val_*.bin')\n"
-    "def collect_hessians(model, loader):\n"
-    "    pass\n"
     "def main(model):\n"
     "    data = DataConfig()\n"
     "    loader = DistributedTokenLoader(data.{GLOB}, 0, 1, 'cuda')\n"
-    "    return collect_hessians(model, loader)\n"
+    "    return gather(model, loader)\n"
 )
 
 
 class GptqCalibVal(Rule):
-    """Flags a Hessian / calibration collector fed with validation tokens or the validation file pattern.
+    """Flags quantization statistics collected from validation data: validation tokens passed to code that, by
+    what it does, collects activation statistics (it hooks the model's layers and runs it without training, or
+    it accumulates a Gram matrix X'X, a GPTQ Hessian), or a forward pass over validation data in a function that
+    has hooked the model (AWQ-style scales). What the collector is called is never evidence.
 
     Why: quantization statistics computed on validation tokens tune the artifact to the test set. #728 was
     re-created as #1019 at valerio-oai's request because it shipped validation-calibrated files (maintainer
@@ -47,83 +59,201 @@ class GptqCalibVal(Rule):
 
     ID = "GPTQ-CALIB-VAL"
     CODE = "PG106"
-    MESSAGE = "quantization calibration (Hessian collection) reads validation data"
+    MESSAGE = "quantization calibration (activation statistics, Hessians) reads validation data"
     VALID = [
-        Valid(
-            "def collect_hessians(model, seqs):\n"
-            "    for s in seqs:\n"
-            "        model(s)\n"
-            "def main(model, val_tokens):\n"
-            "    seqs = generate_autoregressive_calib(model, num_seqs=64, temperature=0.8)\n"
-            "    h = collect_hessians(model, seqs)\n"
-            "    return eval_val(model, val_tokens)\n",
-            name="self-generated calibration (merged #1019; folder named ValCalib)",
-        ),
-        Valid(
-            "def collect_hessians(model, loader):\n"
-            "    pass\n"
-            "def main(args, model):\n"
-            "    calib_loader = DistributedTokenLoader(args.train_files, 0, 1, 'cuda')\n"
-            "    return collect_hessians(model, calib_loader)\n",
-            name="training-data calibration",
-        ),
+        Valid(_COLLECT + "def main(model, val_tokens):\n"
+              "    seqs = generate_autoregressive_calib(model, num_seqs=64, temperature=0.8)\n"
+              "    h = gather(model, seqs)\n"
+              "    return eval_val(model, val_tokens)\n",
+              name="self-generated calibration (merged #1019; folder named ValCalib)"),
+        Valid(_COLLECT + "def main(args, model):\n"
+              "    calib_loader = DistributedTokenLoader(args.train_files, 0, 1, 'cuda')\n"
+              "    return gather(model, calib_loader)\n",
+              name="training-data calibration"),
         Valid(_CONFIG.replace("{GLOB}", "train_glob"),
               name="calibration reads the training field of a config that also holds the validation pattern"),
+        Valid("import torch\n"
+              "def collect_hessians(model, tokens):\n"
+              "    with torch.no_grad():\n"
+              "        return sum(model(tokens[i:i + 64]).item() for i in range(0, 4096, 64))\n"
+              "def main(model):\n"
+              "    held = torch.load('data/fineweb_val_000000.bin')\n"
+              "    return collect_hessians(model, held)\n",
+              name="near-miss: a scoring pass named like a collector collects no statistics"),
+        Valid("def probe(model, batches, opt):\n"
+              "    model.blocks[0].register_forward_hook(lambda m, i, o: None)\n"
+              "    for x, y in batches:\n"
+              "        model(x, y).backward()\n"
+              "        opt.step()\n"
+              "def main(model, opt):\n"
+              "    probe(model, load_batches('data/fineweb_train_*.bin'), opt)\n",
+              name="near-miss: hooks on a training loop over training data"),
+        Valid("import torch\n"
+              "def main(model):\n"
+              "    scales, handles = {}, []\n"
+              "    for name, m in model.named_modules():\n"
+              "        handles.append(m.register_forward_hook(lambda mod, i, o, n=name: scales.setdefault(n, o)))\n"
+              "    with torch.no_grad():\n"
+              "        model(torch.load('data/fineweb_train_000000.bin')[:4096].view(2, -1))\n"
+              "    for h in handles:\n"
+              "        h.remove()\n"
+              "    model = quantize(model, scales)\n"
+              "    return evaluate(model, torch.load('data/fineweb_val_000000.bin'))\n",
+              name="near-miss: scales from training data; validation scored after the hooks are removed"),
     ]
     INVALID = [
-        Invalid(
-            "def collect_hessians(model, loader):\n"
-            "    pass\n"
-            "def main(args, model):\n"
-            "    calib_loader = DistributedTokenLoader(args.val_files, 0, 1, 'cuda')\n"
-            "    return collect_hessians(model, calib_loader)\n",
-            expected_line=5,
-            name="#728 v1: val_files loader",
-        ),
-        Invalid(
-            "def collect_hessians_from_tokens(model, seqs):\n"
-            "    pass\n"
-            "def main(model, n, L):\n"
-            "    held = torch.load('data/fineweb_val_000000.bin')\n"
-            "    seqs = [held[i * L:(i + 1) * L] for i in range(n)]\n"
-            "    return collect_hessians_from_tokens(model, seqs)\n",
-            expected_line=6,
-            name="#1329: sequences sliced from val_tokens",
-        ),
-        Invalid(_CONFIG.replace("{GLOB}", "val_glob"), expected_line=16,
+        Invalid(_COLLECT + "def main(args, model):\n"
+                "    calib_loader = DistributedTokenLoader(args.val_files, 0, 1, 'cuda')\n"
+                "    return gather(model, calib_loader)\n",
+                expected_line=14, name="#728 v1: val_files loader into a hook collector"),
+        Invalid("import torch\n"
+                "def second_moments(model, seqs):\n"
+                "    acc = {}\n"
+                "    for s in seqs:\n"
+                "        for name, x in model.layer_inputs(s):\n"
+                "            acc[name] = acc.get(name, 0)\n"
+                "            acc[name] += x.t() @ x\n"
+                "    return acc\n"
+                "def main(model, n, L):\n"
+                "    held = torch.load('data/fineweb_val_000000.bin')\n"
+                "    seqs = [held[i * L:(i + 1) * L] for i in range(n)]\n"
+                "    return second_moments(model, seqs)\n",
+                expected_line=12, name="#1329 shape, renamed: Hessians from sequences sliced from validation"),
+        Invalid(_CONFIG.replace("{GLOB}", "val_glob"), expected_line=25,
                 name="near-miss: the same config, calibration reads its validation field"),
+        Invalid("import torch\n"
+                "def main(model):\n"
+                "    val_tokens = torch.load('data/fineweb_val_000000.bin')\n"
+                "    scales = {}\n"
+                "    for name, m in model.named_modules():\n"
+                "        m.register_forward_hook(lambda mod, i, o, n=name: scales.setdefault(n, o.abs().mean()))\n"
+                "    with torch.no_grad():\n"
+                "        model.forward_logits(val_tokens[:4096].view(2, -1))\n"
+                "    return quantize(model, scales)\n",
+                expected_line=8, name="#678 shape: AWQ scales from hooks, the forward pass inline on validation"),
+        Invalid("import torch\n"
+                "def export(model, val_tokens):\n"
+                "    scales = {}\n"
+                "    for name, m in model.named_modules():\n"
+                "        m.register_forward_hook(lambda mod, i, o, n=name: scales.setdefault(n, o.abs().mean()))\n"
+                "    with torch.no_grad():\n"
+                "        model.forward_logits(val_tokens[:4096].view(2, -1))\n"
+                "    return quantize(model, scales)\n"
+                "def main(model):\n"
+                "    return export(model, torch.load('data/fineweb_val_000000.bin'))\n",
+                expected_line=10, name="the same in a helper: validation passed to a function that hooks and runs"),
+        Invalid("def _accumulate(h, x):\n"
+                "    h.add_(torch.matmul(x.T, x))\n"
+                "def calibrate(model, batches, h):\n"
+                "    for b in batches:\n"
+                "        _accumulate(h, model.embed(b))\n"
+                "def main(model, h):\n"
+                "    calibrate(model, load_batches('data/fineweb_val_*.bin'), h)\n",
+                expected_line=7, name="indirect: the Gram update two calls below the calibration call"),
     ]
 
     def finish(self) -> None:
         facts = script_facts(self.context.tree, self.facts)  # which calls collect statistics (callee bodies)
+        covered: set[ast.AST] = set()  # collectors already reported at a call that passes validation data
+        inline = []
         for info in self.facts.graph.functions:
+            window = _hook_window(info.nodes)  # the function itself hooks the model, then runs it before training
             for node in info.nodes:
-                if not (isinstance(node, ast.Call) and self._is_collector(node, facts)):
+                if not isinstance(node, ast.Call):
                     continue
-                for arg in [*node.args, *(k.value for k in node.keywords)]:
-                    origin = self.facts.val_evidence(arg, info)  # the shared taint: what the argument was read from
-                    if origin is None:
-                        continue
-                    severity, guards = guarded_severity(self, node)
-                    self.report(node, severity=severity, evidence=[
-                        origin, (node.lineno, f"passed to calibration `{last_name(node.func)}`"), *guards])
-                    break
+                if self._is_collector(node, facts):
+                    if self._report_val_arg(node, info):
+                        covered.update(facts.callees(node))
+                elif window[0] < node.lineno < window[1]:
+                    inline.append((node, info))
+        for node, info in inline:
+            if info.node not in covered:
+                self._report_val_arg(node, info)
+
+    def _report_val_arg(self, node: ast.Call, info) -> bool:
+        for arg in [*node.args, *(k.value for k in node.keywords)]:
+            origin = self.facts.val_evidence(arg, info)  # the shared taint: what the argument was read from
+            if origin is None:
+                continue
+            severity, guards = guarded_severity(self, node)
+            self.report(node, severity=severity, evidence=[
+                origin, (node.lineno, f"passed to calibration `{last_name(node.func)}`"), *guards])
+            return True
+        return False
 
     @cached_property
-    def _called_names(self) -> dict[ast.AST, set]:
-        """Callee node -> the names it calls: each callee is walked once, however many calls reach it."""
+    def _collects(self) -> dict[ast.AST, bool]:
+        """Callee node -> whether running it collects statistics: each callee is judged once."""
         return {}
 
-    def _is_collector(self, call: ast.Call, facts) -> bool:
-        name = last_name(call.func) or ""
-        if _COLLECTOR_NAME.search(name):
-            return True
+    def _is_collector(self, call: ast.Call, facts, depth: int = 0) -> bool:
+        """Whether CALL runs code that collects activation statistics by effect: it registers forward hooks and
+        does not train, or it accumulates a Gram matrix (`H += x.T @ x`, a Hessian); followed two calls deep."""
         for callee in facts.callees(call):
-            calls = self._called_names.get(callee)
-            if calls is None:
-                calls = self._called_names[callee] = {last_name(n.func) for n in ast.walk(callee)
-                                                      if isinstance(n, ast.Call)}
-            # A hook-registering function that also trains is a training loop, not a calibration pass.
-            if "register_forward_hook" in calls and "backward" not in calls and "step" not in calls:
+            known = self._collects.get(callee)
+            if known is None:
+                self._collects[callee] = False  # recursion guard
+                body = list(ast.walk(callee))
+                known = _hooks_without_training(body) is not None or any(_gram_update(n) for n in body) or (
+                    depth < 2 and any(isinstance(n, ast.Call) and n is not call and self._is_collector(n, facts, depth + 1)
+                                      for n in body))
+                self._collects[callee] = known
+            if known:
                 return True
         return False
+
+
+_HOOKS = {"register_forward_hook", "register_forward_pre_hook"}
+_TRAINING = {"backward", "step"}
+
+
+def _hooks_without_training(nodes) -> int | None:
+    """The line of the first forward hook registered among NODES when none of them trains (backward, step)."""
+    calls = [n for n in nodes if isinstance(n, ast.Call)]
+    names = {last_name(n.func) for n in calls}
+    if names & _TRAINING:
+        return None
+    return min((n.lineno for n in calls if last_name(n.func) in _HOOKS), default=None)
+
+
+def _hook_window(nodes) -> tuple[float, float]:
+    """(first forward-hook line, first line after it that trains or removes a hook handle) among NODES: a forward
+    pass between the two runs with the hooks collecting; (inf, inf) without hooks."""
+    calls = [n for n in nodes if isinstance(n, ast.Call)]
+    start = min((n.lineno for n in calls if last_name(n.func) in _HOOKS), default=float("inf"))
+    end = min((n.lineno for n in calls if n.lineno > start and (last_name(n.func) in _TRAINING or (
+        last_name(n.func) == "remove" and not n.args))), default=float("inf"))
+    return start, end
+
+
+def _gram_update(node: ast.AST) -> bool:
+    """`H += x.T @ x`, `H = H + x.t() @ x`, `H.add_(x.T @ x)`, `torch.matmul(x.T, x)` accumulated: X'X of one X."""
+    if isinstance(node, ast.AugAssign):
+        value = node.value
+    elif isinstance(node, ast.Call) and last_name(node.func) in ("add_", "addmm_", "add"):
+        value = node
+    elif isinstance(node, ast.Assign) and isinstance(node.value, ast.BinOp) and isinstance(node.value.op, ast.Add):
+        value = node.value
+    else:
+        return False
+    return any(_is_gram(n) for n in ast.walk(value))
+
+
+def _transposed(expr: ast.AST) -> ast.AST | None:
+    """X for `X.T`, `X.t()`, `X.transpose(...)`, `X.mT`."""
+    if isinstance(expr, ast.Attribute) and expr.attr in ("T", "mT"):
+        return expr.value
+    if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr in ("t", "transpose"):
+        return expr.func.value
+    return None
+
+
+def _is_gram(node: ast.AST) -> bool:
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
+        left, right = node.left, node.right
+    elif isinstance(node, ast.Call) and last_name(node.func) in ("matmul", "mm") and len(node.args) == 2:
+        left, right = node.args
+    else:
+        return False
+    inner = _transposed(left)
+    return inner is not None and ast.dump(inner) == ast.dump(right)
