@@ -56,6 +56,15 @@ class BpbByteLut(Rule):
             "    return out\n",
             name="space baked into the table and never added again: one +1 path",
         ),
+        Valid(
+            "def token_keys(sp, V):\n"
+            "    keys = {}\n"
+            "    for i in range(V):\n"
+            "        text = sp.id_to_piece(i).replace('\\u2581', ' ').lower()\n"
+            "        keys.setdefault(text, len(keys))\n"
+            "    return keys\n",
+            name="near-miss: a table of piece texts (a lookup key for a memory) measures no bytes",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -86,6 +95,17 @@ class BpbByteLut(Rule):
             expected_line=1,
             name="byte-fallback pieces counted by their text '<0xE2>'",
         ),
+        Invalid(
+            "def denominators(proc, V):\n"
+            "    widths = torch.zeros(V)\n"
+            "    for t in range(V):\n"
+            "        s = proc.id_to_piece(t)\n"
+            "        s = s[1:] if s.startswith('\\u2581') else s\n"
+            "        widths[t] = len(bytes(s, 'utf-8'))\n"
+            "    return widths\n",
+            expected_line=1,
+            name="renamed, reshaped: the length of the piece's bytes through an alias, no is_byte branch",
+        ),
     ]
 
     def finish(self) -> None:
@@ -93,8 +113,8 @@ class BpbByteLut(Rule):
         accumulator = _accumulator_space_term(facts)
         for info in facts.graph.functions[1:]:
             calls = {last_name(n.func): n for n in info.nodes if isinstance(n, ast.Call)}
-            if "id_to_piece" not in calls:
-                continue
+            if "id_to_piece" not in calls or not _measures_pieces(info, facts):
+                continue  # a table of piece texts (a lookup key, a vocabulary map) counts no bytes
             plus_one = _baked_space(info.nodes)
             if plus_one is not None and accumulator is not None:
                 self.report(plus_one, "leading space counted twice: +1 in the byte table and again in the accumulator",
@@ -106,6 +126,22 @@ class BpbByteLut(Rule):
             elif "is_unused" not in calls:
                 self.report(info.node, "unused pieces are not treated as 0-byte boundaries (no is_unused test)",
                             severity="warning", evidence=[(calls["is_byte"].lineno, "boundary predicate lacks is_unused")])
+
+
+def _measures_pieces(info, facts) -> bool:
+    """Whether the function takes the length of a piece's text (`len(piece.encode())`, `len(sp.id_to_piece(i))`):
+    what makes a table of pieces a byte count."""
+    flow = facts.flow(info.node)
+    pieces = {name for name, values in flow.defs.items()
+              if any(isinstance(n, ast.Call) and last_name(n.func) == "id_to_piece" for v in values for n in ast.walk(v))}
+    for node in info.nodes:
+        if isinstance(node, ast.Call) and last_name(node.func) == "len" and node.args:
+            arg = node.args[0]
+            if any(isinstance(n, ast.Call) and last_name(n.func) == "id_to_piece" for n in ast.walk(arg)):
+                return True
+            if pieces & flow.closure(arg):
+                return True
+    return False
 
 
 def _baked_space(nodes) -> ast.AST | None:
