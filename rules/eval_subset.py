@@ -76,6 +76,16 @@ class EvalSubset(Rule):
             "    return score(read_shard('data/fineweb_val_000000.bin'), layers)\n",
             name="near-miss: a subset-named setting that cuts something other than validation data",
         ),
+        Valid(
+            "import os\n"
+            "world = int(os.environ.get('WORLD_SIZE', '8'))\n"
+            "rank = int(os.environ.get('RANK', '0'))\n"
+            "def main():\n"
+            "    held = read_shard('data/fineweb_val_000000.bin')\n"
+            "    starts = list(range(0, len(held) - 64, 64))\n"
+            "    return all_reduce(score(held, starts[rank::world]))\n",
+            name="near-miss: every rank scores its k-th share of the windows (a partition, all-reduced)",
+        ),
         Valid(_FRACTION.replace("{DEFAULT}", "0.02"), name="a fraction set by the logs to the whole split",
               log_hints=LogHints(hyperparameters={"doc_fraction": "1.0"})),
     ]
@@ -161,8 +171,8 @@ def _cut(node: ast.AST) -> tuple[ast.AST, ast.AST, str] | None:
     """(the data, the size or step expression, how it is cut) when NODE keeps a part of a sequence."""
     if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice):
         s = node.slice
-        if s.step is not None:
-            return node.value, s.step, "every k-th item kept by"
+        if s.step is not None:  # `x[rank::world]` with an offset is one part of a partition, not a subset
+            return (node.value, s.step, "every k-th item kept by") if s.lower is None else None
         if s.upper is not None and s.lower is None:
             return node.value, s.upper, "a prefix kept by"
         return None

@@ -100,6 +100,19 @@ class GptqCalibVal(Rule):
               "    model = quantize(model, scales)\n"
               "    return evaluate(model, torch.load('data/fineweb_val_000000.bin'))\n",
               name="near-miss: scales from training data; validation scored after the hooks are removed"),
+        Valid("import torch\n"
+              "def score(model, val_tokens):\n"
+              "    total = 0.0\n"
+              "    for i in range(0, 4096, 128):\n"
+              "        cap = [None]\n"
+              "        h = model.final_norm.register_forward_hook(lambda m, inp, out: cap.__setitem__(0, out))\n"
+              "        with torch.no_grad():\n"
+              "            model.forward_logits(val_tokens[i:i + 128].view(1, -1))\n"
+              "        total += head_loss(cap[0])\n"
+              "    return total\n"
+              "def main(model):\n"
+              "    return score(model, torch.load('data/fineweb_val_000000.bin'))\n",
+              name="near-miss: one hook capturing a hidden state to score with is no layer-wise calibration"),
     ]
     INVALID = [
         Invalid(_COLLECT + "def main(args, model):\n"
@@ -164,8 +177,8 @@ class GptqCalibVal(Rule):
                 if self._is_collector(node, facts):
                     if self._report_val_arg(node, info):
                         covered.update(facts.callees(node))
-                elif window[0] < node.lineno < window[1]:
-                    inline.append((node, info))
+                elif window[0] < node.lineno < window[1] and _root_name(node.func) in window[2]:
+                    inline.append((node, info))  # the hooked model itself, run with the hooks collecting
         for node, info in inline:
             if info.node not in covered:
                 self._report_val_arg(node, info)
@@ -208,22 +221,51 @@ _TRAINING = {"backward", "step"}
 
 
 def _hooks_without_training(nodes) -> int | None:
-    """The line of the first forward hook registered among NODES when none of them trains (backward, step)."""
+    """The line of the first layer-wise forward hook among NODES when none of them trains (backward, step)."""
     calls = [n for n in nodes if isinstance(n, ast.Call)]
-    names = {last_name(n.func) for n in calls}
-    if names & _TRAINING:
+    if {last_name(n.func) for n in calls} & _TRAINING:
         return None
-    return min((n.lineno for n in calls if last_name(n.func) in _HOOKS), default=None)
+    return min((line for line, _model in _layer_hooks(nodes)), default=None)
 
 
-def _hook_window(nodes) -> tuple[float, float]:
-    """(first forward-hook line, first line after it that trains or removes a hook handle) among NODES: a forward
-    pass between the two runs with the hooks collecting; (inf, inf) without hooks."""
+def _hook_window(nodes) -> tuple[float, float, set[str]]:
+    """(first layer-wise forward-hook line, first line after it that trains or removes a hook handle, the hooked
+    models' names) among NODES: the hooked model run between the two lines runs with the hooks collecting."""
     calls = [n for n in nodes if isinstance(n, ast.Call)]
-    start = min((n.lineno for n in calls if last_name(n.func) in _HOOKS), default=float("inf"))
+    hooks = _layer_hooks(nodes)
+    start = min((line for line, _model in hooks), default=float("inf"))
     end = min((n.lineno for n in calls if n.lineno > start and (last_name(n.func) in _TRAINING or (
         last_name(n.func) == "remove" and not n.args))), default=float("inf"))
-    return start, end
+    return start, end, {model for _line, model in hooks if model}
+
+
+def _layer_hooks(nodes) -> list[tuple[int, str | None]]:
+    """(line, the model's name) of forward hooks registered layer by layer: on the target of a loop or comprehension over a model's
+    modules (`for name, m in model.named_modules(): m.register_forward_hook(...)`, `for b in model.blocks:
+    b.mlp.register_forward_hook(...)`), what a calibration does; one hook on one module (capturing a hidden
+    state to score with) is not this."""
+    lines = []
+    for node in nodes:
+        if isinstance(node, (ast.For, ast.AsyncFor)):
+            loops = [(node.target, node.iter, node.body)]
+        elif isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+            loops = [(g.target, g.iter, [node]) for g in node.generators]
+        else:
+            continue
+        for target, modules, body in loops:
+            bound = {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+            for stmt in body:
+                for call in ast.walk(stmt):
+                    if isinstance(call, ast.Call) and last_name(call.func) in _HOOKS \
+                            and isinstance(call.func, ast.Attribute) and _root_name(call.func.value) in bound:
+                        lines.append((call.lineno, _root_name(modules)))
+    return lines
+
+
+def _root_name(expr: ast.AST) -> str | None:
+    while isinstance(expr, (ast.Attribute, ast.Subscript, ast.Call)):
+        expr = expr.func if isinstance(expr, ast.Call) else expr.value
+    return expr.id if isinstance(expr, ast.Name) else None
 
 
 def _gram_update(node: ast.AST) -> bool:
