@@ -86,6 +86,13 @@ class EvalSubset(Rule):
             "    return all_reduce(score(held, starts[rank::world]))\n",
             name="near-miss: every rank scores its k-th share of the windows (a partition, all-reduced)",
         ),
+        Valid(
+            "import os\n"
+            "cap = os.environ.get('VAL_MAX_TOKENS', '4000000')\n"
+            "def main():\n"
+            "    held = read_shard('data/fineweb_val_000000.bin')\n"
+            "    return score(held if cap == 'full' else held[:int(cap)])\n",
+            name="a cap the logs print as `full`", log_hints=LogHints(hyperparameters={"val_max_tokens": "full"})),
         Valid(_FRACTION.replace("{DEFAULT}", "0.02"), name="a fraction set by the logs to the whole split",
               log_hints=LogHints(hyperparameters={"doc_fraction": "1.0"})),
     ]
@@ -117,6 +124,15 @@ class EvalSubset(Rule):
         Invalid(_FRACTION.replace("{DEFAULT}", "1.0"), expected_line=6, expected_severity="error",
                 log_hints=LogHints(hyperparameters={"doc_fraction": "0.02"}),
                 name="#1837 shape: the logs print the fraction at 2 % although it defaults to the whole split"),
+        Invalid(
+            "import os\n"
+            "seq = int(os.environ.get('SEQ_LEN', '2048'))\n"
+            "def main(model):\n"
+            "    held = read_shard('data/fineweb_val_000000.bin')\n"
+            "    warm = model(held[:seq + 1])\n"
+            "    return score(model, held)\n",
+            expected_line=5, expected_severity="warning", log_hints=LogHints(hyperparameters={"seq_len": "2048"}),
+            name="near-miss: a prefix by a setting the logs print at its default stays a static warning"),
         Invalid(
             "import os\n"
             "stride = int(os.environ.get('EVAL_EVERY', '4'))\n"
@@ -158,9 +174,12 @@ class EvalSubset(Rule):
                 env, default, line = knobs[name]
                 logged = self.log_hints.flag_value(env) or self.log_hints.flag_value(name)
                 value = default if logged is None else logged
-                if is_falsy_default(value) or (_scales_length(bound, flow) and _at_least_one(value)):
-                    continue
-                severity, guards = self.gated_severity(node, "error" if logged is not None else None)
+                if not _a_size(value) or (_scales_length(bound, flow) and _at_least_one(value)):
+                    continue  # off, or a fraction of the whole
+                # The logs decide only where they show the setting moved from its default (to a subset); a logged
+                # value equal to the default is the static case, a warning (a window's length, a warm-up's).
+                moved = logged is not None and not _same_value(logged, default)
+                severity, guards = self.gated_severity(node, "error" if moved else None)
                 said = f"the logs print {name} = {logged}" if logged is not None else f"{env} defaults to {default}"
                 self.report(node, severity=severity, evidence=[
                     origin, (line, said), (node.lineno, f"{how} `{ast.unparse(node)[:60]}`"), *guards])
@@ -195,6 +214,23 @@ def _scales_length(bound: ast.AST, flow) -> bool:
     if calls(bound):
         return True
     return any(calls(value) for name in flow.closure(bound) for value in flow.defs.get(name, ()))
+
+
+def _a_size(value: object) -> bool:
+    """Whether VALUE can size a part: a positive number (`full`, `all`, `none`, 0 and off are the whole split)."""
+    if is_falsy_default(value):
+        return False
+    try:
+        return float(str(value).strip().strip("'\"")) > 0
+    except ValueError:
+        return False
+
+
+def _same_value(logged: str, default: object) -> bool:
+    try:
+        return float(str(logged).strip().strip("'\"")) == float(str(default).strip().strip("'\""))
+    except ValueError:
+        return str(logged).strip().strip("'\"") == str(default).strip().strip("'\"")
 
 
 def _at_least_one(value: object) -> bool:
