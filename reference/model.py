@@ -39,6 +39,7 @@ class GPTConfig:
     tied_embed_init_std: float = 0.005
     bigram_buckets: int = 0  # hashed (previous, current) token-pair embeddings; 0: none
     bigram_dim: int = 128  # their width, projected up to model_dim
+    bigram_sparse: bool = False  # sparse gradients for the pair table: a step touches at most its tokens' rows
     bos_id: int = 1  # the challenge's tokenizers start every document with id 1 (reference/data.py writes the same)
 
 
@@ -52,7 +53,7 @@ class BigramHash(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.buckets, self.bos_id = cfg.bigram_buckets, cfg.bos_id
-        self.emb = nn.Embedding(cfg.bigram_buckets, cfg.bigram_dim)
+        self.emb = nn.Embedding(cfg.bigram_buckets, cfg.bigram_dim, sparse=cfg.bigram_sparse)
         nn.init.normal_(self.emb.weight, std=cfg.tied_embed_init_std)
         self.proj = nn.Linear(cfg.bigram_dim, cfg.model_dim, bias=False)
         nn.init.zeros_(self.proj.weight)

@@ -76,6 +76,7 @@ class Hyperparameters:
     qk_gain_init: float = 1.5
     bigram_buckets: int = 0  # BigramHash pair embeddings (model.py); 0: none
     bigram_dim: int = 128
+    bigram_sparse: bool = False  # sparse table gradients + lazy Adam (SparseAdam): single-process CPU runs
     # optimisers (baseline values; Muon for block matrices, Adam for embedding and vectors)
     tied_embed_lr: float = 0.035
     matrix_lr: float = 0.025  # below the baseline's 0.04: EMA and the longer warmdown prefer a calmer start
@@ -230,14 +231,15 @@ def build_optimizers(model: GPT, args: Hyperparameters) -> list[torch.optim.Opti
     named = list(model.blocks.named_parameters())
     matrices = [p for n, p in named if p.ndim == 2 and "resid_mix" not in n]  # resid_mix is a control tensor
     scalars = [p for n, p in named if p.ndim < 2 or "resid_mix" in n] + [model.skip_weights]
-    embeddings = [model.tok_emb.weight]
+    embeddings, sparse = [model.tok_emb.weight], []  # sparse: lazy Adam touches only the rows a step's pairs hit
     if model.bigram is not None:
-        embeddings.append(model.bigram.emb.weight)
+        (sparse if model.bigram.emb.sparse else embeddings).append(model.bigram.emb.weight)
         matrices.append(model.bigram.proj.weight)
     adam = dict(betas=(args.beta1, args.beta2), eps=1e-8)
     optimizers = [torch.optim.Adam(embeddings, lr=args.tied_embed_lr, **adam),
                   torch.optim.Adam(scalars, lr=args.scalar_lr, **adam),
                   Muon(matrices, lr=args.matrix_lr, momentum=args.muon_momentum)]
+    optimizers += [torch.optim.SparseAdam(sparse, lr=args.tied_embed_lr, **adam)] if sparse else []
     for opt in optimizers:
         for group in opt.param_groups:
             group["base_lr"] = group["lr"]
@@ -383,7 +385,7 @@ def export(args, model, log, rank, world) -> str:
 def load_artifact(path: str, device: torch.device) -> tuple[GPT, dict]:
     """A model rebuilt from artifact bytes alone (config from its meta), and the meta."""
     obj = unpack(Path(path).read_bytes())
-    model = GPT(GPTConfig(**obj["meta"]["config"])).to(device)
+    model = GPT(GPTConfig(**{**obj["meta"]["config"], "bigram_sparse": False})).to(device)  # TTT: dense table
     model.load_state_dict(dequantize_state_dict(obj), strict=True)
     return model, obj["meta"]
 

@@ -52,11 +52,11 @@ def test_zero_projection_starts_as_the_plain_model():
         assert torch.allclose(with_pairs.hidden(idx), plain.hidden(idx), atol=1e-6)
 
 
-@pytest.mark.parametrize("buckets", [0, 128])
-def test_every_parameter_is_in_exactly_one_optimizer(buckets):
-    """Each trainable parameter is stepped by one optimiser, with or without the pair embedding."""
+@pytest.mark.parametrize("buckets, sparse", [(0, False), (128, False), (128, True)])
+def test_every_parameter_is_in_exactly_one_optimizer(buckets, sparse):
+    """Each trainable parameter is stepped by one optimiser, with or without the (sparse) pair embedding."""
     args = Hyperparameters(vocab_size=64, num_layers=2, model_dim=32, num_heads=2, num_kv_heads=1, rope_dims=8,
-                           bigram_buckets=buckets, bigram_dim=16)
+                           bigram_buckets=buckets, bigram_dim=16, bigram_sparse=sparse)
     model = GPT(model_config(args))
     seen = [id(p) for opt in build_optimizers(model, args) for g in opt.param_groups for p in g["params"]]
     assert sorted(seen) == sorted(id(p) for p in model.parameters())
@@ -71,3 +71,22 @@ def test_no_pair_spans_two_documents():
         start = model.bigram(torch.tensor([[bos]]))[0, 0]
     assert torch.allclose(a[1], b[1]) and torch.allclose(a[1], start)
     assert torch.allclose(a[2], b[2])  # (BOS, 9) inside the new document: the same pair in both rows
+
+
+def test_a_sparse_pair_table_updates_only_the_rows_a_step_touched():
+    """With sparse gradients the step leaves every pair-table row that no input pair hashed to unchanged."""
+    args = Hyperparameters(vocab_size=64, num_layers=2, model_dim=32, num_heads=2, num_kv_heads=1, rope_dims=8,
+                           bigram_buckets=128, bigram_dim=16, bigram_sparse=True)
+    torch.manual_seed(0)
+    model = GPT(model_config(args))
+    with torch.no_grad():
+        model.bigram.proj.weight.normal_(std=0.5)  # a non-zero projection: the table gets gradients
+    optimizers = build_optimizers(model, args)
+    before = model.bigram.emb.weight.detach().clone()
+    idx = torch.randint(0, 64, (2, 12), generator=torch.Generator().manual_seed(2))
+    model(idx, idx.roll(-1, 1)).backward()
+    touched = model.bigram.emb.weight.grad.coalesce().indices()[0].unique()
+    for opt in optimizers:
+        opt.step()
+    moved = (model.bigram.emb.weight.detach() != before).any(dim=1).nonzero().flatten()
+    assert set(moved.tolist()) <= set(touched.tolist()) and len(moved) > 0
