@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from rules.analysis.dataflow import is_falsy_default, script_facts
+from rules.analysis.dataflow import script_facts
 from rules.analysis.graph import last_name
 from rules.base import Invalid, LogHints, Rule, Valid
 
@@ -216,25 +216,25 @@ def _scales_length(bound: ast.AST, flow) -> bool:
     return any(calls(value) for name in flow.closure(bound) for value in flow.defs.get(name, ()))
 
 
+def _number(value: object) -> float | None:
+    """VALUE (a default or a logged text, maybe quoted) as a number; None when it is none."""
+    try:
+        return float(str(value).strip().strip("'\""))
+    except ValueError:
+        return None
+
+
 def _a_size(value: object) -> bool:
     """Whether VALUE can size a part: a positive number (`full`, `all`, `none`, 0 and off are the whole split)."""
-    if is_falsy_default(value):
-        return False
-    try:
-        return float(str(value).strip().strip("'\"")) > 0
-    except ValueError:
-        return False
+    return (_number(value) or 0.0) > 0
 
 
 def _same_value(logged: str, default: object) -> bool:
-    try:
-        return float(str(logged).strip().strip("'\"")) == float(str(default).strip().strip("'\""))
-    except ValueError:
+    a, b = _number(logged), _number(default)
+    if a is None or b is None:
         return str(logged).strip().strip("'\"") == str(default).strip().strip("'\"")
+    return a == b
 
 
 def _at_least_one(value: object) -> bool:
-    try:
-        return float(str(value).strip().strip("'\"")) >= 1.0
-    except ValueError:
-        return False
+    return (_number(value) or 0.0) >= 1.0

@@ -208,8 +208,8 @@ class GptqCalibVal(Rule):
                 self._collects[callee] = False  # recursion guard
                 body = list(ast.walk(callee))
                 known = _hooks_without_training(body) is not None or any(_gram_update(n) for n in body) or (
-                    depth < 2 and any(isinstance(n, ast.Call) and n is not call and self._is_collector(n, facts, depth + 1)
-                                      for n in body))
+                    depth < 2 and any(isinstance(n, ast.Call) and n is not call
+                                      and self._is_collector(n, facts, depth + 1) for n in body))
                 self._collects[callee] = known
             if known:
                 return True
@@ -240,10 +240,10 @@ def _hook_window(nodes) -> tuple[float, float, set[str]]:
 
 
 def _layer_hooks(nodes) -> list[tuple[int, str | None]]:
-    """(line, the model's name) of forward hooks registered layer by layer: on the target of a loop or comprehension over a model's
-    modules (`for name, m in model.named_modules(): m.register_forward_hook(...)`, `for b in model.blocks:
-    b.mlp.register_forward_hook(...)`), what a calibration does; one hook on one module (capturing a hidden
-    state to score with) is not this."""
+    """(line, the model's name) of forward hooks registered layer by layer: on the target of a loop or
+    comprehension over a model's modules (`for name, m in model.named_modules(): m.register_forward_hook(...)`,
+    `for b in model.blocks: b.mlp.register_forward_hook(...)`), what a calibration does; one hook on one module
+    (capturing a hidden state to score with) is not this."""
     lines = []
     for node in nodes:
         if isinstance(node, (ast.For, ast.AsyncFor)):

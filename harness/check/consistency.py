@@ -243,11 +243,10 @@ def _same_code_but_comments(dumped: list[str], candidates: list[list[str]]) -> i
 def _literal_edit(dumped: list[str], candidates: list[list[str]]) -> tuple[int, int] | None:
     """(changed settings, other changed code lines) against the closest candidate whose code equals the dump's
     once the literal values of settings are set aside and few other lines differ (a small edit: SMALL_EDIT_LINES
-    and SMALL_EDIT_FRACTION). A setting
-    is a literal assigned to a name (`LR = 0.02`, `lr: float = float(os.environ.get("LR", "0.02"))`) or passed as
-    `default=`: a different default, path or run id is the same program run with other settings, which the log's
-    own configuration lines show; a literal inside an expression (`return x + 7`) is code. None when no candidate
-    is that close (comments never count)."""
+    and SMALL_EDIT_FRACTION). A setting is a literal assigned to a name (`LR = 0.02`,
+    `lr: float = float(os.environ.get("LR", "0.02"))`) or passed as `default=`: a different default, path or run
+    id is the same program run with other settings, which the log's own configuration lines show; a literal inside
+    an expression (`return x + 7`) is code. None when no candidate is that close (comments never count)."""
     tokens = _code_tokens(dumped)
     if not tokens:
         return None
@@ -268,8 +267,8 @@ def _literal_edit(dumped: list[str], candidates: list[list[str]]) -> tuple[int, 
                 settings += len(ours)
                 continue
             lines.update(t[2] for t in ours or tokens[max(a0 - 1, 0):a0 + 1])
-        code_lines = len({t[2] for t in code})
-        if len(lines) <= min(SMALL_EDIT_LINES, SMALL_EDIT_FRACTION * code_lines) and (best is None or (len(lines), settings) < best[::-1]):
+        limit = min(SMALL_EDIT_LINES, SMALL_EDIT_FRACTION * len({t[2] for t in code}))
+        if len(lines) <= limit and (best is None or (len(lines), settings) < best[::-1]):
             best = (settings, len(lines))
     return best
 

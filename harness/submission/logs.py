@@ -337,15 +337,21 @@ def _template_counts(lines: list[str]) -> Counter:
     return Counter(_template(line) for line in lines if _DIGITS.search(line))
 
 
+def _final_lines(run: LogRun) -> list[int]:
+    """The lines of RUN's final tag when it is printed more than once with different values (maybe several runs);
+    [] otherwise."""
+    if run.final is None:
+        return []
+    finals = [m for m in run.metrics if m.kind == "score" and m.tag == run.final.tag]
+    return [m.line for m in finals] if len({m.val_bpb_text for m in finals}) >= 2 else []
+
+
 def split_runs(text: str, run: LogRun) -> list[LogRun]:
     """RUN (the whole file parsed as one) as the complete runs it holds, each parsed alone with the file's line
     numbers, when its final tag is printed once per run and each part repeats a training-progress template;
     [RUN] otherwise."""
-    final = run.final
-    if final is None:
-        return [run]
-    ends = [m.line for m in run.metrics if m.kind == "score" and m.tag == final.tag]
-    if len(ends) < 2 or len({m.val_bpb_text for m in run.metrics if m.kind == "score" and m.tag == final.tag}) < 2:
+    ends = _final_lines(run)
+    if not ends:
         return [run]
     lines = text.splitlines()
     bounds = [0, *ends[:-1], len(lines)]  # each part ends at its own final line; the last one at the file's end
@@ -381,7 +387,7 @@ def load_logs(sub) -> list[LogRun]:
         try:
             with open(full, encoding="utf-8", errors="replace", newline=None) as fh:
                 run = parse_lines(fh, sub.display(rel))
-            if run.final is not None and full.stat().st_size <= MAX_SPLIT_BYTES:
+            if _final_lines(run) and full.stat().st_size <= MAX_SPLIT_BYTES:  # re-read only a possible split
                 runs.extend(split_runs(full.read_text(encoding="utf-8", errors="replace"), run))
             else:
                 runs.append(run)
