@@ -26,6 +26,15 @@ CANONICAL_VAL_TOKENS = {
     "sp8192_caseops": (47_851_520,),
     "byte260": (151_076_864, 151_130_112),  # without / with one BOS per document (50,000 documents)
 }
+# The exports those counts belong to: dataset directories and tokenizer model files (lower case) -> family. A
+# directory or model of another name is a re-tokenization with token counts of its own.
+STOCK_DATASET_DIRS = {"fineweb10b_sp1024": "sp1024", "fineweb10b_sp4096": "sp4096", "fineweb10b_sp8192": "sp8192",
+                      "fineweb10b_sp8192_caseops": "sp8192_caseops",
+                      "fineweb10b_sp8192_lossless_caps_caseops_v1_reserved": "sp8192_caseops",
+                      "fineweb10b_byte260": "byte260"}
+STOCK_TOKENIZER_FILES = {"fineweb_1024_bpe.model": "sp1024", "fineweb_4096_bpe.model": "sp4096",
+                         "fineweb_8192_bpe.model": "sp8192",
+                         "fineweb_8192_bpe_lossless_caps_caseops_v1_reserved.model": "sp8192_caseops"}
 # The earlier sp1024 export has other documents, hence another byte total (measured on the 03-17 baseline log).
 EXPORT_VAL_BYTES = {63_779_840: 155_769_746}
 

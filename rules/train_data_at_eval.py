@@ -18,7 +18,8 @@ from rules.base import Invalid, LogHints, Rule, Valid
 
 _COUNT_WRAPPERS = {"len", "sorted", "list", "log", "log0", "print"}
 TRAIN_BUDGET_S = 600.0  # README: the training loop plus any training-data access, on 8xH100
-TOLERATED_OVERRUN_S = 5.0  # logged reads ending at most this far past 600 s: a warning (#1855 ran ~604.3 s, merged)
+TOLERATED_OVERRUN_S = 5.0  # with a reserve, logged reads ending at most this far past 600 s: a warning (#1855 ran
+# ~604.3 s with a reserve that fell short, merged)
 _CLOCKS = {"perf_counter", "time", "monotonic"}
 _POINT = "point"  # a clock reading (an instant), as opposed to a duration
 _NUMBER = r"(-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)"
@@ -178,12 +179,15 @@ class TrainDataAtEval(Rule):
                 end_s, line, text = logged
                 if end_s <= TRAIN_BUDGET_S:
                     continue
-                severity = "warning" if end_s - TRAIN_BUDGET_S <= TOLERATED_OVERRUN_S else "error"
+                # The merged overrun (#1855) had a reserve that fell a few seconds short; with none (#593) the
+                # reads are simply outside the budget.
+                tolerated = budget.reserved and end_s - TRAIN_BUDGET_S <= TOLERATED_OVERRUN_S
+                severity = "warning" if tolerated else "error"
                 why.append((line, (f"logged: `{text[:140]}`: the reads end at {end_s:.1f} s, past the "
                                    f"{TRAIN_BUDGET_S:.0f} s budget by {end_s - TRAIN_BUDGET_S:.1f} s")))
             elif budget.reserved:
                 continue  # the loop stops early for the reads, and no log shows how long they took
-            self.report(node, severity=severity, evidence=[
+            self.report(node, severity=severity, data={"reserved": budget.reserved}, evidence=[
                 (loop.lineno, f"training loop (lines {loop.lineno}-{loop.end_lineno}) ends before this"),
                 (node.lineno, f"training data read: `{ast.unparse(node)[:60]}`"), *why, *guards])
 

@@ -9,7 +9,7 @@ evaluation is a separate 600 s per seed, and pre-quantization TTT on validation 
 from __future__ import annotations
 
 from harness.challenge import EVAL_BUDGET_S, RECORD_TRACK, TRAIN_BUDGET_S
-from harness.submission.logs import LogRun
+from harness.submission.logs import LogRun, MetricLine
 from harness.submission.manifest import claimed_track, is_off_record
 from harness.verdict import Report
 from rules.finding import Evidence, Finding
@@ -18,8 +18,9 @@ LOOP_OVERSHOOT_S = 1.0  # the step on which the cap fires is finished and valida
 HESSIAN_MARGIN_S = 5.0  # loop + Hessians over 600 s by at most this much: warning (#1855 ran ~604.3 s, accepted)
 
 
-def check_budgets(logs: list[LogRun], claims, report: Report) -> None:
-    """Judge the time and hardware budgets of every run log; the track comes from the claims."""
+def check_budgets(logs: list[LogRun], claims, report: Report, scored: dict[str, MetricLine] | None = None) -> None:
+    """Judge the time and hardware budgets of every run log; the track comes from the claims. `scored` maps a log
+    to the metric line the claim was read from where that is not the log's final line (that pass is timed)."""
     runs = [r for r in logs if r.is_run_log]
     track = claimed_track(claims)
     if not runs:
@@ -33,7 +34,7 @@ def check_budgets(logs: list[LogRun], claims, report: Report) -> None:
         return
     _train_time(runs, track, report)
     _hardware(runs, track, report)
-    _eval_time(runs, track, report)
+    _eval_time(runs, track, report, scored or {})
 
 
 def _severity(track: str | None, severity: str) -> str:
@@ -104,16 +105,33 @@ def _eval_seconds(run: LogRun) -> tuple[float | None, str]:
     return total, " + ".join(parts)
 
 
-def _eval_time(runs: list[LogRun], track: str | None, report: Report) -> None:
+def _eval_time(runs: list[LogRun], track: str | None, report: Report, scored: dict[str, MetricLine]) -> None:
     judged = False
     note = "" if track == RECORD_TRACK else " (track unknown: reported as a warning)"
     for run in runs:
         seconds, how = _eval_seconds(run)
+        claimed = scored.get(run.path)
+        if claimed is not None and claimed.eval_time_ms is not None and (run.final is None
+                                                                         or claimed.line != run.final.line):
+            # The claim is an earlier pass than the log's last one: that pass is the scored evaluation, and a
+            # later one is a diagnostic (rulebook EVAL-TIME-600, false-positive traps).
+            later = seconds
+            seconds = claimed.eval_time_ms / 1000.0 + (run.prequant_ttt_s or 0.0)
+            how = f"{claimed.tag} eval_time {claimed.eval_time_ms / 1000.0:.1f} s (the pass the claim equals)" + (
+                f" + pre-quantization TTT {run.prequant_ttt_s:.1f} s" if run.prequant_ttt_s is not None else "")
+            if later is not None and later > EVAL_BUDGET_S >= seconds:
+                report.add(Finding("EVAL-TIME-600", "warning",
+                                   f"a later evaluation pass, not the one the claimed val_bpb equals, took {later:.1f}"
+                                   f" s (> {EVAL_BUDGET_S:.0f} s); the claimed pass {claimed.tag} took {seconds:.1f} s",
+                                   file=run.path, line=run.final.line if run.final else None, seed=run.seed,
+                                   source="log", evidence=(Evidence(run.path, claimed.line, claimed.text),),
+                                   data={"eval_time_s": later, "claimed_pass_s": seconds}))
         if seconds is None:
             continue
         judged = True
         if seconds > EVAL_BUDGET_S:
-            line = run.line_of.get("total_eval_time") or (run.final.line if run.final else None)
+            line = (claimed.line if claimed is not None and claimed.eval_time_ms is not None else None) or \
+                run.line_of.get("total_eval_time") or (run.final.line if run.final else None)
             report.add(Finding("EVAL-TIME-600", _severity(track, "error"),
                                f"scored evaluation took {seconds:.1f} s (> {EVAL_BUDGET_S:.0f} s): {how}{note}",
                                file=run.path, line=line, seed=run.seed, source="log",

@@ -2,7 +2,7 @@
 
 A folder often ships more logs than the claim rests on: a tuning run with other settings, a comparison run of the
 baseline script, an extra run on other hardware. When the claimed val_bpb is explained by a proper subset of the
-logs (harness.check.claims: kind "subset"), a size, budget, metric or log-code finding about a log outside that
+logs (harness.check.claims: the mean of a subset, one log's value, or a non-final line of some of the logs), a size, budget, metric or log-code finding about a log outside that
 subset does not concern the submitted runs: it stays visible, as a warning that says so. When the claim rests on
 every log, or on no identifiable set, nothing changes.
 """
@@ -16,13 +16,19 @@ PER_RUN_RULES = frozenset({"ARTIFACT-CAP-16MB", "LOG-CODE-CONSISTENCY", "TRAIN-T
                            "FULL-VAL-TOKEN-COUNT", "BPB-BYTE-LUT", "TOKENIZER-CHANGE-PROOF"})
 
 
+# How the claim relates to the logs when it rests on some of them (harness.check.claims.Comparison.kind).
+SCOPED_KINDS = frozenset({"subset", "single", "non_final", "unparsed"})
+
+
 def scope_to_claim(comparisons: dict | None, report: Report) -> None:
     """Turn errors about logs outside the claim's subset into warnings that name the logs behind the claim."""
     bpb = (comparisons or {}).get("val_bpb")
-    if bpb is None or bpb.kind != "subset" or not bpb.logs_used:
+    if bpb is None or bpb.kind not in SCOPED_KINDS or not bpb.logs_used:
         return
     behind = set(bpb.logs_used)
     logs = {row.get("log") for row in report.facts.get("seeds", [])} - {None}
+    if not logs - behind:
+        return
     names = ", ".join(sorted(behind)[:4]) + (" …" if len(behind) > 4 else "")
     report.downgrade(lambda f: f.rule in PER_RUN_RULES and f.source in ("log", "artifact") and f.file in logs
                      and f.file not in behind,

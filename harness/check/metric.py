@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 import re
 
-from harness.challenge import CANONICAL_VAL_BYTES, CANONICAL_VAL_TOKENS, EXPORT_VAL_BYTES
+from harness.challenge import (CANONICAL_VAL_BYTES, CANONICAL_VAL_TOKENS, EXPORT_VAL_BYTES, STOCK_DATASET_DIRS,
+                               STOCK_TOKENIZER_FILES)
 from harness.submission.logs import LogRun
 from harness.submission.manifest import claimed_track, is_off_record
 from harness.verdict import Report
@@ -32,17 +33,21 @@ LEAKY_TRAIN_SHARDS = 1499  # local CaseOps preparation with --val-docs=10000 (is
 
 
 def tokenizer_family(run: LogRun) -> str | None:
-    """sp1024 / sp4096 / sp8192 / sp8192_caseops / byte260 from dataset and tokenizer paths; None if unknown."""
-    text = " ".join(run.dataset_paths + [run.tokenizer_path or ""]).lower()
-    if "byte260" in text:
-        return "byte260"
-    m = re.search(r"(?:fineweb10b_sp|fineweb_)(\d+)", text)
-    if not m:
+    """The challenge's published tokenization the run reads (sp1024 / sp4096 / sp8192 / sp8192_caseops /
+    byte260), from the dataset directory it opens, else its tokenizer model file; None when it reads another one
+    (a re-tokenized export such as fineweb10B_sp8192_<variant>, whose token counts are its own) or none is shown."""
+    parts = [part.lower() for p in run.dataset_paths for part in re.split(r"[/\\]", p)]
+    dirs = {part for part in parts if part.startswith("fineweb10b_")}
+    if dirs:
+        families = {STOCK_DATASET_DIRS.get(d) for d in dirs}
+    else:
+        families = {STOCK_TOKENIZER_FILES.get(re.split(r"[/\\]", run.tokenizer_path or "")[-1].lower())}
+    if len(families) != 1 or None in families:
         return None
-    family = f"sp{m.group(1)}"
-    if "caseops" in text or "caseops" in run.tags:
-        family += "_caseops"
-    return family if family in CANONICAL_VAL_TOKENS else None
+    family = families.pop()
+    if family == "sp8192" and "caseops" in run.tags:
+        family = "sp8192_caseops"
+    return family
 
 
 def implied_bytes(run: LogRun) -> float | None:
@@ -96,9 +101,11 @@ def _denominator(runs: list[LogRun], report: Report) -> None:
         found = implied_bytes(run)
         if found is None:
             continue
-        if not _any_whole_split(run):
+        family = tokenizer_family(run)
+        if not _any_whole_split(run) and (family is not None or run.val_tokens < SUBSET_FRACTION * SMALLEST_SPLIT):
             # Scored on a part of the split (FULL-VAL-TOKEN-COUNT says so): its byte total is unknown, so the
-            # implied denominator has nothing to be compared with.
+            # implied denominator has nothing to be compared with. A re-tokenized export has its own token count,
+            # but the text it cuts is the same: its denominator is compared.
             table.append({"log": run.path, "implied_bytes": round(found), "off_pct": None,
                           "note": f"val_tokens {run.val_tokens:,} is not a whole split: bytes not compared"})
             continue
@@ -108,7 +115,6 @@ def _denominator(runs: list[LogRun], report: Report) -> None:
         table.append({"log": run.path, "implied_bytes": round(found), "off_pct": round(off * 100, 4)})
         if abs(off) <= slack:
             continue
-        family = tokenizer_family(run)
         rule = "TOKENIZER-CHANGE-PROOF" if family is None or "caseops" in (family or "") else "BPB-BYTE-LUT"
         severity = "error" if abs(off) > ERROR_REL + _precision_rel(run) else "warning"
         report.add(Finding(

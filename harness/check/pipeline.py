@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from harness.challenge import TRACK_FOLDERS
+from harness.challenge import RECORD_TRACK, TRACK_FOLDERS
 from harness.check.allowlist import apply_allow_list, load_allow_list
 from harness.errors import UserError
 from harness.submission.folder import Submission, load_submission
+from harness.submission.manifest import is_off_record
 from harness.verdict import Report
 from rules.catalogue import RULES
+from rules.finding import Finding
 
 # Which rules each stage judges; used to mark them "not checked" when the stage cannot run, and by `rules`.
 STAGE_RULES: dict[str, tuple[str, ...]] = {
@@ -94,7 +96,7 @@ def check_submission(sub: Submission, options: CheckOptions, report: Report) -> 
     code = _run_stage(report, "code", lambda: load_code(sub))
     logs = _run_stage(report, "logs", lambda: load_logs(sub)) or []
     claims = _run_stage(report, "claims-load", lambda: load_claims(sub, report))
-    _infer_track_from_location(sub, claims)
+    _infer_track_from_location(sub, claims, report)
     if claims is not None and isinstance(report.facts.get("claims"), dict):  # the facts show the track judged by
         report.facts["claims"].update(track=claims.track, schema_notes=list(claims.schema_notes))
     compared = None
@@ -108,7 +110,8 @@ def check_submission(sub: Submission, options: CheckOptions, report: Report) -> 
         _run_stage(report, "rules", lambda: run_static_rules(code, logs, report, claimed, documented_env(sub)))
         _run_stage(report, "text-scans", lambda: run_text_scans(sub, code, report))
         _note_unanalysable_code(code, report)
-    _run_stage(report, "budgets", lambda: check_budgets(logs, claims, report))
+    scored = compared["val_bpb"].scored if compared else {}
+    _run_stage(report, "budgets", lambda: check_budgets(logs, claims, report, scored))
     _run_stage(report, "metric", lambda: check_metric(logs, claims, report))
     _run_stage(report, "seeds", lambda: check_seeds(sub, code, claims, logs, report))
     _run_stage(report, "claim-scope", lambda: scope_to_claim(compared, report))
@@ -161,17 +164,26 @@ def _other_scripts(sub: Submission, code) -> dict[str, str]:
     return out
 
 
-def _infer_track_from_location(sub: Submission, claims: object) -> None:
+def _infer_track_from_location(sub: Submission, claims: object, report: Report) -> None:
     """The challenge repository's layout says which track a folder was submitted to: a PR that puts a run under
     records/track_10min_16mb/ asks to be judged by the record budgets, and one under track_non_record_16mb/ by the
-    non-record ones, whatever its submission.json says or omits (a differing `track` is noted)."""
+    non-record ones, whatever its submission.json omits or says (a differing `track` is noted). One exception: a
+    submission.json that itself declares an off-record track claims no record, so a record folder holding it is
+    judged as declared, with a warning that the folder is misfiled."""
     if claims is None:
         return
     where = Path(sub.root).resolve().parent.name
     track = TRACK_FOLDERS.get(where)
-    if track is None or getattr(claims, "track", None) == track:
-        return
     said = getattr(claims, "track", None)
+    if track is None or said == track:
+        return
+    if track == RECORD_TRACK and is_off_record(said):
+        claims.schema_notes.append(f"track {said} as submission.json declares, though filed under {where}/")
+        report.add(Finding("SUBMISSION-FORMAT", "warning",
+                           f"submission.json declares track {said!r} but the folder is under {where}/: judged as "
+                           "declared (no record claim); a non-record run belongs under track_non_record_16mb/",
+                           file=getattr(claims, "path", None) or "submission.json", source="artifact"))
+        return
     claims.track = track
     claims.schema_notes.append(f"track {track} from the folder's location ({where}/)"
                                + (f"; submission.json says {said!r}" if said is not None else ""))

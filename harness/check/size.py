@@ -177,12 +177,14 @@ def check_size(sub: Submission, code: CodeBundle, logs: Iterable[Any], report: R
                            file=artifact.path, source="artifact", data={"bytes": artifact.bytes}))
     if code.entry is None:
         report.skip("CODE-COUNTING", "no entry script")
-        _judge_logged_totals_only(logs, report)
+        _judge_logged_totals_only(logs, report, "no shipped script to recount")
         return
     rows = _rows(logs, artifact, code)
     if not rows:
-        report.skip("ARTIFACT-CAP-16MB", "no model size: no artifact file in the folder and no log with a "
-                                         "'Serialized model ... bytes' line")
+        _judge_logged_totals_only(logs, report, "no model size to recount it with")
+        if "ARTIFACT-CAP-16MB" not in report.checked:
+            report.skip("ARTIFACT-CAP-16MB", "no model size: no artifact file in the folder and no log with a "
+                                             "'Serialized model ... bytes' line or a total")
         _uncounted_warning(code, None, report)
         report.mark_checked("CODE-COUNTING")
         return
@@ -313,18 +315,19 @@ def _uncounted_warning(code: CodeBundle, uncounted: dict[str, int] | None, repor
         evidence=tuple(Evidence(p, None, code.reached_by.get(p, "runs at run time")) for p in files)))
 
 
-def _judge_logged_totals_only(logs: list, report: Report) -> None:
-    """Without a shipped script the code bytes are unknown, but a logged total over the cap is still over it."""
+def _judge_logged_totals_only(logs: list, report: Report, why: str) -> None:
+    """Without a shipped script or a model size the bytes cannot be recounted, but a logged total over the cap is
+    still over it by the run's own account."""
     over = [r for r in logs if getattr(r, "total_size_bytes", None) and r.total_size_bytes > ARTIFACT_CAP_BYTES]
     for run in over:
         report.add(Finding(
             "ARTIFACT-CAP-16MB", "error",
             f"seed {run.seed}: the log reports a total of {run.total_size_bytes:,} bytes, over the "
             f"{ARTIFACT_CAP_BYTES:,}-byte cap by {run.total_size_bytes - ARTIFACT_CAP_BYTES:,} "
-            "(no shipped script to recount)",
+            f"({why})",
             file=run.path, line=(getattr(run, "line_of", {}) or {}).get("total_size"), seed=run.seed, source="log",
             data={"logged_total": run.total_size_bytes}))
     if any(getattr(r, "total_size_bytes", None) for r in logs):
         report.mark_checked("ARTIFACT-CAP-16MB")
-    else:
+    elif why.startswith("no shipped script"):
         report.skip("ARTIFACT-CAP-16MB", "no entry script and no logged total: code bytes unknown")

@@ -270,6 +270,15 @@ class _Parser:
         return run
 
 
+def with_twin_eval_time(metrics: list[MetricLine], line: MetricLine) -> MetricLine:
+    """An `_exact` line without an eval_time, given the time of its rounded twin (the nearest one printed)."""
+    if line.eval_time_ms is not None:
+        return line
+    twin = min((m for m in metrics if m.tag + "_exact" == line.tag and m.eval_time_ms),
+               key=lambda m: abs(m.line - line.line), default=None)
+    return line if twin is None else dataclasses.replace(line, eval_time_ms=twin.eval_time_ms)
+
+
 def _choose_final(run: LogRun, other_ids: set[int]) -> MetricLine | None:
     """Last known-final score line; an unknown tag only when no known one exists; `_exact` twin preferred."""
     scores = [m for m in run.metrics if m.kind == "score"]
@@ -284,10 +293,7 @@ def _choose_final(run: LogRun, other_ids: set[int]) -> MetricLine | None:
             if len(m.val_bpb_text) > len(final.val_bpb_text) and _same_at(final, m):
                 final = dataclasses.replace(m, eval_time_ms=m.eval_time_ms or final.eval_time_ms)
             break
-    if final.eval_time_ms is None:
-        twin = next((m for m in reversed(pool) if m.tag + "_exact" == final.tag and m.eval_time_ms), None)
-        if twin is not None:
-            final = dataclasses.replace(final, eval_time_ms=twin.eval_time_ms)
+    final = with_twin_eval_time(pool, final)
     best = min((m for m in pool if m.val_bpb == m.val_bpb), key=lambda m: m.val_bpb, default=None)
     if best is not None and final.val_bpb == final.val_bpb and final.val_bpb - best.val_bpb > DIVERGED_BPB_GAP:
         run.anomalies.append(

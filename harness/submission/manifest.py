@@ -9,6 +9,7 @@ printed text: the claim checker compares at the claim's own precision.
 
 from __future__ import annotations
 
+import codecs
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -266,6 +267,11 @@ def load_claims(sub, report: Report) -> Claims:
         report.add(Finding("SUBMISSION-FORMAT", "error", f"cannot read {display}: {exc.strerror or exc}",
                            file=display, source="artifact"))
         return Claims(path=display)
+    if raw.startswith(codecs.BOM_UTF8):
+        # Python's own reader (utf-8-sig) and most tools accept the mark; a strict JSON parser does not.
+        report.add(Finding("SUBMISSION-FORMAT", "warning", f"{display} starts with a UTF-8 byte-order mark; "
+                           "strict JSON readers refuse it (save it as plain UTF-8)", file=display, source="artifact"))
+        raw = raw[len(codecs.BOM_UTF8):]
     text = raw.decode("utf-8", errors="replace")
     claims, problems = claims_from_json(text, display)
     if display != "submission.json":

@@ -163,14 +163,19 @@ def print_pattern(stmt: ast.AST, bindings: dict[str, str] | None = None) -> str 
 
 
 def printed_by(facts, func: FuncInfo, p: Pass) -> list[Printed]:
-    """The lines pass P of FUNC prints: a print around its anchor, prints after it that read the values its
-    statement binds (and what is computed from them), and prints inside the script functions that run it or get
-    those values (a constant string passed for a formatted parameter is filled in)."""
-    around = _chain_up(facts.graph.parents, p.anchor, func.node)
+    """The lines pass P of FUNC prints (see printed_at, from the pass's anchor)."""
+    return printed_at(facts, func, p.anchor)
+
+
+def printed_at(facts, func: FuncInfo, anchor: ast.AST) -> list[Printed]:
+    """The lines the expression ANCHOR of FUNC leads to printing: a print around it, prints after it that read the
+    values its statement binds (and what is computed from them), and prints inside the script functions that run it
+    or get those values (a constant string passed for a formatted parameter is filled in)."""
+    around = _chain_up(facts.graph.parents, anchor, func.node)
     stmt = next((n for n in around if isinstance(n, ast.stmt)), None)
     out = [Printed(n, print_pattern(n)) for n in around  # type: ignore[arg-type]
            if isinstance(n, ast.Expr) and print_pattern(n) is not None]
-    carriers = [n for n in facts.graph.subtree(p.anchor) if isinstance(n, ast.Call)]
+    carriers = [n for n in facts.graph.subtree(anchor) if isinstance(n, ast.Call)]
     carriers += [n for n in around[1:] if isinstance(n, ast.Call)]  # `report("ttt", <the pass>)`
     if stmt is not None:
         printed, calls = _printed_from_values(facts, func, stmt)

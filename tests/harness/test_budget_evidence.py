@@ -25,14 +25,19 @@ def main(args, model, opt):
 '''
 
 
-def _folder(make_submission, loop_ms: int, reads_s: float | None):
+# The same reads after a loop whose cap leaves a reserve for them (the #1855 shape).
+RESERVED = SCRIPT.replace("    while True:\n", "    max_wallclock_ms = 600000 - args.gptq_reserve_seconds * 1000\n"
+                          "    while elapsed() < max_wallclock_ms:\n")
+
+
+def _folder(make_submission, loop_ms: int, reads_s: float | None, script: str = SCRIPT):
     log = BASELINE_LOG.replace("600038", str(loop_ms)).format(
-        seed=1337, code_bytes=len(SCRIPT), total=15815847 + len(SCRIPT), loss=2.07, bpb=1.2243)
+        seed=1337, code_bytes=len(script), total=15815847 + len(script), loss=2.07, bpb=1.2243)
     if reads_s is not None:
         stop = log.index("stopping_early")
         stop = log.index("\n", stop) + 1
         log = log[:stop] + f"GPTQ:collected 67 Hessians in {reads_s}s\n" + log[stop:]
-    return make_submission({"train_gpt.py": SCRIPT, "README.md": "x\n", "train_seed1337.log": log,
+    return make_submission({"train_gpt.py": script, "README.md": "x\n", "train_seed1337.log": log,
                             "submission.json": json.dumps({"track": "10min_16mb", "val_bpb": 1.2243})})
 
 
@@ -49,15 +54,19 @@ class TestLoggedReserve:
                  if f.rule == "TRAIN-DATA-AT-EVAL"}
         assert found == {severity}
 
-    @pytest.mark.parametrize("loop_ms, reads_s, severity", [
-        (590_019, 3.8, "info"),  # VALID: a 590 s cap (a 10 s reserve); loop plus reads end at 593.8 s
-        (599_600, 3.5, "warning"),  # tolerated: 603.1 s, within the 5 s margin (#1855 ran about 604.3 s)
-        (590_020, 22.0, "error"),  # INVALID: the reads end at 612 s
+    @pytest.mark.parametrize("loop_ms, reads_s, script, severity", [
+        (590_019, 3.8, SCRIPT, "info"),  # VALID: a 590 s cap (a 10 s reserve); loop plus reads end at 593.8 s
+        # VALID: the code reserves time, so the reads are not flagged; TRAIN-TIME-600 judges the 603.1 s (#1855)
+        (599_600, 3.5, RESERVED, None),
+        (599_600, 3.5, SCRIPT, "error"),  # INVALID near-miss: the same 603.1 s with no reserve in the code (#593)
+        (590_020, 22.0, SCRIPT, "error"),  # INVALID: the reads end at 612 s
     ])
-    def test_timed_reads_are_judged_by_loop_end_plus_read_time(self, make_submission, loop_ms, reads_s, severity):
-        """Logged loop end + logged read time within 600 s lowers the static error to info; past it, it stays."""
-        report = check_path(_folder(make_submission, loop_ms, reads_s))
+    def test_timed_reads_are_judged_by_loop_end_plus_read_time(self, make_submission, loop_ms, reads_s, script,
+                                                               severity):
+        """Logged loop end + logged read time within 600 s lowers the static error to info; past it, it stays an
+        error where the code reserves no time for the reads."""
+        report = check_path(_folder(make_submission, loop_ms, reads_s, script))
         found = [f for f in report.findings if f.rule == "TRAIN-DATA-AT-EVAL"]
-        assert {f.severity for f in found} == {severity}
-        if severity != "error":
+        assert {f.severity for f in found} == ({severity} if severity else set())
+        if severity == "info":
             assert all(any(e.file == "train_seed1337.log" and e.line for e in f.evidence) for f in found)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 from harness.check.pipeline import check_path
 from tests.conftest import BASELINE_LOG, LEGAL_SCRIPT
 
@@ -34,3 +37,17 @@ def test_an_over_cap_claimed_seed_is_still_an_error(legal_submission):
         f"size int8+zlib: {OVER_MODEL + len(LEGAL_SCRIPT.encode())}"))
     found = _cap(check_path(legal_submission))
     assert ("error", "train_seed42.log") in [(sev, file) for sev, file, _ in found]
+
+
+def test_an_over_cap_side_run_beside_a_single_claimed_log_is_a_warning(legal_submission):
+    """VALID: the claim is one log's value; an over-cap side run with another score is a warning naming the log."""
+    for extra in ("train_seed7.log", "train_seed1337.log"):
+        (legal_submission / extra).unlink()
+    claimed = (legal_submission / "train_seed42.log").read_text()
+    (legal_submission / "screen_a6000.log").write_text(_log("5", 1.3105, OVER_MODEL))
+    json_path = legal_submission / "submission.json"
+    data = json.loads(json_path.read_text())
+    data["val_bpb"] = float(re.findall(r"val_bpb:([0-9.]+)", claimed)[-1])
+    json_path.write_text(json.dumps(data))
+    found = _cap(check_path(legal_submission))
+    assert [(sev, file) for sev, file, _ in found] == [("warning", "screen_a6000.log")]

@@ -81,6 +81,17 @@ def test_no_model_size_is_not_checked(submission):
     assert "ARTIFACT-CAP-16MB" not in report.checked
 
 
+@pytest.mark.parametrize("total, expected", [
+    (CAP_BYTES + 34_000, [("ARTIFACT-CAP-16MB", "error", "3")]),
+    (CAP_BYTES - 34_000, []),
+])
+def test_a_logged_total_without_a_model_line_is_judged(submission, total, expected):
+    """A log that prints only its total (no model-size line, no artifact) is held to the cap by that total."""
+    report = _check(submission({"train_gpt.py": SCRIPT}), [FakeRun("s3.log", "3", total_size_bytes=total)])
+    assert _rules(report) == expected
+    assert "ARTIFACT-CAP-16MB" in report.checked
+
+
 def test_artifact_file_supplies_the_model_bytes(submission):
     """An artifact in the folder is measured directly and named in the size table."""
     blob = lzma.compress(random.Random(0).randbytes(50_000))

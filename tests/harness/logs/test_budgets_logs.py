@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pytest
 
 from harness.check.budgets import check_budgets
+from harness.check.claims import check_claims
+from harness.submission.manifest import claims_from_json
 from harness.verdict import Report
 from harness.submission.logs import parse_log
 
@@ -106,3 +109,22 @@ def test_no_logs_skips_everything():
     report = Report("x")
     check_budgets([parse_log("torch==2.0\n", "pip.txt")], RECORD, report)
     assert len(report.not_checked) == 3 and report.checked == []
+
+
+TWO_PASSES = ("world_size:8\nstep:7000/20000 train_time:590000ms\nstopping_early: wallclock_cap\n"
+              "final_int6_sliding_window_exact val_loss:2.00980000 val_bpb:1.19028660 eval_time:53400ms\n"
+              "final_int6_sliding_window_s64_exact val_loss:2.00660000 val_bpb:1.18840000 eval_time:846500ms\n")
+
+
+@pytest.mark.parametrize("claim, severities", [
+    ("1.19028660", ["warning"]),  # VALID: the claim is the 53 s pass; the 846 s stride-64 pass is a diagnostic
+    ("1.18840000", ["error"]),  # INVALID: the claim is the 846 s pass itself
+])
+def test_eval_time_times_the_pass_the_claim_equals(claim, severities):
+    """The evaluation budget applies to the pass the claimed val_bpb was read from, not to a later extra pass."""
+    run = parse_log(TWO_PASSES, "train.log")
+    claims = claims_from_json(json.dumps({"val_bpb": float(claim), "track": "10min_16mb"}), "submission.json")[0]
+    report = Report("x")
+    compared = check_claims(claims, [run], report)
+    check_budgets([run], claims, report, compared["val_bpb"].scored)
+    assert [s for s, _ in findings(report, "EVAL-TIME-600")] == severities

@@ -127,3 +127,26 @@ def test_a_subset_is_seen_without_knowing_the_tokenizer(text, expected):
 def test_val_tokens_is_read_with_or_without_digit_groups(line, tokens):
     """`val_tokens:62,021,632` is the whole count, not 62."""
     assert parse_log(line + "\n", "train.log").val_tokens == tokens
+
+
+@pytest.mark.parametrize("datasets_dir, tokens, bytes_total, expected", [
+    # VALID: a re-tokenized sp8192 variant has its own count; the whole text is divided by its whole bytes
+    ("./data/datasets/fineweb10B_sp8192_casefold_v2", 36_286_464, 151_080_261, []),
+    # INVALID: the same variant divided by a tenth too many bytes: the denominator is still compared
+    ("./data/datasets/fineweb10B_sp8192_casefold_v2", 36_286_464, 166_000_000,
+     [("TOKENIZER-CHANGE-PROOF", "error")]),
+    # INVALID near-miss: the stock sp8192 export with the variant's count is a subset of the stock split
+    ("./data/datasets/fineweb10B_sp8192", 36_286_464, 135_200_000, [("FULL-VAL-TOKEN-COUNT", "error")]),
+    # VALID: the stock CaseOps export under its long published name keeps its canonical count
+    ("./data/datasets/fineweb10B_sp8192_lossless_caps_caseops_v1_reserved", 47_851_520, 151_074_499, []),
+    # INVALID: that export scored on half its tokens
+    ("./data/datasets/fineweb10B_sp8192_lossless_caps_caseops_v1_reserved", 23_925_760, 75_537_000,
+     [("FULL-VAL-TOKEN-COUNT", "error")]),
+])
+def test_the_export_read_decides_which_token_count_applies(kit, datasets_dir, tokens, bytes_total, expected):
+    """Canonical token counts apply to the published exports only; another export is judged by its bytes."""
+    loss, bpb = kit.metric_pair(2.4, tokens, bytes_total)
+    run = parse_log(kit.modern_log(datasets_dir=datasets_dir, tokens=tokens, loss=loss, bpb=bpb), "t.log")
+    report = Report("x")
+    check_metric([run], None, report)
+    assert [f for f in findings(report) if f[0] != "TRAIN-VAL-OVERLAP"] == expected

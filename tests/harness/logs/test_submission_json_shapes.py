@@ -92,6 +92,16 @@ def test_bad_json_is_a_format_error(submission, text):
     assert [(f.rule, f.severity) for f in report.findings] == [("SUBMISSION-FORMAT", "error")]
 
 
+@pytest.mark.parametrize("prefix, severities", [("\ufeff", ["warning"]), ("", [])])
+def test_a_byte_order_mark_is_read_and_warned(submission, prefix, severities):
+    """A UTF-8 byte-order mark before the JSON is read through, with a format warning; without it nothing."""
+    sub = submission({"submission.json": prefix + '{"val_bpb": 1.2345}'})
+    report = Report("x")
+    claims = load_claims(sub, report)
+    assert claims.val_bpb_text == "1.2345"
+    assert [f.severity for f in report.findings if f.rule == "SUBMISSION-FORMAT"] == severities
+
+
 def test_missing_file_gives_empty_claims_and_leaves_the_finding_to_layout(submission):
     """No submission.json yields empty claims; the layout check reports the missing file, once."""
     sub = submission({"train.log": "seed:1\n"})
