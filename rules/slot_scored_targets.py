@@ -229,8 +229,8 @@ def _autograd_fit(info, flow) -> tuple[ast.Call, int, str, ast.AST] | None:
                 continue
             score = _later_score(info.nodes, loop, flow, deltas.keys(), _root(target))
             if score is not None:
-                return score, backward.lineno, f"per-batch tensor (requires_grad, line {min(deltas.values())}) " \
-                    "optimised", target
+                how = f"per-batch tensor (requires_grad, line {min(deltas.values())}) optimised"
+                return score, backward.lineno, how, target
     return None
 
 

@@ -16,8 +16,13 @@ from __future__ import annotations
 import math
 import re
 
-from harness.challenge import (CANONICAL_VAL_BYTES, CANONICAL_VAL_TOKENS, EXPORT_VAL_BYTES, STOCK_DATASET_DIRS,
-                               STOCK_TOKENIZER_FILES)
+from harness.challenge import (
+    CANONICAL_VAL_BYTES,
+    CANONICAL_VAL_TOKENS,
+    EXPORT_VAL_BYTES,
+    STOCK_DATASET_DIRS,
+    STOCK_TOKENIZER_FILES,
+)
 from harness.submission.logs import LogRun
 from harness.submission.manifest import claimed_track, is_off_record
 from harness.verdict import Report
