@@ -1,7 +1,8 @@
 """LOG-CODE-CONSISTENCY: the code that produced the logs must be the code that is shipped.
 
 Two pieces of evidence in the logs: the source dump that many scripts print at the top of their log, and the
-`Code size` line. A dump that equals no piece of the shipped code (the script as shipped, or any decoded unit of a
+`Code size` line, and the hyperparameter echo: a setting the log prints that no shipped code names (in any
+spelling: `ttt_hash_embed`, `TTT_HASH_EMBED`, `--ttt-hash-embed`) was not printed by this code. A dump that equals no piece of the shipped code (the script as shipped, or any decoded unit of a
 self-extracting shim) is an error with the first differing line. A `Code size` that differs from the shipped bytes
 is an error, unless the log also prints a compressed/wrapper size (the notional-wrapper accounting of the
 2026-04-10 ... 04-29 records), where it is a warning.
@@ -15,6 +16,7 @@ import tokenize
 from collections import Counter
 from difflib import SequenceMatcher
 from functools import lru_cache
+from types import SimpleNamespace
 
 from harness.submission.logs import LogRun
 from harness.verdict import Report
@@ -87,7 +89,12 @@ def check_log_code(code, logs: list[LogRun], report: Report, other_scripts: dict
     shipped = _shipped_bytes(code)
     counted, sources = _counted_sizes(code), _sources(code)  # the same for every log
     judged = False
+    code_words = _setting_words(getattr(code, "units", None) or [])
+    other_words = _setting_words([SimpleNamespace(text=t) for t in (other_scripts or {}).values()])
     for run in runs:
+        if run.dumped_settings and code_words:
+            judged = True
+            _compare_settings(run, code_words, other_words, report)
         if run.embedded_source and units:
             judged = True
             sizes = {shipped, *counted.values(), *other_sizes.values()} - {None}
@@ -101,6 +108,35 @@ def check_log_code(code, logs: list[LogRun], report: Report, other_scripts: dict
         report.skip("LOG-CODE-CONSISTENCY", "no run log")
     else:
         report.skip("LOG-CODE-CONSISTENCY", "the logs carry neither a source dump nor a Code size line")
+
+
+UNKNOWN_SETTINGS_ERROR = 2  # this many echoed settings no shipped code names: other code, not a renamed knob
+MIN_SETTING_LEN = 4  # shorter keys (lr, wd, k) are too common to tell code apart
+
+
+def _setting_words(units) -> str:
+    """All code text, lower case, dashes as underscores: where an echoed setting's name is looked up."""
+    return "\n".join(getattr(u, "text", "") or "" for u in units).lower().replace("-", "_")
+
+
+def _compare_settings(run: LogRun, code_words: str, other_words: str, report: Report) -> None:
+    """Settings the log's hyperparameter dump (an indented `Hyperparameters:` block) prints that the shipped code
+    never names."""
+    unknown = sorted(k for k in set(run.dumped_settings)
+                     if len(k) >= MIN_SETTING_LEN and k.lower().replace("-", "_") not in code_words)
+    if not unknown:
+        return
+    elsewhere = other_words and all(k.lower().replace("-", "_") in other_words for k in unknown)
+    severity = "error" if len(unknown) >= UNKNOWN_SETTINGS_ERROR and not elsewhere else "warning"
+    shown = ", ".join(f"{k}={run.hyperparameters[k]}" for k in unknown[:6]) + (" …" if len(unknown) > 6 else "")
+    why = ("another script of the folder names them: the log was produced by that script" if elsewhere else
+           "the log was produced by other code" if severity == "error" else
+           "a setting renamed or removed after the run?")
+    report.add(Finding(
+        "LOG-CODE-CONSISTENCY", severity,
+        f"the log echoes {len(unknown)} setting(s) that the shipped code never names ({shown}): {why}",
+        file=run.path, line=run.line_of.get("hyperparameters"), seed=run.seed, source="log",
+        data={"unknown_settings": unknown}))
 
 
 def _compare_dump(run: LogRun, units: list[tuple[str, str, list[str]]], others: list[tuple[str, str, list[str]]],

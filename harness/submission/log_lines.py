@@ -136,6 +136,7 @@ def _ms(value: str, unit: str) -> float:
 def read_hyper(run, key: str, value: str) -> None:
     """One `key: value` item of a hyperparameter dump."""
     run.hyperparameters[key] = value
+    run.dumped_settings.append(key)
     low = key.lower()
     number = value.split()[0] if value.split() else ""
     if low == "seed" and number.lstrip("-").isdigit():

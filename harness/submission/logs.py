@@ -92,6 +92,7 @@ class LogRun:
     later_sources: list[tuple[str, int]] = field(default_factory=list)
     source_truncated: bool = False
     hyperparameters: dict[str, str] = field(default_factory=dict)
+    dumped_settings: list[str] = field(default_factory=list)  # the keys of an indented `Hyperparameters:` block
     tags: set[str] = field(default_factory=set)
     line_of: dict[str, int] = field(default_factory=dict)
     dataset_name: str | None = None  # from `dataset:<name> fineweb:<0|1>` (our reference trainer)

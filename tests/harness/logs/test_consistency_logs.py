@@ -9,6 +9,11 @@ from harness.verdict import Report
 from harness.submission.logs import parse_log
 
 SOURCE = "import os\nprint('hello')\n"
+# Code that names every setting kit.modern_log's hyperparameter dump prints, in the spellings scripts use.
+MODERN_CODE = ("import os\nimport torch\n\n\nclass Hyperparameters:\n    seed = int(os.environ.get('SEED', 1337))\n"
+               "    max_wallclock_seconds = float(os.environ.get('MAX_WALLCLOCK_SECONDS', 600))\n"
+               "    gptq_reserve_seconds = 0.5\n    datasets_dir = os.environ.get('DATASETS_DIR', './data')\n"
+               "    train_seq_len = 2048\n    world_size = int(os.environ.get('WORLD_SIZE', 1))\n")
 
 
 def findings(report):
@@ -54,9 +59,9 @@ def test_code_size_mismatch_is_an_error(kit):
 
 def test_wrapper_accounting_is_a_warning(kit):
     """A size difference explained by a compressed wrapper size in the same log is a warning."""
-    run = parse_log(kit.modern_log(), "train_seed42.log")
+    run = parse_log(kit.modern_log(source=MODERN_CODE), "train_seed42.log")
     report = Report("x")
-    check_log_code(kit.code_bundle("import torch\ndef main():\n    pass\n", shipped=b"x" * 158_429), [run], report)
+    check_log_code(kit.code_bundle(MODERN_CODE, shipped=b"x" * 158_429), [run], report)
     assert [s for s, _, _ in findings(report)] == ["warning"]
 
 
@@ -144,3 +149,22 @@ def test_overwritten_start_of_the_dump(kit, dump, resumed):
     found = findings(report)
     assert any("were overwritten" in m for _, m, _ in found) == resumed
     assert [s for s, _, _ in found] == ["info"] if resumed else all(s != "info" for s, _, _ in found)
+
+
+@pytest.mark.parametrize("code, extra, others, severity", [
+    (MODERN_CODE, "", {}, None),  # VALID: every dumped setting is named by the code
+    (MODERN_CODE.replace("train_seq_len = 2048", "parser.add_argument('--train-seq-len', default=2048)"), "", {},
+     None),  # VALID: an argparse flag spelled with dashes
+    (MODERN_CODE, "  ttt_hash_embed: True", {}, "warning"),  # near-miss: one setting renamed after the run?
+    (MODERN_CODE, "  ttt_hash_embed: True\n  ttt_hash_buckets: 16384", {}, "error"),  # INVALID: other code
+    (MODERN_CODE, "  ttt_hash_embed: True\n  ttt_hash_buckets: 16384",
+     {"train_hash.py": "TTT_HASH_EMBED = 1\nTTT_HASH_BUCKETS = 16384\n"}, "warning"),  # another script's log
+])
+def test_dumped_settings_the_code_never_names(kit, code, extra, others, severity):
+    """A hyperparameter dump printing settings no shipped code names came from other code: two or more are an
+    error, one a warning, and a warning when another script of the folder names them."""
+    run = parse_log(kit.modern_log(extra_hyper=extra, source=code), "train_seed42.log")
+    report = Report("x")
+    check_log_code(kit.code_bundle(code), [run], report, others)
+    found = [sev for sev, message, _ in findings(report) if "never names" in message]
+    assert found == ([severity] if severity else [])
