@@ -180,11 +180,20 @@ def _compare_dump(run: LogRun, units: list[tuple[str, str, list[str]]], others: 
             f" (after the first {comments} lines, which console output overwrote)" if comments else "")
         only_whitespace = True
     edit = None if only_whitespace or small or not candidates else _literal_edit(dumped, candidates)
+    hidden: list[str] = []
     if edit is not None:
-        literals, code_lines = edit
+        literals, code_lines, names = edit
         summary += (f"; the program is the shipped one apart from {literals} setting values (defaults, paths, run "
                     f"ids)" + (f" and {code_lines} other lines" if code_lines else ""))
-        small = True
+        # A changed number or flag is the same program only where the log shows the value the run used; a default
+        # the log never prints leaves the run's configuration to the dump, which the shipped code does not have.
+        printed = {k.lower() for k in run.hyperparameters}
+        hidden = sorted({n[0] for n in names if n and not any(a.lower() in printed for a in n)})
+        if hidden:
+            summary += (f"; the log never prints {', '.join(hidden[:5])}" + (" …" if len(hidden) > 5 else "")
+                        + ", so the run's values are the dump's defaults, not the shipped ones")
+        else:
+            small = True
     garbled = run.code_size_bytes in file_sizes and not _compiles(dumped)
     # A handful of edited lines (a default rewritten to the value the run was launched with, a dead line removed,
     # a docstring line: the NaiveBaseline trap) is the same program, reported so a reviewer can look.
@@ -276,13 +285,15 @@ def _same_code_but_comments(dumped: list[str], candidates: list[list[str]]) -> i
     return None
 
 
-def _literal_edit(dumped: list[str], candidates: list[list[str]]) -> tuple[int, int] | None:
+def _literal_edit(dumped: list[str], candidates: list[list[str]]) -> tuple[int, int, list[tuple[str, ...]]] | None:
     """(changed settings, other changed code lines) against the closest candidate whose code equals the dump's
     once the literal values of settings are set aside and few other lines differ (a small edit: SMALL_EDIT_LINES
     and SMALL_EDIT_FRACTION). A setting is a literal assigned to a name (`LR = 0.02`,
     `lr: float = float(os.environ.get("LR", "0.02"))`) or passed as `default=`: a different default, path or run
     id is the same program run with other settings, which the log's own configuration lines show; a literal inside
-    an expression (`return x + 7`) is code. None when no candidate is that close (comments never count)."""
+    an expression (`return x + 7`) is code. None when no candidate is that close (comments never count). The third
+    value names each changed number or flag: the names it can be printed under (the assigned name, an environment
+    variable read on that line), for the caller to look up in the log's configuration lines."""
     tokens = _code_tokens(dumped)
     if not tokens:
         return None
@@ -292,7 +303,7 @@ def _literal_edit(dumped: list[str], candidates: list[list[str]]) -> tuple[int, 
         if not code:
             continue
         matcher = SequenceMatcher(None, [t[:2] for t in tokens], [t[:2] for t in code], autojunk=False)
-        settings, lines = 0, set()
+        settings, lines, names = 0, set(), []
         for op, a0, a1, b0, b1 in matcher.get_opcodes():
             if op == "equal":
                 continue
@@ -301,12 +312,38 @@ def _literal_edit(dumped: list[str], candidates: list[list[str]]) -> tuple[int, 
                     _is_literal(x) and _is_literal(y) and _is_setting(code, b0 + i, candidate)
                     for i, (x, y) in enumerate(zip(ours, theirs))):
                 settings += len(ours)
+                names += [_setting_names(candidate, y[2]) for y in theirs if _is_value(y)]
                 continue
             lines.update(t[2] for t in ours or tokens[max(a0 - 1, 0):a0 + 1])
         limit = min(SMALL_EDIT_LINES, SMALL_EDIT_FRACTION * len({t[2] for t in code}))
-        if len(lines) <= limit and (best is None or (len(lines), settings) < best[::-1]):
-            best = (settings, len(lines))
+        if len(lines) <= limit and (best is None or (len(lines), settings) < (best[1], best[0])):
+            best = (settings, len(lines), names)
     return best
+
+
+def _is_value(token: tuple[int, str, int]) -> bool:
+    """A number or flag (also written as a string, `'0.02'`, `"1"`), not a path or run id."""
+    kind, text, _line = token
+    if kind != tokenize.STRING:
+        return True
+    inner = text.strip("'\"bBrRuU")
+    try:
+        float(inner)
+        return True
+    except ValueError:
+        return inner.lower() in ("true", "false")
+
+
+_ENV_NAME = re.compile(r"""(?:environ\.get|getenv|environ\[)\s*\(?\s*["']([A-Za-z_]\w*)["']""")
+
+
+def _setting_names(lines: list[str], row: int) -> tuple[str, ...]:
+    """The names the setting on line ROW may be printed under: the name assigned and any environment variable read."""
+    text = lines[row - 1] if 0 < row <= len(lines) else ""
+    m = _SETTING_LINE.match(text)
+    names = [re.sub(r"^\s*(?:self\.)?", "", m.group(0)).split(":")[0].split("=")[0].strip()] if m else []
+    names += _ENV_NAME.findall(text)
+    return tuple(n for n in names if n)
 
 
 def _is_literal(token: tuple[int, str, int]) -> bool:

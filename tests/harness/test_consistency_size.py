@@ -114,10 +114,15 @@ SETTINGS = "import os\n\n\nclass Hyperparameters:\n" + "".join(
     f"def step_{i}(value, h):\n    return value * h.knob_{i % 12} + {i}\n\n\n" for i in range(60))
 
 
-def judge_settings_dump(dump: str) -> str:
+# The run's configuration line, as scripts print it: every knob with the value it ran with.
+PRINTED = " ".join(f"knob_{i}:0.{i + 5}" for i in range(12)) + "\n"
+
+
+def judge_settings_dump(dump: str, printed: str = PRINTED) -> str:
     code = SimpleNamespace(units=[SimpleNamespace(path="train_gpt.py", text=SETTINGS, origin="shipped")],
                            shipped_bytes=len(SETTINGS), counted_files={"train_gpt.py": len(SETTINGS)})
-    run = parse_log(dump + "=" * 100 + "\nfinal_int8_zlib_roundtrip_exact val_loss:2.0 val_bpb:1.2\n", "train.log")
+    run = parse_log(dump + "=" * 100 + f"\n{printed}final_int8_zlib_roundtrip_exact val_loss:2.0 val_bpb:1.2\n",
+                    "train.log")
     report = Report("x")
     check_log_code(code, [run], report)
     ((found, message),) = [(f.severity, f.message) for f in report.findings if f.rule == "LOG-CODE-CONSISTENCY"]
@@ -149,4 +154,16 @@ def _defaults_rewritten(code: str) -> str:
 def test_a_dump_differing_in_setting_values_only_is_a_warning(edit, severity):
     """Changed defaults, paths and run ids leave the same program (a warning); changed code stays an error."""
     found, message = judge_settings_dump(edit(SETTINGS))
+    assert found == severity, message
+
+
+@pytest.mark.parametrize("printed, severity", [
+    (PRINTED, "warning"),  # VALID: the log prints every knob's value: the shipped code reruns it with them
+    (" ".join(f"KNOB_{i}={0.5 + i / 10:g}" for i in range(12)) + "\n", "warning"),  # VALID: under the env names
+    ("", "error"),  # INVALID: the defaults changed and the log never says what the run used (#156 shape)
+    (" ".join(f"knob_{i}:0.{i + 5}" for i in range(11)) + "\n", "error"),  # INVALID near-miss: one knob unprinted
+])
+def test_changed_defaults_count_as_the_same_program_only_where_the_log_prints_them(printed, severity):
+    """A dump whose settings' defaults differ is the shipped program only if the log prints the values the run used."""
+    found, message = judge_settings_dump(_defaults_rewritten(SETTINGS), printed)
     assert found == severity, message
