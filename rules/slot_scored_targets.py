@@ -178,6 +178,31 @@ class SlotScoredTargets(Rule):
             log_hints=LogHints(claimed=("quant_fitted val_nll:1.234567",)),
         ),
         Invalid(
+            "def fit_and_score(model, windows):\n"
+            "    total = 0.0\n"
+            "    for x, y in windows:\n"
+            "        z = model(x).float()\n"
+            "        b = torch.zeros(z.size(-1))\n"
+            "        for _ in range(3):\n"
+            "            b = b - 0.1 * (torch.softmax(z + b, -1) - F.one_hot(y, z.size(-1))).mean(dim=(0, 1))\n"
+            "        total += F.cross_entropy((z + b).flatten(0, 1), y.flatten(), reduction='sum')\n"
+            "    return total\n"
+            "\n"
+            "\n"
+            "def timed(label, fn, *args):\n"
+            "    value = fn(*args)\n"
+            "    print(f'{label} val_nll:{value:.6f}')\n"
+            "\n"
+            "\n"
+            "def main(model, windows):\n"
+            "    timed('plain_eval', plain, model, windows)\n"
+            "    timed('quant_fitted', fit_and_score, model, windows)\n",
+            expected_line=8,
+            expected_severity="warning",
+            name="near-miss: the claimed line is the plain pass's label; the fitted pass stays a warning",
+            log_hints=LogHints(claimed=("plain_eval val_nll:1.234567",)),
+        ),
+        Invalid(
             "def slot_slices(hidden, w, y, steps, ctx):\n"
             "    delta = torch.zeros(1, 1, hidden.size(-1), requires_grad=True)\n"
             "    opt = torch.optim.AdamW([delta], lr=0.01)\n"
