@@ -89,7 +89,11 @@ def check_log_code(code, logs: list[LogRun], report: Report, other_scripts: dict
     shipped = _shipped_bytes(code)
     counted, sources = _counted_sizes(code), _sources(code)  # the same for every log
     judged = False
-    code_words = _setting_words(getattr(code, "units", None) or [])
+    code_units = getattr(code, "units", None) or []
+    # Code that executes a payload no unit decodes cannot be read for the names it defines: no settings check.
+    unreadable = not any(getattr(u, "origin", "") == "decoded" for u in code_units) and any(
+        _EXEC_CALL.search(getattr(u, "text", "") or "") for u in code_units)
+    code_words = "" if unreadable else _setting_words(code_units)
     other_words = _setting_words([SimpleNamespace(text=t) for t in (other_scripts or {}).values()])
     for run in runs:
         if run.dumped_settings and code_words:
@@ -110,6 +114,7 @@ def check_log_code(code, logs: list[LogRun], report: Report, other_scripts: dict
         report.skip("LOG-CODE-CONSISTENCY", "the logs carry neither a source dump nor a Code size line")
 
 
+_EXEC_CALL = re.compile(r"(?<![\w.])(?:exec|eval)\s*\(")
 UNKNOWN_SETTINGS_ERROR = 2  # this many echoed settings no shipped code names: other code, not a renamed knob
 MIN_SETTING_LEN = 4  # shorter keys (lr, wd, k) are too common to tell code apart
 

@@ -198,10 +198,12 @@ def _looks_like_decoder(node: ast.AST) -> bool:
 
 
 class _Environment:
-    """Module-level bindings usable by the evaluator: literal assignments and imports (last binding wins)."""
+    """Module-level bindings usable by the evaluator: literal assignments and imports. A name means its last
+    binding, except inside the value of one of its bindings (`S = S.decode()`), where it means the one before."""
 
     def __init__(self, tree: ast.Module) -> None:
-        self.bindings: dict[str, ast.AST] = {}
+        self.bindings: dict[str, list[ast.AST]] = {}
+        self.using: dict[str, int] = {}  # name -> index of its binding being evaluated now
         self.values: dict[str, object] = {}
         for stmt in tree.body:
             self._bind(stmt)
@@ -217,21 +219,29 @@ class _Environment:
                 self.values[alias.asname or alias.name] = (
                     constants[alias.name] if alias.name in constants else _Func(f"{stmt.module}.{alias.name}"))
         elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-            self.bindings[stmt.targets[0].id] = stmt.value
+            self.bindings.setdefault(stmt.targets[0].id, []).append(stmt.value)
             self.values.pop(stmt.targets[0].id, None)
         elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
-            self.bindings[stmt.target.id] = stmt.value
+            self.bindings.setdefault(stmt.target.id, []).append(stmt.value)
 
     def _name(self, node: ast.Name, ev) -> object:
         """A name's value: a module or constant seen imported, a literal binding (evaluated), or a builtin."""
         if node.id in self.values:
             return self.values[node.id]
         if node.id in self.bindings:
-            value = self.bindings.pop(node.id)  # pop guards against self-reference loops
+            stack = self.bindings[node.id]
+            before = self.using.get(node.id)
+            index = (len(stack) if before is None else before) - 1  # also guards against self-reference loops
+            if index < 0:
+                raise ShimError(f"name {node.id!r} is used before its first binding")
+            self.using[node.id] = index
             try:
-                return ev(value)
+                return ev(stack[index])
             finally:
-                self.bindings[node.id] = value
+                if before is None:
+                    del self.using[node.id]
+                else:
+                    self.using[node.id] = before
         if node.id in {"bytes", "str", "bytearray", "__import__"}:
             return _Func(f"builtins.{node.id}")
         raise ShimError(f"name {node.id!r} is not a literal binding")

@@ -46,6 +46,17 @@ def test_names_bound_to_literals_are_followed():
     assert decode_shim(source).text == CODE
 
 
+@pytest.mark.parametrize("rebinding", [
+    "S = S.decode()\nexec(compile(S, 'x.py', 'exec'))\n",  # the payload name rebound from itself, then compiled
+    "T = S\nS = T.decode()\nexec(S)\n",  # through a second name
+])
+def test_a_name_rebound_from_itself_means_its_earlier_value_inside(rebinding):
+    """`S = L.decompress(...)` then `S = S.decode()`: the second binding's S is the first one's value."""
+    blob = base64.b85encode(lzma.compress(CODE.encode())).decode()
+    result = decode_shim(f"import lzma as L, base64 as B\nS = L.decompress(B.b85decode('{blob}'))\n{rebinding}")
+    assert result.text == CODE and not result.problems
+
+
 def test_nested_shims_are_unwrapped_to_the_innermost():
     """A shim whose payload is itself a shim is decoded again; every layer is reported."""
     result = decode_shim(wrap(wrap(CODE, ["zlib", "b85"]), ["lzma_raw", "b64"]))

@@ -159,6 +159,7 @@ def test_overwritten_start_of_the_dump(kit, dump, resumed):
     (MODERN_CODE, "  ttt_hash_embed: True\n  ttt_hash_buckets: 16384", {}, "error"),  # INVALID: other code
     (MODERN_CODE, "  ttt_hash_embed: True\n  ttt_hash_buckets: 16384",
      {"train_hash.py": "TTT_HASH_EMBED = 1\nTTT_HASH_BUCKETS = 16384\n"}, "warning"),  # another script's log
+    ("import zlib\nexec(zlib.decompress(BLOB))\n", "", {}, None),  # a payload no unit decodes: names unknown
 ])
 def test_dumped_settings_the_code_never_names(kit, code, extra, others, severity):
     """A hyperparameter dump printing settings no shipped code names came from other code: two or more are an
