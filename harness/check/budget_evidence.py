@@ -19,6 +19,7 @@ from dataclasses import replace
 
 from harness.challenge import TRAIN_BUDGET_S
 from harness.check.budgets import HESSIAN_MARGIN_S
+from harness.submission.manifest import claimed_track, is_off_record
 from harness.verdict import Report
 from rules.finding import Evidence
 
@@ -72,3 +73,16 @@ def train_reads_within_reserve(logs: list, report: Report) -> None:
         rejudged(f) if f.rule == "TRAIN-DATA-AT-EVAL" and f.source == "static" and f.severity == "error" else f
         for f in report.findings
     ]
+
+
+def off_record_training_reads(claims, report: Report) -> None:
+    """Off the record track there is no 600 s training budget: training data read after the loop (calibration before
+    the artifact is written) is more training, so the static error is a warning that says so. Reads at evaluation
+    still break the no-training-data-at-eval rule; the static rule cannot always tell the two apart, so it stays
+    visible."""
+    track = claimed_track(claims)
+    if not is_off_record(track):
+        return
+    report.downgrade(lambda f: f.rule == "TRAIN-DATA-AT-EVAL" and f.source == "static",
+                     f" (track {track}: no 600 s training budget applies; check that the reads happen before the "
+                     "artifact is written, not during evaluation)")

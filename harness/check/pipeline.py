@@ -76,7 +76,7 @@ def _run_stage(report: Report, name: str, stage: Callable[[], object]) -> object
 def check_submission(sub: Submission, options: CheckOptions, report: Report) -> Report:
     """Run every stage over an already-loaded submission."""
     from harness.check.binding import check_binding
-    from harness.check.budget_evidence import train_reads_within_reserve
+    from harness.check.budget_evidence import off_record_training_reads, train_reads_within_reserve
     from harness.check.budgets import check_budgets
     from harness.check.claim_scope import scope_to_claim
     from harness.check.claims import check_claims
@@ -116,6 +116,7 @@ def check_submission(sub: Submission, options: CheckOptions, report: Report) -> 
     _run_stage(report, "seeds", lambda: check_seeds(sub, code, claims, logs, report))
     _run_stage(report, "claim-scope", lambda: scope_to_claim(compared, report))
     _run_stage(report, "budget-evidence", lambda: train_reads_within_reserve(logs, report))
+    _run_stage(report, "budget-evidence", lambda: off_record_training_reads(claims, report))
     _run_stage(report, "significance",
                lambda: check_significance(claims, logs, options.against, options.policy, report))
     if options.probe:

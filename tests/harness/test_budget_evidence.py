@@ -30,7 +30,7 @@ RESERVED = SCRIPT.replace("    while True:\n", "    max_wallclock_ms = 600000 - 
                           "    while elapsed() < max_wallclock_ms:\n")
 
 
-def _folder(make_submission, loop_ms: int, reads_s: float | None, script: str = SCRIPT):
+def _folder(make_submission, loop_ms: int, reads_s: float | None, script: str = SCRIPT, track: str = "10min_16mb"):
     log = BASELINE_LOG.replace("600038", str(loop_ms)).format(
         seed=1337, code_bytes=len(script), total=15815847 + len(script), loss=2.07, bpb=1.2243)
     if reads_s is not None:
@@ -38,7 +38,7 @@ def _folder(make_submission, loop_ms: int, reads_s: float | None, script: str = 
         stop = log.index("\n", stop) + 1
         log = log[:stop] + f"GPTQ:collected 67 Hessians in {reads_s}s\n" + log[stop:]
     return make_submission({"train_gpt.py": script, "README.md": "x\n", "train_seed1337.log": log,
-                            "submission.json": json.dumps({"track": "10min_16mb", "val_bpb": 1.2243})})
+                            "submission.json": json.dumps({"track": track, "val_bpb": 1.2243})})
 
 
 class TestLoggedReserve:
@@ -70,3 +70,13 @@ class TestLoggedReserve:
         assert {f.severity for f in found} == ({severity} if severity else set())
         if severity == "info":
             assert all(any(e.file == "train_seed1337.log" and e.line for e in f.evidence) for f in found)
+
+
+@pytest.mark.parametrize("track, severity", [
+    ("10min_16mb", "error"),  # INVALID: the record track's 600 s budget does not cover reads after the loop
+    ("non_record_16mb", "warning"),  # VALID: no training budget off the record track: more training, said so
+])
+def test_post_loop_training_reads_off_the_record_track_are_a_warning(make_submission, track, severity):
+    """Training data read after the loop breaks the record track's budget; off it the finding is a warning."""
+    report = check_path(_folder(make_submission, 600_038, None, track=track))
+    assert {f.severity for f in report.findings if f.rule == "TRAIN-DATA-AT-EVAL"} == {severity}

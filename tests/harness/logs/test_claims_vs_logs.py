@@ -54,6 +54,28 @@ def test_mismatch_is_an_error_with_numbers():
     assert message == "val_bpb: claim 1.15015359 equals no log; logs mean 1.16660881"
 
 
+@pytest.mark.parametrize("claim, logs, extra, severity", [
+    # VALID: the mean of 1.20670333 written as 1.20667: off by 0.00003, a slip (per-seed values all match)
+    (dict(val_bpb=1.20667, seed_results={"1": {"val_bpb": 1.2061}, "2": {"val_bpb": 1.2069}}),
+     [("train_seed1.log", "1.20610000", "1"), ("train_seed2.log", "1.20690000", "2")], "", "warning"),
+    # VALID: the claim is printed under a key the grammar does not read
+    (dict(val_bpb=2.48898442), [("train.log", "2.61000000", None)], "eval_bits_per_byte=2.48898442865\n",
+     "warning"),
+    # INVALID: 0.01 better than anything logged, and no per-seed values to back it
+    (dict(val_bpb=1.19670), [("train_seed1.log", "1.20610000", "1"), ("train_seed2.log", "1.20690000", "2")], "",
+     "error"),
+    # INVALID near-miss: 0.0007 off the mean (0.0003 under the best seed): more than a slip
+    (dict(val_bpb=1.20580), [("train_seed1.log", "1.20610000", "1"), ("train_seed2.log", "1.20690000", "2")], "",
+     "error"),
+])
+def test_a_headline_mismatch_the_logs_still_explain_is_a_warning(claim, logs, extra, severity):
+    """A headline val_bpb equal to no final score is an error unless the logs explain it: printed under another key,
+    every per-seed claim equal to its log, or within 0.0002 of the logs' mean."""
+    report = Report("x")
+    check_claims(claims(**claim), [run(name, bpb, seed=seed, extra=extra) for name, bpb, seed in logs], report)
+    assert [s for s, m in sig(report) if m.startswith("val_bpb:")] == [severity]
+
+
 def test_single_seed_match_is_a_warning():
     """A claim that equals one seed only (not the mean) is a warning naming the seed."""
     logs = [run("train_seed1.log", "1.20000000", seed="1"), run("train_seed2.log", "1.21000000", seed="2"),
