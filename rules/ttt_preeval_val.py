@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+import re
+
 from rules.analysis.evidence import describe_path
-from rules.base import Invalid, Rule, Valid
+from rules.analysis.passes import print_pattern
+from rules.base import Invalid, LogHints, Rule, Valid
 
 _PREQUANT = '''import torch
 def load_validation_tokens(pattern, n):
@@ -30,6 +34,15 @@ def main():
     print(evaluate(model, val_tokens))
 main()
 '''
+
+# The same adaptation defined but never run: main() is renamed and nothing calls it.
+_NEVER_CALLED = _PREQUANT.replace("def main():", "def main_with_ttt():").replace(
+    "\nmain()\n", "\nif __name__ == '__main__':\n    print('evaluation only')\n")
+
+# The score is printed before the adaptation runs, and the logs show that printed line as the claimed one.
+_CLAIMED_BEFORE = _PREQUANT.replace("    adapt(model, val_tokens, 3)\n",
+                                    "    print(f'final_plain_eval val_nll:{evaluate(model, val_tokens):.6f}')\n"
+                                    "    adapt(model, val_tokens, 3)\n")
 
 _SCORE_FIRST = '''import torch
 def eval_ttt(model, val_tokens, chunk, epochs):
@@ -324,6 +337,14 @@ class PreEvalValTTT(Rule):
     ]
     INVALID = [
         Invalid(_PREQUANT, expected_line=10, expected_severity="error", name="pre-quant TTT helper"),
+        Invalid(_CLAIMED_BEFORE, expected_line=10, expected_severity="warning",
+                name="near-miss: the claimed score is the one printed before the adaptation runs",
+                log_hints=LogHints(claimed=("final_plain_eval val_nll:2.345678",))),
+        Invalid(_CLAIMED_BEFORE, expected_line=10, expected_severity="error",
+                name="the same script, the claim being the adapted model's later score",
+                log_hints=LogHints(claimed=("2.123456",))),
+        Invalid(_NEVER_CALLED, expected_line=10, expected_severity="warning",
+                name="near-miss: the same adaptation in a function nothing calls, passes or names: it does not run"),
         Invalid(_WARMUP_ON_VAL, expected_line=9, expected_severity="error",
                 name="near-miss: the warm-up's names hold validation windows before it runs"),
         Invalid(_INLINE_MAIN, expected_line=13, expected_severity="error", name="inline in main, flag on"),
@@ -357,5 +378,31 @@ class PreEvalValTTT(Rule):
             message = f"{where} trains on validation data (line {site.backward.line}) before it is scored"
             message += f"; the same data is scored later at line {later}." if later else \
                 "; no later scoring of it was found."
+            outermost, anchor = path.frames[-1]
+            if not self.facts.graph.referenced(outermost):  # the code is there, but nothing runs it
+                severity = "warning"
+                message += f" `{outermost.qualname}` is never called, passed or named elsewhere: it does not run."
+            claimed_before = next((line for func, node in path.frames
+                                   if (line := self._claim_printed_before(func, node)) is not None), None)
+            if claimed_before is not None:
+                severity = "warning"
+                message += (f" The claimed score is printed at line {claimed_before}, before this adaptation runs: "
+                            "the adapted model's score is not the one reported.")
+                evidence.append((claimed_before, "prints the claimed score, before the adaptation"))
             self.report(site.backward.node, message, severity=severity, evidence=evidence + guard_evidence,
                         data={"function": site.home.qualname})
+
+    def _claim_printed_before(self, func, anchor) -> int | None:
+        """The line of the print in FUNC that writes the claimed score, when every such print comes before ANCHOR
+        (the call that leads to the adaptation); None without claim evidence or when one comes after it."""
+        claimed = self.log_hints.claimed
+        if not claimed:
+            return None
+        lines = []
+        for stmt in self.facts.graph.of_type(ast.Expr):
+            pattern = print_pattern(stmt)
+            if pattern is not None and any(re.search(pattern, line) for line in claimed):
+                if not any(n is stmt for n in func.nodes) or stmt.lineno >= anchor.lineno:
+                    return None
+                lines.append(stmt.lineno)
+        return max(lines) if lines else None

@@ -8,6 +8,8 @@ evaluation is a separate 600 s per seed, and pre-quantization TTT on validation 
 
 from __future__ import annotations
 
+import re
+
 from harness.challenge import EVAL_BUDGET_S, RECORD_TRACK, TRAIN_BUDGET_S
 from harness.submission.logs import LogRun, MetricLine
 from harness.submission.manifest import claimed_track, is_off_record
@@ -34,6 +36,7 @@ def check_budgets(logs: list[LogRun], claims, report: Report, scored: dict[str, 
         return
     _train_time(runs, track, report)
     _hardware(runs, track, report)
+    _declared_hardware(claims, runs, track, report)
     _eval_time(runs, track, report, scored or {})
 
 
@@ -140,6 +143,27 @@ def _eval_time(runs: list[LogRun], track: str | None, report: Report, scored: di
         report.mark_checked("EVAL-TIME-600")
     else:
         report.skip("EVAL-TIME-600", "no log prints an evaluation time")
+
+
+_OTHER_HARDWARE = re.compile(r"(?i)\b(pcie|nvl|a100|a10g?|a40|a6000|l4|l40s?|h200|h20|b200|gh200|mi\d{3}x?|v100|t4|"
+                             r"rtx|geforce|tpu|\d{4}\s*ti)\b|\b([1-7]|16)\s*[x×]\s*h100")
+_DECLARED_KEYS = ("hardware", "gpu", "gpus", "hardware_used", "compute", "device")
+
+
+def _declared_hardware(claims, runs: list[LogRun], track: str | None, report: Report) -> None:
+    """The hardware submission.json itself declares: another accelerator, a PCIe/NVL H100 or another GPU count on
+    the record track is the author's own statement that the run is not 8xH100 SXM. An error unless the logs show
+    eight H100 SXM GPUs by name (the logs are what ran; then the declaration is a warning)."""
+    raw = getattr(claims, "raw", None) or {}
+    declared = next((str(raw[k]) for k in _DECLARED_KEYS if isinstance(raw.get(k), (str, int))), None)
+    if declared is None or not _OTHER_HARDWARE.search(declared):
+        return
+    shown = any(len(r.gpu_names) == 8 and all("H100" in g.upper() and "PCIE" not in g.upper() and "NVL" not in
+                                               g.upper() for g in r.gpu_names) for r in runs)
+    report.add(Finding("HARDWARE", "warning" if shown else _severity(track, "error"),
+                       f"submission.json declares the hardware as {declared[:80]!r}, not 8xH100 SXM"
+                       + (" (the logs list eight H100 SXM GPUs)" if shown else ""),
+                       file=getattr(claims, "path", None) or "submission.json", source="artifact"))
 
 
 def _hardware(runs: list[LogRun], track: str | None, report: Report) -> None:

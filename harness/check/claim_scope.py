@@ -9,6 +9,8 @@ every log, or on no identifiable set, nothing changes.
 
 from __future__ import annotations
 
+import re
+
 from harness.verdict import Report
 
 # Rules whose log-level findings concern one run's own figures.
@@ -16,12 +18,27 @@ PER_RUN_RULES = frozenset({"ARTIFACT-CAP-16MB", "LOG-CODE-CONSISTENCY", "TRAIN-T
                            "FULL-VAL-TOKEN-COUNT", "BPB-BYTE-LUT", "TOKENIZER-CHANGE-PROOF"})
 
 
+MIN_SETTINGS = 5  # a configuration this small (or none printed) cannot tell a side run from another seed
+
 # How the claim relates to the logs when it rests on some of them (harness.check.claims.Comparison.kind).
 SCOPED_KINDS = frozenset({"subset", "single", "non_final", "unparsed"})
 
 
-def scope_to_claim(comparisons: dict | None, report: Report) -> None:
-    """Turn errors about logs outside the claim's subset into warnings that name the logs behind the claim."""
+_RUN_IDENTITY = re.compile(r"(?i)seed|run_?id|log|name|out|dir|path|time|date")  # keys that differ run to run
+
+
+def configuration(run) -> dict[str, str]:
+    """A run's hyperparameter dump (its indented `Hyperparameters:` block), without what names or seeds one run:
+    equal ones are the same submission."""
+    values = getattr(run, "hyperparameters", None) or {}
+    return {k.lower(): values.get(k) for k in getattr(run, "dumped_settings", None) or []
+            if not _RUN_IDENTITY.search(k)}
+
+
+def scope_to_claim(comparisons: dict | None, report: Report, logs_parsed: list | None = None) -> None:
+    """Turn errors about logs outside the claim's subset into warnings that name the logs behind the claim. A log
+    that prints the same configuration as a log behind the claim is another seed of the submitted run, not a side
+    run: its findings stand."""
     bpb = (comparisons or {}).get("val_bpb")
     if bpb is None or bpb.kind not in SCOPED_KINDS or not bpb.logs_used:
         return
@@ -30,6 +47,9 @@ def scope_to_claim(comparisons: dict | None, report: Report) -> None:
     if not logs - behind:
         return
     names = ", ".join(sorted(behind)[:4]) + (" …" if len(behind) > 4 else "")
+    by_path = {getattr(r, "path", None): r for r in logs_parsed or []}
+    submitted = [c for c in (configuration(by_path[p]) for p in behind if p in by_path) if len(c) >= MIN_SETTINGS]
+    same_run = {p for p in logs - behind if p in by_path and configuration(by_path[p]) in submitted}
     report.downgrade(lambda f: f.rule in PER_RUN_RULES and f.source in ("log", "artifact") and f.file in logs
-                     and f.file not in behind,
+                     and f.file not in behind and f.file not in same_run,
                      f" (this log is not among those behind the claimed val_bpb: {names})")

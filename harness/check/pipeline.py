@@ -114,7 +114,7 @@ def check_submission(sub: Submission, options: CheckOptions, report: Report) -> 
     _run_stage(report, "budgets", lambda: check_budgets(logs, claims, report, scored))
     _run_stage(report, "metric", lambda: check_metric(logs, claims, report))
     _run_stage(report, "seeds", lambda: check_seeds(sub, code, claims, logs, report))
-    _run_stage(report, "claim-scope", lambda: scope_to_claim(compared, report))
+    _run_stage(report, "claim-scope", lambda: scope_to_claim(compared, report, logs))
     _run_stage(report, "budget-evidence", lambda: train_reads_within_reserve(logs, report))
     _run_stage(report, "budget-evidence", lambda: off_record_training_reads(claims, report))
     _run_stage(report, "significance",

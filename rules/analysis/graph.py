@@ -93,6 +93,38 @@ class Graph:
             return list(ast.walk(node))
         return self.preorder[i:self._end[i]]  # type: ignore[index]
 
+    def referenced(self, func: FuncInfo) -> bool:
+        """Whether anything outside FUNC's own body can run it: its name loaded (called, passed, stored, decorated
+        away) or written in a string (getattr, a dispatch table) anywhere else in the module. A function nothing
+        refers to never runs, in a module that runs as a script (module-level calls); a module without any may be
+        imported by another file, so there every function counts as referenced. Methods always count (dunder and
+        framework hooks are called by name)."""
+        if func.parent is None or func.class_name is not None or not self._runs_as_script():
+            return True
+        name = func.name
+        own = {id(n) for n in self.subtree(func.node)}
+        for node in self.of_type(ast.Name):
+            if node.id == name and isinstance(node.ctx, ast.Load) and id(node) not in own:
+                return True
+        for node in self.of_type(ast.Attribute):
+            if node.attr == name and id(node) not in own:
+                return True
+        for node in self.of_type(ast.Constant):
+            if isinstance(node.value, str) and name in node.value and id(node) not in own:
+                return True
+        return False
+
+    def _runs_as_script(self) -> bool:
+        """Whether the module body calls something itself (directly or under `if __name__ == "__main__":`)."""
+        body = getattr(self.module.node, "body", [])
+        for stmt in body:
+            if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+                return True
+            if isinstance(stmt, ast.If) and any(isinstance(n, ast.Name) and n.id == "__name__"
+                                                for n in ast.walk(stmt.test)):
+                return True
+        return False
+
     def resolve(self, call: ast.Call, scope: FuncInfo) -> tuple[FuncInfo, int] | None:
         """The script function a call runs, and how many leading parameters the call does not pass (self)."""
         func = call.func

@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
+from harness.check.claim_scope import scope_to_claim
+from harness.check.claims import check_claims
 from harness.check.pipeline import check_path
+from harness.submission.logs import parse_log
+from harness.submission.manifest import claims_from_json
+from harness.verdict import Report
+from rules.finding import Finding
 from tests.conftest import BASELINE_LOG, LEGAL_SCRIPT
 
 OVER_MODEL = 16_500_000
@@ -51,3 +59,31 @@ def test_an_over_cap_side_run_beside_a_single_claimed_log_is_a_warning(legal_sub
     json_path.write_text(json.dumps(data))
     found = _cap(check_path(legal_submission))
     assert [(sev, file) for sev, file, _ in found] == [("warning", "screen_a6000.log")]
+
+
+def _dumped(seed: str, matrix_lr: str, model_bytes: int, bpb: str) -> str:
+    settings = {"seed": seed, "matrix_lr": matrix_lr, "num_layers": "11", "model_dim": "512", "train_seq_len": "2048",
+                "warmdown_iters": "3500", "world_size": "8"}
+    return ("Hyperparameters:\n" + "".join(f"  {k}: {v}\n" for k, v in settings.items())
+            + f"seed:{seed}\nstopping_early: wallclock_cap train_time:590000ms step:7000/20000\n"
+            f"Serialized model int6+lzma: {model_bytes} bytes\nCode size: 1000 bytes\n"
+            f"Total submission size int6+lzma: {model_bytes + 1000} bytes\n"
+            f"final_int6_roundtrip_exact val_loss:2.00000000 val_bpb:{bpb}\n")
+
+
+@pytest.mark.parametrize("other_lr, severity", [
+    ("0.025", "error"),  # INVALID: a fourth seed of the same configuration over the cap: part of the submission
+    ("0.030", "warning"),  # VALID: a tuning run with another learning rate, over the cap, outside the claim
+])
+def test_a_log_of_the_claimed_configuration_is_not_a_side_run(other_lr, severity):
+    """Findings about a log outside the claimed subset stand when it prints the claimed runs' configuration."""
+    logs = [parse_log(_dumped(s, "0.025", 15_900_000, b), f"train_seed{s}.log")
+            for s, b in (("1", "1.10000000"), ("2", "1.10200000"), ("3", "1.10400000"))]
+    logs.append(parse_log(_dumped("4", other_lr, 16_100_000, "1.09000000"), "train_seed4.log"))
+    claims = claims_from_json(json.dumps({"val_bpb": 1.102, "track": "10min_16mb"}), "submission.json")[0]
+    report = Report("x")
+    compared = check_claims(claims, logs, report)
+    assert compared["val_bpb"].kind == "subset"
+    report.add(Finding("ARTIFACT-CAP-16MB", "error", "seed 4 over the cap", file="train_seed4.log", source="log"))
+    scope_to_claim(compared, report, logs)
+    assert [f.severity for f in report.findings if f.rule == "ARTIFACT-CAP-16MB"] == [severity]

@@ -128,3 +128,21 @@ def test_eval_time_times_the_pass_the_claim_equals(claim, severities):
     compared = check_claims(claims, [run], report)
     check_budgets([run], claims, report, compared["val_bpb"].scored)
     assert [s for s, _ in findings(report, "EVAL-TIME-600")] == severities
+
+
+@pytest.mark.parametrize("declared, gpu, severity", [
+    ("8xH100 PCIe", None, "error"),  # INVALID: the author states PCIe and the logs do not name the GPUs
+    ("2x H100 80GB", None, "error"),  # INVALID: two GPUs declared
+    ("8xH100 SXM", None, None),  # VALID: the challenge's hardware
+    ("8×H100 80GB HBM3", None, None),  # VALID: the SXM part by its memory
+    ("8xH100 PCIe", "NVIDIA H100 80GB HBM3", "warning"),  # near-miss: the logs list eight SXM GPUs by name
+])
+def test_declared_hardware(kit, declared, gpu, severity):
+    """Hardware that submission.json declares other than 8xH100 SXM is a HARDWARE error on the record track."""
+    text = kit.baseline_log(gpu=gpu) if gpu else kit.modern_log()
+    claims = claims_from_json(json.dumps({"val_bpb": 1.2, "track": "10min_16mb", "hardware": declared}),
+                              "submission.json")[0]
+    report = Report("x")
+    check_budgets([parse_log(text, "t.log")], claims, report)
+    found = [s for s, m in findings(report, "HARDWARE") if "declares" in m]
+    assert found == ([severity] if severity else [])
