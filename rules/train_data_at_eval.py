@@ -159,6 +159,34 @@ class TrainDataAtEval(Rule):
             expected_line=13,
             name="a reserve knob whose default is 0: the loop still runs to 600 s",
         ),
+        Invalid(
+            "import os\n"
+            "QUANT = os.environ.get('EXPORT_QUANTIZER', 'rowclip_int6')\n"
+            "def main(args, model, opt):\n"
+            "    train_loader = DistributedTokenLoader(args.train_files)\n"
+            "    while True:\n"
+            "        model(train_loader.next_batch()).backward()\n"
+            "        opt.step()\n"
+            "    if QUANT.startswith('full_gptq'):\n"
+            "        collect_hessians(model, DistributedTokenLoader(args.train_files))\n",
+            expected_line=9,
+            expected_severity="warning",
+            name="near-miss: the reads sit on a quantizer branch that a string setting's default does not take",
+        ),
+        Invalid(
+            "import os\n"
+            "QUANT = os.environ.get('EXPORT_QUANTIZER', 'full_gptq_int6')\n"
+            "def main(args, model, opt):\n"
+            "    train_loader = DistributedTokenLoader(args.train_files)\n"
+            "    while True:\n"
+            "        model(train_loader.next_batch()).backward()\n"
+            "        opt.step()\n"
+            "    if QUANT.startswith('full_gptq'):\n"
+            "        collect_hessians(model, DistributedTokenLoader(args.train_files))\n",
+            expected_line=9,
+            expected_severity="error",
+            name="the same branch taken by the default",
+        ),
     ]
 
     def finish(self) -> None:

@@ -137,6 +137,14 @@ class FlagEvaluator:
         if isinstance(func, ast.Attribute) and func.attr in {"lower", "strip", "upper"}:
             inner = self.value(func.value)
             return getattr(inner, func.attr)() if isinstance(inner, str) else _UNKNOWN
+        if isinstance(func, ast.Attribute) and func.attr in {"startswith", "endswith"} and len(node.args) == 1:
+            inner, prefix = self.value(func.value), self.value(node.args[0])
+            if isinstance(prefix, list):
+                prefix = tuple(prefix)
+            if isinstance(inner, str) and (isinstance(prefix, str) or isinstance(prefix, tuple)
+                                           and all(isinstance(p, str) for p in prefix)):
+                return getattr(inner, func.attr)(prefix)
+            return _UNKNOWN
         return _UNKNOWN
 
 
