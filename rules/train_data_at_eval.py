@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import ast
-import re
 from dataclasses import dataclass, field
 
+from rules.analysis.budget_prints import CLOCKS, POINT, logged_end
 from rules.analysis.dataflow import (
     guarded_severity,
     is_train_source,
@@ -18,12 +18,7 @@ from rules.base import Invalid, LogHints, Rule, Valid
 
 _COUNT_WRAPPERS = {"len", "sorted", "list", "log", "log0", "print"}
 TRAIN_BUDGET_S = 600.0  # README: the training loop plus any training-data access, on 8xH100
-TOLERATED_OVERRUN_S = 5.0  # with a reserve, logged reads ending at most this far past 600 s: a warning (#1855 ran
-# ~604.3 s with a reserve that fell short, merged)
-_CLOCKS = {"perf_counter", "time", "monotonic"}
-_POINT = "point"  # a clock reading (an instant), as opposed to a duration
-_NUMBER = r"(-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)"
-_MIN_LITERAL = 8  # literal characters a printed template needs before a log line matching it means much
+TOLERATED_OVERRUN_S = 5.0  # with a reserve, reads logged this far past 600 s: a warning (#1855, merged)
 
 _LOWERED_CAP = (
     "import os\n"
@@ -62,6 +57,12 @@ _MARGIN = (
     "        opt.step()\n"
     "    collect_hessians(model, DistributedTokenLoader(args.train_files))\n"
 )
+
+
+_BRANCH = ("import os\nQUANT = os.environ.get('EXPORT_QUANTIZER', '{default}')\ndef main(args, model, opt):\n"
+           "    train_loader = DistributedTokenLoader(args.train_files)\n    while True:\n"
+           "        model(train_loader.next_batch()).backward()\n        opt.step()\n"
+           "    if QUANT.startswith('full_gptq'):\n        collect_hessians(model, DistributedTokenLoader(args.train_files))\n")
 
 
 def _logged(*lines: str) -> LogHints:
@@ -159,34 +160,10 @@ class TrainDataAtEval(Rule):
             expected_line=13,
             name="a reserve knob whose default is 0: the loop still runs to 600 s",
         ),
-        Invalid(
-            "import os\n"
-            "QUANT = os.environ.get('EXPORT_QUANTIZER', 'rowclip_int6')\n"
-            "def main(args, model, opt):\n"
-            "    train_loader = DistributedTokenLoader(args.train_files)\n"
-            "    while True:\n"
-            "        model(train_loader.next_batch()).backward()\n"
-            "        opt.step()\n"
-            "    if QUANT.startswith('full_gptq'):\n"
-            "        collect_hessians(model, DistributedTokenLoader(args.train_files))\n",
-            expected_line=9,
-            expected_severity="warning",
-            name="near-miss: the reads sit on a quantizer branch that a string setting's default does not take",
-        ),
-        Invalid(
-            "import os\n"
-            "QUANT = os.environ.get('EXPORT_QUANTIZER', 'full_gptq_int6')\n"
-            "def main(args, model, opt):\n"
-            "    train_loader = DistributedTokenLoader(args.train_files)\n"
-            "    while True:\n"
-            "        model(train_loader.next_batch()).backward()\n"
-            "        opt.step()\n"
-            "    if QUANT.startswith('full_gptq'):\n"
-            "        collect_hessians(model, DistributedTokenLoader(args.train_files))\n",
-            expected_line=9,
-            expected_severity="error",
-            name="the same branch taken by the default",
-        ),
+        Invalid(_BRANCH.format(default="rowclip_int6"), expected_line=9, expected_severity="warning",
+                name="near-miss: the reads sit on a quantizer branch that a string setting's default does not take"),
+        Invalid(_BRANCH.format(default="full_gptq_int6"), expected_line=9, expected_severity="error",
+                name="the same branch taken by the default"),
     ]
 
     def finish(self) -> None:
@@ -199,7 +176,7 @@ class TrainDataAtEval(Rule):
             return
         loop = phase.training_loop
         budget = _Budget(facts, loop, self.log_hints)
-        logged = _logged_end(facts, phase, budget, reads, self.log_hints.lines)
+        logged = logged_end(facts, phase, budget, reads, self.log_hints.lines)
         for node in reads:
             severity, guards = guarded_severity(self, node, "error")
             why = [(budget.line or budget.taken or loop.lineno, budget.describe())]
@@ -268,7 +245,7 @@ class _Budget:
                 continue
             sides = [node.left, node.comparators[0]]
             scales = [self.scale(s) for s in sides]
-            if scales.count(None) != 1 or _POINT in scales:
+            if scales.count(None) != 1 or POINT in scales:
                 continue  # not "elapsed time against a cap"
             timer, cap = (sides[0], sides[1]) if scales[1] is None else (sides[1], sides[0])
             value, lowered = self.value(cap)
@@ -277,7 +254,7 @@ class _Budget:
                 self.cap_s, self.line = cap_s, node.lineno
                 self.reserved = lowered if cap_s is None else cap_s < TRAIN_BUDGET_S - 1e-6
             flow = facts.flow_of(timer)
-            self.timer |= {n for n in flow.closure(timer) if any(self.scale(v, flow) not in (None, _POINT)
+            self.timer |= {n for n in flow.closure(timer) if any(self.scale(v, flow) not in (None, POINT)
                                                                   for v in flow.defs.get(n, ()))}
         if self.line is None or (self.cap_s is None and not self.reserved):
             taken = next(filter(self._budget_subtraction, facts.graph.of_type(ast.BinOp, ast.AugAssign)), None)
@@ -295,7 +272,7 @@ class _Budget:
                 if reserve > 0 else f"the loop stops at {self.cap_s:g} s: no time is reserved for these reads")
 
     def scale(self, expr: ast.AST, flow=None, depth: int = 0):
-        """Units per second of a duration EXPR (1000 for ms), _POINT for a clock reading, None for anything else."""
+        """Units per second of a duration EXPR (1000 for ms), POINT for a clock reading, None for anything else."""
         flow = flow or self.facts.flow_of(expr)
         key = (id(expr), id(flow))
         if key not in self.memo:
@@ -305,8 +282,8 @@ class _Budget:
 
     def _scale(self, expr: ast.AST, flow, depth: int):
         if isinstance(expr, ast.Call):
-            if last_name(expr.func) in _CLOCKS and not expr.args:
-                return _POINT
+            if last_name(expr.func) in CLOCKS and not expr.args:
+                return POINT
             if expr in self.facts.graph.resolved:  # a helper returning the elapsed time
                 info = self.facts.graph.resolved[expr][0]
                 returns = [r.value for r in info.nodes if isinstance(r, ast.Return) and r.value is not None]
@@ -320,16 +297,16 @@ class _Budget:
             return next((s for s in scales if s is not None), None)
         if isinstance(expr, ast.BinOp):
             left, right = self.scale(expr.left, flow, depth + 1), self.scale(expr.right, flow, depth + 1)
-            if isinstance(expr.op, ast.Sub) and left == right == _POINT:
+            if isinstance(expr.op, ast.Sub) and left == right == POINT:
                 return 1.0
             if isinstance(expr.op, (ast.Add, ast.Sub)):
-                return next((s for s in (left, right) if s not in (None, _POINT)), None)
+                return next((s for s in (left, right) if s not in (None, POINT)), None)
             number = [self.value(side)[0] for side in (expr.left, expr.right)]
-            if isinstance(expr.op, ast.Mult) and None not in (left, number[1]) and left != _POINT:
+            if isinstance(expr.op, ast.Mult) and None not in (left, number[1]) and left != POINT:
                 return left * number[1]
-            if isinstance(expr.op, ast.Mult) and None not in (right, number[0]) and right != _POINT:
+            if isinstance(expr.op, ast.Mult) and None not in (right, number[0]) and right != POINT:
                 return right * number[0]
-            if isinstance(expr.op, ast.Div) and None not in (left, number[1]) and left != _POINT and number[1]:
+            if isinstance(expr.op, ast.Div) and None not in (left, number[1]) and left != POINT and number[1]:
                 return left / number[1]
         return None
 
@@ -451,81 +428,3 @@ def _apply(op: ast.operator, left: float, right: float) -> float | None:
     if isinstance(op, ast.Div):
         return left / right if right else None
     return {ast.Add: left + right, ast.Sub: left - right, ast.Mult: left * right}.get(type(op))
-
-
-def _logged_end(facts, phase, budget: _Budget, reads: list[ast.Call], lines: tuple[str, ...]):
-    """When the training-data reads end by the logs, read through the script's own prints: (seconds, line of the
-    print, the log line), or None. A printed "total" adds the loop's time to a clock started after the loop and
-    before a read; "reads" is a duration from such a clock, added to the latest logged "loop" time. Each bounds
-    the reads from above, so the tightest print counts; the logs of all runs are merged, so the latest loop end."""
-    if not lines or not budget.timer:
-        return None
-    read_lines = _read_sites(facts, phase, reads)
-    found: dict[str, dict[int, tuple[float, str]]] = {"total": {}, "reads": {}, "loop": {}}
-    for joined in facts.graph.of_type(ast.JoinedStr):
-        call = facts.parents.get(joined)
-        if not (isinstance(call, ast.Call) and call.args and call.args[0] is joined
-                and isinstance(facts.parents.get(call), ast.Expr)):
-            continue
-        kinds = [_kind(facts, budget, v.value, call, phase, read_lines) if isinstance(v, ast.FormattedValue)
-                 else None for v in joined.values]
-        pattern = _pattern(joined, kinds) if any(kinds) else None
-        for text in (t for t in lines if pattern is not None and pattern[1] in t):
-            match = pattern[0].search(text)
-            for group, (kind, scale) in zip(match.groups() if match else (), [k for k in kinds if k]):
-                seconds = float(group) / scale
-                if seconds >= found[kind].get(call.lineno, (-1.0, ""))[0]:
-                    found[kind][call.lineno] = (seconds, text.strip())
-    tightest = {kind: min(((v[0], line, v[1]) for line, v in found[kind].items()), default=None)
-                for kind in ("total", "reads")}
-    loop = max(((v[0], line, v[1]) for line, v in found["loop"].items()), default=None)
-    ends = [tightest["total"]] if tightest["total"] else []
-    if loop is not None and (tightest["reads"] or tightest["total"]):
-        reads_s = tightest["reads"][0] if tightest["reads"] else 0.0
-        line = tightest["reads"][1] if tightest["reads"] else loop[1]
-        ends.append((loop[0] + reads_s, line, loop[2] + (f" + {tightest['reads'][2]}" if tightest["reads"] else "")))
-    return max(ends, default=None)
-
-
-def _kind(facts, budget: _Budget, expr: ast.AST, call: ast.Call, phase, read_lines):
-    """("loop" | "reads" | "total", units per second) for a value a print formats, or None."""
-    flow = facts.flow_of(call)
-    if (scale := budget.scale(expr, flow)) in (None, _POINT, 0):
-        return None
-    names = flow.closure(expr) | {n.id for n in ast.walk(expr) if isinstance(n, ast.Name)}
-    clocks = [v for n in sorted(names) for v in flow.defs.get(n, ())] + list(ast.walk(expr))
-    starts = [v for v in clocks if isinstance(v, ast.Call) and last_name(v.func) in _CLOCKS and not v.args
-              and phase.is_post_training(v, facts)]  # clock readings after the loop: a duration spans them
-    spans = any(start.lineno < site <= call.lineno for start in starts for site in read_lines.get(id(flow), ()))
-    timed = bool(names & budget.timer)
-    if spans:
-        return ("total" if timed else "reads"), scale
-    return ("loop", scale) if timed and not starts else None
-
-
-def _read_sites(facts, phase, reads: list[ast.Call]) -> dict[int, list[int]]:
-    """Per function (by id of its flow): the lines where training data is read, directly or through a callee."""
-    reading = {id(facts.enclosing_function(r)) for r in reads}
-    out: dict[int, list[int]] = {}
-    for read in reads:
-        out.setdefault(id(facts.flow_of(read)), []).append(read.lineno)
-    for stmt in phase.post_statements:
-        for node in (n for n in ast.walk(stmt) if isinstance(n, ast.Call)):
-            if any(id(c) in reading for c in facts.callees(node)):
-                out.setdefault(id(facts.flow_of(node)), []).append(node.lineno)
-    return out
-
-
-def _pattern(joined: ast.JoinedStr, kinds: list) -> tuple[re.Pattern, str] | None:
-    """A regular expression for the lines JOINED prints, numbers captured where KINDS marks a timing, and its
-    longest literal part (a quick filter); None when too little of the line is literal to recognise it."""
-    parts, literals = [], []
-    for value, kind in zip(joined.values, kinds):
-        if isinstance(value, ast.Constant):
-            parts.append(re.escape(str(value.value)))
-            literals.append(str(value.value).strip())
-        else:
-            parts.append(_NUMBER if kind else ".*?")
-    if sum(len(text) for text in literals) < _MIN_LITERAL:
-        return None
-    return re.compile("".join(parts).strip()), max(literals, key=len)

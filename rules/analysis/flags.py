@@ -139,12 +139,8 @@ class FlagEvaluator:
             return getattr(inner, func.attr)() if isinstance(inner, str) else _UNKNOWN
         if isinstance(func, ast.Attribute) and func.attr in {"startswith", "endswith"} and len(node.args) == 1:
             inner, prefix = self.value(func.value), self.value(node.args[0])
-            if isinstance(prefix, list):
-                prefix = tuple(prefix)
-            if isinstance(inner, str) and (isinstance(prefix, str) or isinstance(prefix, tuple)
-                                           and all(isinstance(p, str) for p in prefix)):
-                return getattr(inner, func.attr)(prefix)
-            return _UNKNOWN
+            ok = isinstance(inner, str) and isinstance(prefix, str)
+            return getattr(inner, func.attr)(prefix) if ok else _UNKNOWN
         return _UNKNOWN
 
 
