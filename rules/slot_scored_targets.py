@@ -12,6 +12,30 @@ from rules.base import Invalid, LogHints, Rule, Valid
 _LOSS_CALLS = {"cross_entropy", "nll_loss", "_loss_fn", "log_softmax"}
 
 
+# A bias fitted by hand on each batch's targets, run through a timing wrapper that prints under a label.
+_WRAPPED = (
+    "def fit_and_score(model, windows):\n"
+    "    total = 0.0\n"
+    "    for x, y in windows:\n"
+    "        z = model(x).float()\n"
+    "        b = torch.zeros(z.size(-1))\n"
+    "        for _ in range(3):\n"
+    "            b = b - 0.1 * (torch.softmax(z + b, -1) - F.one_hot(y, z.size(-1))).mean(dim=(0, 1))\n"
+    "        total += F.cross_entropy((z + b).flatten(0, 1), y.flatten(), reduction='sum')\n"
+    "    return total\n"
+    "\n"
+    "\n"
+    "def timed(label, fn, *args):\n"
+    "    value = fn(*args)\n"
+    "    print(f'{label} val_nll:{value:.6f}')\n"
+    "\n"
+    "\n"
+    "def main(model, windows):\n"
+    "    timed('plain_eval', plain, model, windows)\n"
+    "    timed('quant_fitted', fit_and_score, model, windows)\n"
+)
+
+
 class SlotScoredTargets(Rule):
     """Flags SLOT: a per-batch delta or logit bias fitted to a batch's targets, then used to score those targets.
 
@@ -152,56 +176,12 @@ class SlotScoredTargets(Rule):
             name="the claimed line is printed from the fitted pass: an error",
             log_hints=LogHints(claimed=("final_bias_fit val_nll:1.234567",)),
         ),
-        Invalid(
-            "def fit_and_score(model, windows):\n"
-            "    total = 0.0\n"
-            "    for x, y in windows:\n"
-            "        z = model(x).float()\n"
-            "        b = torch.zeros(z.size(-1))\n"
-            "        for _ in range(3):\n"
-            "            b = b - 0.1 * (torch.softmax(z + b, -1) - F.one_hot(y, z.size(-1))).mean(dim=(0, 1))\n"
-            "        total += F.cross_entropy((z + b).flatten(0, 1), y.flatten(), reduction='sum')\n"
-            "    return total\n"
-            "\n"
-            "\n"
-            "def timed(label, fn, *args):\n"
-            "    value = fn(*args)\n"
-            "    print(f'{label} val_nll:{value:.6f}')\n"
-            "\n"
-            "\n"
-            "def main(model, windows):\n"
-            "    timed('plain_eval', plain, model, windows)\n"
-            "    timed('quant_fitted', fit_and_score, model, windows)\n",
-            expected_line=8,
-            expected_severity="error",
-            name="the fitted pass handed to a timing wrapper that prints the claimed line under its label",
-            log_hints=LogHints(claimed=("quant_fitted val_nll:1.234567",)),
-        ),
-        Invalid(
-            "def fit_and_score(model, windows):\n"
-            "    total = 0.0\n"
-            "    for x, y in windows:\n"
-            "        z = model(x).float()\n"
-            "        b = torch.zeros(z.size(-1))\n"
-            "        for _ in range(3):\n"
-            "            b = b - 0.1 * (torch.softmax(z + b, -1) - F.one_hot(y, z.size(-1))).mean(dim=(0, 1))\n"
-            "        total += F.cross_entropy((z + b).flatten(0, 1), y.flatten(), reduction='sum')\n"
-            "    return total\n"
-            "\n"
-            "\n"
-            "def timed(label, fn, *args):\n"
-            "    value = fn(*args)\n"
-            "    print(f'{label} val_nll:{value:.6f}')\n"
-            "\n"
-            "\n"
-            "def main(model, windows):\n"
-            "    timed('plain_eval', plain, model, windows)\n"
-            "    timed('quant_fitted', fit_and_score, model, windows)\n",
-            expected_line=8,
-            expected_severity="warning",
-            name="near-miss: the claimed line is the plain pass's label; the fitted pass stays a warning",
-            log_hints=LogHints(claimed=("plain_eval val_nll:1.234567",)),
-        ),
+        Invalid(_WRAPPED, expected_line=8, expected_severity="error",
+                name="the fitted pass handed to a timing wrapper that prints the claimed line under its label",
+                log_hints=LogHints(claimed=("quant_fitted val_nll:1.234567",))),
+        Invalid(_WRAPPED, expected_line=8, expected_severity="warning",
+                name="near-miss: the claimed line is the plain pass's label; the fitted pass stays a warning",
+                log_hints=LogHints(claimed=("plain_eval val_nll:1.234567",))),
         Invalid(
             "def slot_slices(hidden, w, y, steps, ctx):\n"
             "    delta = torch.zeros(1, 1, hidden.size(-1), requires_grad=True)\n"
