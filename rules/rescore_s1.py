@@ -46,6 +46,27 @@ def eval_val_ttt(model, opt, val_tokens):
         opt.step()
     return total
 '''
+# A fine-tune on validation data that logs its running training loss, then one score: adapt-then-score
+# (TTT-PREEVAL-VAL's shape), with no first-pass score to re-score.
+_FINETUNE_THEN_SCORE = _COMMON + '''def fine_tune(model, opt, val_tokens):
+    running = 0.0
+    for i in range(0, val_tokens.numel() - 1024, 1024):
+        loss = model(val_tokens[i:i + 1024], val_tokens[i + 1:i + 1025])
+        running += loss.item()
+        loss.backward()
+        opt.step()
+    print(f"fine-tune loss {running:.4f}")
+def main():
+    val_tokens = torch.load("fineweb_val_000000.bin")
+    model = torch.nn.Linear(4, 4)
+    fine_tune(model, torch.optim.SGD(model.parameters(), lr=0.01), val_tokens)
+    print(f"final val_bpb:{eval_val(model, val_tokens)}")
+main()
+'''
+# A score-first pass that scores and trains on one forward (it returns the sum), then a re-score.
+_ONE_FORWARD_RESCORE = _FINETUNE_THEN_SCORE.replace(
+    '    print(f"fine-tune loss {running:.4f}")\n', "    return running\n").replace(
+    "    fine_tune(model,", "    first = fine_tune(model,")
 _RESCORE = _COMMON + '''def main():
     val_tokens = torch.load("fineweb_val_000000.bin")
     model = torch.nn.Linear(4, 4)
@@ -288,8 +309,11 @@ class RescoreAfterAdapt(Rule):
              Valid(_RESTORED_BY_LOOP, name="restored parameter by parameter from a copy taken before adapting"),
              Valid(_ADAPTER_PER_BATCH, name="a fresh adapter per batch, discarded when the pass returns"),
              Valid(_WARMUP_RESTORED, name="a warm-up on training batches, weights and optimizer state put back"),
-             Valid(_WARMUP_UNDONE, name="a warm-up run of the adapting pass, undone before the scored run")]
+             Valid(_WARMUP_UNDONE, name="a warm-up run of the adapting pass, undone before the scored run"),
+             Valid(_FINETUNE_THEN_SCORE, name="a fine-tune logging its running training loss, then one score")]
     INVALID = [Invalid(_RESCORE, expected_line=21, expected_severity="error", name="second eval after TTT"),
+               Invalid(_ONE_FORWARD_RESCORE, expected_line=29, expected_severity="error",
+                       name="near-miss: a score-first pass scoring and training on one forward, then a re-score"),
                Invalid(_FLAGGED_FIRST.replace("{default}", "1"), expected_line=23, expected_severity="error",
                        name="the adapting pass behind a flag on by default, then a re-score"),
                Invalid(_FLAGGED_FIRST.replace("{default}", "0"), expected_line=23, expected_severity="warning",

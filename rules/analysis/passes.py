@@ -32,6 +32,8 @@ def scoring_passes(facts, func: FuncInfo) -> list[Pass]:
         if not facts.taint.resolve(event.labels):
             continue
         anchor = event.anchor
+        if event.kind == "accum" and _training_loss(facts, event.node):
+            continue  # `epoch_loss += loss.item()` beside `loss.backward()`: a training loss, not a score
         if anchor not in by_anchor:
             if event.kind != "accum" or event.count_only:
                 if event.kind == "backward" and event.node in adapt_nodes:
@@ -48,6 +50,29 @@ def scoring_passes(facts, func: FuncInfo) -> list[Pass]:
             if event not in current.adapt_events:
                 current.adapt_events.append(event)
     return [by_anchor[a] for a in order if by_anchor[a].score_line]
+
+
+def _training_loss(facts, node: ast.AST) -> bool:
+    """Whether the accumulation NODE sums a loss that the same loop also back-propagates (the loss being trained
+    on, logged as a running average), rather than a score of data the model does not learn from there."""
+    value = getattr(node, "value", None)
+    if value is None:
+        return False
+    summed = {n.id for n in ast.walk(value) if isinstance(n, ast.Name)}
+    around = ancestors(facts.graph.parents, node)
+    loop = next((a for a in around if isinstance(a, (ast.For, ast.While))), None)
+    if loop is None or not summed:
+        return False
+    trained = any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "backward"
+                  and isinstance(n.func.value, ast.Name) and n.func.value.id in summed for n in ast.walk(loop))
+    # A sum the function returns is its score (a score-first pass may score and train on one forward).
+    into = {n.id for t in (getattr(node, "targets", None) or [getattr(node, "target", None)]) if t is not None
+            for n in ast.walk(t) if isinstance(n, ast.Name)}
+    func = next((a for a in around if isinstance(a, (ast.FunctionDef, ast.AsyncFunctionDef))), None)
+    returned = func is not None and any(isinstance(r, ast.Return) and r.value is not None
+                                        and into & {n.id for n in ast.walk(r.value) if isinstance(n, ast.Name)}
+                                        for r in ast.walk(func))
+    return trained and not returned
 
 
 def shares_loop(facts, a: ast.AST, b: ast.AST) -> bool:
