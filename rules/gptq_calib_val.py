@@ -43,6 +43,31 @@ _CONFIG = _COLLECT + (
 )
 
 
+# A hook nested in the collector and a print helper nested in main share one name; a bare-name call runs the def
+# its own scope sees, so printing validation tokens through main's helper is no calibration.
+_SAME_NAME = (
+    "import torch\n"
+    "def collect(model, batches):\n"
+    "    acc = {}\n"
+    "    def wrap(name):\n"
+    "        def emit(mod, inp, out):\n"
+    "            x = inp[0]\n"
+    "            acc[name] = acc.get(name, 0) + x.T @ x\n"
+    "        return emit\n"
+    "    for n, m in model.named_modules():\n"
+    "        m.register_forward_hook(wrap(n))\n"
+    "    for b in batches:\n"
+    "        model(b)\n"
+    "    return acc\n"
+    "def main(model, args):\n"
+    "    def emit(msg):\n"
+    "        print(msg)\n"
+    "    held = torch.load('data/fineweb_val_000000.bin')\n"
+    "    emit(held[:8])\n"
+    "    return collect(model, load_batches({CALIB}))\n"
+)
+
+
 class GptqCalibVal(Rule):
     """Flags quantization statistics collected from validation data: validation tokens passed to code that, by
     what it does, collects activation statistics (it hooks the model's layers and runs it without training, or
@@ -113,6 +138,8 @@ class GptqCalibVal(Rule):
               "def main(model):\n"
               "    return score(model, torch.load('data/fineweb_val_000000.bin'))\n",
               name="near-miss: one hook capturing a hidden state to score with is no layer-wise calibration"),
+        Valid(_SAME_NAME.replace("{CALIB}", "args.train_files"),
+              name="near-miss: validation printed through a helper named like the collector's nested hook"),
     ]
     INVALID = [
         Invalid(_COLLECT + "def main(args, model):\n"
@@ -163,6 +190,8 @@ class GptqCalibVal(Rule):
                 "def main(model, h):\n"
                 "    calibrate(model, load_batches('data/fineweb_val_*.bin'), h)\n",
                 expected_line=7, name="indirect: the Gram update two calls below the calibration call"),
+        Invalid(_SAME_NAME.replace("load_batches({CALIB})", "held"), expected_line=19,
+                name="the same script, the collector given the validation tokens"),
     ]
 
     def finish(self) -> None:

@@ -85,6 +85,22 @@ _FLAGGED_FIRST = _COMMON.replace("import torch\n", "import os\nimport torch\n") 
     print(f"final val_bpb:{final}")
 main()
 '''
+# The same guard, the variable read through a helper that reads whatever variable it is handed (a dataclass field).
+_FLAGGED_BY_HELPER = _COMMON.replace("import torch\n", "import os\nimport torch\n") + '''def from_env(key, fallback):
+    raw = os.environ.get(key)
+    return fallback if raw is None else raw.strip().lower() in ("1", "true")
+class Config:
+    adapt_first: bool = from_env("PREQUANT_TTT", {default})
+def main():
+    cfg = Config()
+    val_tokens = torch.load("fineweb_val_000000.bin")
+    model = torch.nn.Linear(4, 4)
+    if cfg.adapt_first:
+        eval_val_ttt(model, torch.optim.SGD(model.parameters(), lr=0.01), val_tokens)
+    final = eval_val(model, val_tokens)
+    print(f"final val_bpb:{final}")
+main()
+'''
 _DIAGNOSTIC = _COMMON + '''def main():
     val_tokens = torch.load("fineweb_val_000000.bin")
     model = torch.nn.Linear(4, 4)
@@ -125,6 +141,20 @@ _EVAL_ONLY_RETURNS = _COMMON + '''def main(eval_only):
             print(f"step:{step} val_bpb:{eval_val(model, val_tokens)}")
 main(False)
 '''
+
+# Two alternative evaluations, each returned from its own branch: whichever runs is the only pass.
+_ALTERNATIVE_RETURNS = _COMMON + '''def evaluate(model, val_tokens, use_adapter):
+    if not use_adapter: return eval_val_ttt(model, torch.optim.SGD(model.parameters(), lr=0.01), val_tokens)
+    snapshot = {k: v.clone() for k, v in model.state_dict().items()}
+    return eval_val(model, val_tokens) + 0 * len(snapshot)
+def main():
+    val_tokens = torch.load("fineweb_val_000000.bin")
+    print(f"final val_bpb:{evaluate(torch.nn.Linear(4, 4), val_tokens, False)}")
+main()
+'''
+# The same shape, but the first branch assigns its score instead of returning it: the later pass re-scores.
+_ALTERNATIVE_FALLS_THROUGH = _ALTERNATIVE_RETURNS.replace(
+    "if not use_adapter: return eval_val_ttt(", "if not use_adapter: first = eval_val_ttt(")
 
 _EVAL_ONLY_FALLS_THROUGH = _COMMON + '''def main(eval_only):
     val_tokens = torch.load("fineweb_val_000000.bin")
@@ -305,6 +335,7 @@ class RescoreAfterAdapt(Rule):
     VALID = [Valid(_DIAGNOSTIC, name="diagnostic eval before TTT, TTT score reported"),
              Valid(_EITHER, name="TTT pass or plain pass, one of the two branches"),
              Valid(_EVAL_ONLY_RETURNS, name="the adapting pass sits in a branch that returns before the later eval"),
+             Valid(_ALTERNATIVE_RETURNS, name="alternative passes, the adapting one returned from a one-line branch"),
              Valid(_RESTORED, name="the adapting pass restores the weights from a copy taken before its first step"),
              Valid(_RESTORED_BY_LOOP, name="restored parameter by parameter from a copy taken before adapting"),
              Valid(_ADAPTER_PER_BATCH, name="a fresh adapter per batch, discarded when the pass returns"),
@@ -316,10 +347,19 @@ class RescoreAfterAdapt(Rule):
                        name="near-miss: a score-first pass scoring and training on one forward, then a re-score"),
                Invalid(_FLAGGED_FIRST.replace("{default}", "1"), expected_line=23, expected_severity="error",
                        name="the adapting pass behind a flag on by default, then a re-score"),
+               Invalid(_FLAGGED_BY_HELPER.replace("{default}", "False"), expected_line=29, expected_severity="warning",
+                       name="near-miss: the flag read through an environment helper, off by default"),
+               Invalid(_FLAGGED_BY_HELPER.replace("{default}", "True"), expected_line=29, expected_severity="error",
+                       name="the flag read through an environment helper, on by default"),
+               Invalid(_FLAGGED_BY_HELPER.replace("{default}", "False"), expected_line=29, expected_severity="error",
+                       name="the helper's flag off by default, the documented run command turning it on",
+                       log_hints=LogHints(hyperparameters={"PREQUANT_TTT": "1"})),
                Invalid(_FLAGGED_FIRST.replace("{default}", "0"), expected_line=23, expected_severity="warning",
                        name="near-miss: the adapting pass behind a flag off by default (reported as a warning)"),
                Invalid(_RESCORE_IN_HELPER, expected_line=23, expected_severity="error",
                        name="second eval after TTT, inside a reporting helper"),
+               Invalid(_ALTERNATIVE_FALLS_THROUGH, expected_line=20, expected_severity="error",
+                       name="near-miss: the adapting branch assigns its score and falls through to the later pass"),
                Invalid(_EVAL_ONLY_FALLS_THROUGH, expected_line=24, expected_severity="error",
                        name="near-miss: the branch returns only conditionally, so the re-score still runs"),
                Invalid(_CLAIM, expected_line=22, expected_severity="error", log_hints=_CLAIM_SECOND,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 
 from rules.analysis.causality import backward_operand
-from rules.analysis.flags import FlagEvaluator
+from rules.analysis.flag_values import FlagEvaluator
 from rules.analysis.graph import inside, mentions
 from rules.analysis.taint import EMPTY, def_key
 from rules.base import Invalid, LogHints, Rule, Valid

@@ -281,6 +281,8 @@ _ORDER_REBOUND = _ORDER_SWITCH.replace('order="score_first"', 'order=None').repl
     "    total = 0.0\n", '    total = 0.0\n    if order is None:\n        order = "train_first"\n')
 
 _FLAG_OFF = _INLINE_MAIN.replace('"PREQUANT_TTT", "1"', '"PREQUANT_TTT", "0"')
+# The same guard read through getattr with a constant name: it reads the same setting as `args.prequant_ttt`.
+_FLAG_OFF_GETATTR = _FLAG_OFF.replace("if args.prequant_ttt:", 'if getattr(args, "prequant_ttt", False):')
 
 
 # Two definitions of the same names: a warm-up on a training shard, then the scoring windows. Which one reaches the
@@ -349,6 +351,11 @@ class PreEvalValTTT(Rule):
                 name="near-miss: the warm-up's names hold validation windows before it runs"),
         Invalid(_INLINE_MAIN, expected_line=13, expected_severity="error", name="inline in main, flag on"),
         Invalid(_FLAG_OFF, expected_line=13, expected_severity="warning", name="inline in main, flag off"),
+        Invalid(_FLAG_OFF_GETATTR, expected_line=13, expected_severity="warning",
+                name="near-miss: the off flag read through getattr with a constant name"),
+        Invalid(_FLAG_OFF_GETATTR, expected_line=13, expected_severity="error",
+                name="the same getattr guard, the logs echoing the flag on",
+                log_hints=LogHints(hyperparameters={"prequant_ttt": "True"})),
         Invalid(_TRAIN_IN_EVAL, expected_line=7, expected_severity="error", name="train then score in eval"),
         Invalid(_SHARED_LOADER_VAL_STREAM, expected_line=32, expected_severity="error",
                 name="training stream built from the validation pattern"),

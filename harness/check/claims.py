@@ -263,7 +263,8 @@ def check_claims(claims: Claims, logs: list[LogRun], report: Report) -> dict[str
                               if shipped else ""), file=file, source="log",
                            evidence=tuple(Evidence(r.path, None, f"{r.n_lines} lines") for r in shipped[:5])))
     elif bpb.kind in ("mismatch", "pre_quant_step"):
-        excuse = _mismatch_excuse(claims, runs, logs) if bpb.kind == "mismatch" else None
+        excuse = _final_under_other_key(claims, runs) or (
+            _mismatch_excuse(claims, runs, logs) if bpb.kind == "mismatch" else None)
         report.add(Finding("SIGNIFICANCE", "warning" if excuse else "error",
                            f"val_bpb: {bpb.detail}" + (f"; {excuse}" if excuse else ""), file=file, source="log",
                            evidence=_evidence(runs), data={"claim": claims.val_bpb_text,
@@ -296,6 +297,22 @@ def check_claims(claims: Claims, logs: list[LogRun], report: Report) -> dict[str
 SLIP_BPB = Decimal("0.0002")  # a claim this close to the logs' mean is a rounding or arithmetic slip (0.005 nats
 # is about 0.002 bpb: a slip a tenth of that cannot decide a record)
 _NUMBER = re.compile(r"(?<![\d.])\d+\.\d{4,}(?![\d.])")
+
+
+def _final_under_other_key(claims: Claims, runs: list[LogRun]) -> str | None:
+    """Where submission.json states the logs' final score under another key (`int6_zstd_val_bpb`) while the
+    headline key holds another figure: a mislabelled field, not a claim without logs. The value decides (at least
+    four decimals, equal to a run's final score or to the mean of them), not the key's name."""
+    finals = [(r, _dec(r.final.val_bpb_text)) for r in runs if r.final is not None and r.final.val_bpb_text]
+    values = [v for _, v in finals if v is not None]
+    targets = values + ([_mean(values)] if len(values) > 1 else [])
+    for key, raw in (claims.raw or {}).items():
+        text = str(raw) if isinstance(raw, (int, float, str)) and not isinstance(raw, bool) else ""
+        if key == claims.bpb_key or decimals_of(text) < 4 or _dec(text) is None:
+            continue
+        if any(equal_at(text, target, None) for target in targets):
+            return f"submission.json gives the logs' final score under `{key}` ({text}): the headline key is mislabelled"
+    return None
 
 
 def _mismatch_excuse(claims: Claims, runs: list[LogRun], logs: list[LogRun]) -> str | None:

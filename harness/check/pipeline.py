@@ -104,7 +104,8 @@ def check_submission(sub: Submission, options: CheckOptions, report: Report) -> 
         compared = _run_stage(report, "claims", lambda: check_claims(claims, logs, report))
     if code is not None:
         _run_stage(report, "size", lambda: check_size(sub, code, logs, report, strict_size=options.strict_size))
-        _run_stage(report, "consistency", lambda: check_log_code(code, logs, report, _other_scripts(sub, code)))
+        _run_stage(report, "consistency", lambda: check_log_code(code, logs, report, _other_scripts(sub, code),
+                                                                 documented_env(sub)))
         _run_stage(report, "binding", lambda: check_binding(sub, code, logs, report))
         claimed = compared["val_bpb"].lines if compared else ()
         _run_stage(report, "rules", lambda: run_static_rules(code, logs, report, claimed, documented_env(sub)))

@@ -1,16 +1,14 @@
 """Light data-flow facts for the scoring and data-access rules: who assigns what, where data comes from, run phases.
 
-The shared ``rules.analysis.facts`` module answers the TTT-family questions; the rules in this family need a few other,
-cheaper views of one script, computed once per tree and cached here:
+``rules.analysis.facts`` answers the TTT-family questions; these rules need other, cheaper views, cached per tree:
 
-* ``FunctionFlow``: per function, every name's assigned expressions (flow-insensitive) and the transitive
-  closure of the names an expression depends on. Flow-insensitive on purpose: a value assigned on any branch
-  counts, which is what an auditor wants for "could validation tokens reach this call".
+* ``FunctionFlow``: per function, every name's assigned expressions and the closure of the names an expression
+  depends on; flow-insensitive on purpose (a value assigned on any branch counts: "could validation reach this").
 * source predicates: validation data (``val_tokens``, ``fineweb_val_*`` globs, ``load_validation_tokens``) and
   training data (``train_files``, ``fineweb_train_*`` globs, loader classes whose constructor reads them);
 * ``env_knobs``: hyperparameter attribute -> (environment variable, default) from ``os.environ.get`` reads;
-* ``Phases``: the training loop (the last loop that runs backward() and step() on training data) and the code
-  that runs after it (the rest of that function, the rest of its callers, and every function they call);
+* ``Phases``: the training loop (the last loop running backward() and step() on training data) and what runs
+  after it (the rest of that function and of its callers, and every function they call);
 * ``value_origins``: what one value is computed from, across functions (arguments, returns, attributes, fills).
 
 Pure stdlib; no torch, no harness.
@@ -195,13 +193,15 @@ class ScriptFacts:
         return info.nodes if info is not None else list(walk_shallow(scope))
 
     def callees(self, call: ast.Call) -> list[ast.AST]:
-        """Function definitions in this script that CALL may run (by last name; a class runs its __init__)."""
+        """Function definitions in this script that CALL may run (a bare name by scope, an attribute by last name; a
+        class runs its __init__)."""
         name = last_name(call.func)
         if not name:
             return []
         if name in self.classes:
             return [n for n in self.classes[name].body if isinstance(n, FUNC_TYPES) and n.name in ("__init__", "__call__")]
-        return [info.node for info in self.graph.by_name.get(name, ())]
+        visible = self.graph.visible_defs(call)  # a bare name: the def Python's scoping finds, no other scope's
+        return [info.node for info in (visible if visible is not None else self.graph.by_name.get(name, ()))]
 
     def reachable_functions(self, roots: Iterable[ast.AST], limit: int = 2000) -> list[ast.AST]:
         """Functions called (transitively) from the statements or functions ROOTS, in discovery order."""

@@ -14,162 +14,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Callable
 
+from rules.analysis.flag_values import (_UNKNOWN, FlagDef, FlagEvaluator, _env_name, _is_environ_get,
+                                       constant_getattr, env_helpers)
 from rules.analysis.graph import inside
-
-
-def truthy(value: str) -> bool | None:
-    """A flag's printed or default value as on/off (None when it is neither: a path, a name)."""
-    text = value.strip().strip("'\"").lower()
-    if text in {"1", "true", "yes", "on"}:
-        return True
-    if text in {"0", "false", "no", "off", "", "none"}:
-        return False
-    try:
-        return float(text) != 0
-    except ValueError:
-        return None
-
-
-_UNKNOWN = object()  # an expression whose value cannot be known statically
-
-
-@dataclass(frozen=True)
-class FlagDef:
-    """A hyperparameter read from the environment: `ttt_enabled = bool(int(os.environ.get("TTT_ENABLED", "0")))`."""
-
-    name: str  # attribute or variable name it is stored under
-    env: str | None  # environment variable read
-    default: Any  # value with the environment unset (_UNKNOWN when not computable)
-    line: int
-
-
-def _is_environ_get(node: ast.AST) -> bool:
-    if not isinstance(node, ast.Call):
-        return False
-    func = node.func
-    if isinstance(func, ast.Attribute) and func.attr == "getenv":
-        return True
-    return (
-        isinstance(func, ast.Attribute)
-        and func.attr == "get"
-        and isinstance(func.value, ast.Attribute)
-        and func.value.attr == "environ"
-    )
-
-
-def _env_name(call: ast.Call) -> str | None:
-    if call.args and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str):
-        return call.args[0].value
-    return None
-
-
-class FlagEvaluator:
-    """Evaluates small expressions (flag tests, hyperparameter initialisers) with environment defaults substituted."""
-
-    def __init__(self, defs: dict[str, FlagDef], override: Callable[[str], str | None] | None = None) -> None:
-        self.defs = defs
-        self.override = override
-        self.used_log = False
-
-    def _lookup(self, name: str) -> Any:
-        flag = self.defs.get(name)
-        if self.override is not None:
-            for key in (name, flag.env if flag else None):
-                logged = self.override(key) if key else None
-                if logged is not None:
-                    self.used_log = True
-                    return _parse_logged(logged)
-        return flag.default if flag else _UNKNOWN
-
-    def value(self, node: ast.AST) -> Any:  # noqa: C901 - a small interpreter reads best as one dispatch
-        if isinstance(node, ast.Constant):
-            return node.value
-        if _is_environ_get(node):
-            env = _env_name(node)  # type: ignore[arg-type]
-            if env and self.override is not None:
-                logged = self.override(env)
-                if logged is not None:
-                    self.used_log = True
-                    return logged
-            if len(node.args) >= 2:  # type: ignore[attr-defined]
-                return self.value(node.args[1])  # type: ignore[attr-defined]
-            return None
-        if isinstance(node, ast.Attribute):
-            return self._lookup(node.attr)
-        if isinstance(node, ast.Name):
-            return self._lookup(node.id)
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-            inner = self.value(node.operand)
-            return _UNKNOWN if inner is _UNKNOWN else not inner
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-            inner = self.value(node.operand)
-            return -inner if isinstance(inner, (int, float)) else _UNKNOWN
-        if isinstance(node, ast.BoolOp):
-            values = [self.value(v) for v in node.values]
-            if isinstance(node.op, ast.And):
-                if any(v is not _UNKNOWN and not v for v in values):
-                    return False
-                return _UNKNOWN if any(v is _UNKNOWN for v in values) else values[-1]
-            if any(v is not _UNKNOWN and v for v in values):
-                return True
-            return _UNKNOWN if any(v is _UNKNOWN for v in values) else values[-1]
-        if isinstance(node, ast.Compare) and len(node.ops) == 1:
-            left, right = self.value(node.left), self.value(node.comparators[0])
-            if left is _UNKNOWN or right is _UNKNOWN:
-                return _UNKNOWN
-            return _compare(node.ops[0], left, right)
-        if isinstance(node, ast.Call):
-            return self._call(node)
-        return _UNKNOWN
-
-    def _call(self, node: ast.Call) -> Any:
-        func = node.func
-        if isinstance(func, ast.Name) and func.id in {"int", "float", "bool", "str"} and len(node.args) == 1:
-            inner = self.value(node.args[0])
-            if inner is _UNKNOWN:
-                return _UNKNOWN
-            try:
-                if func.id == "bool" and isinstance(inner, str):
-                    return truthy(inner)
-                return {"int": lambda v: int(float(v)), "float": float, "bool": bool, "str": str}[func.id](inner)
-            except (TypeError, ValueError):
-                return _UNKNOWN
-        if isinstance(func, ast.Attribute) and func.attr in {"lower", "strip", "upper"}:
-            inner = self.value(func.value)
-            return getattr(inner, func.attr)() if isinstance(inner, str) else _UNKNOWN
-        if isinstance(func, ast.Attribute) and func.attr in {"startswith", "endswith"} and len(node.args) == 1:
-            inner, prefix = self.value(func.value), self.value(node.args[0])
-            ok = isinstance(inner, str) and isinstance(prefix, str)
-            return getattr(inner, func.attr)(prefix) if ok else _UNKNOWN
-        return _UNKNOWN
-
-
-def _parse_logged(text: str) -> Any:
-    t = text.strip().strip("'\"")
-    low = t.lower()
-    if low in {"true", "false"}:
-        return low == "true"
-    try:
-        return int(t)
-    except ValueError:
-        try:
-            return float(t)
-        except ValueError:
-            return t
-
-
-def _compare(op: ast.cmpop, left: Any, right: Any) -> Any:
-    try:
-        if isinstance(left, str) != isinstance(right, str):  # "1" == 1 after int() conversions in logs
-            left, right = str(left), str(right)
-        table = {
-            ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b, ast.Gt: lambda a, b: a > b,
-            ast.GtE: lambda a, b: a >= b, ast.Lt: lambda a, b: a < b, ast.LtE: lambda a, b: a <= b,
-            ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
-        }
-        return table[type(op)](left, right) if type(op) in table else _UNKNOWN
-    except TypeError:
-        return _UNKNOWN
 
 
 def collect_flag_defs(tree: ast.Module, graph: Any = None) -> FlagDefs:
@@ -177,8 +24,10 @@ def collect_flag_defs(tree: ast.Module, graph: Any = None) -> FlagDefs:
 
     With GRAPH (rules.analysis.graph.Graph of TREE) only the environment reads are visited, not the whole tree."""
     defs = FlagDefs(tree, graph)
+    defs.helpers = helpers = env_helpers(tree)
     pending: list[tuple[str, ast.AST, str | None, int]] = []
-    for node, first_env_call in (_env_assignments(graph) if graph is not None else _env_assignments_walk(tree)):
+    for node, first_env_call in (_env_assignments(graph, helpers) if graph is not None
+                                 else _env_assignments_walk(tree, helpers)):
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
         for target in targets:
             name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None)
@@ -190,24 +39,24 @@ def collect_flag_defs(tree: ast.Module, graph: Any = None) -> FlagDefs:
     return defs
 
 
-def _env_assignments_walk(tree: ast.Module) -> list[tuple[ast.AST, ast.Call]]:
+def _env_assignments_walk(tree: ast.Module, helpers: frozenset[str] = frozenset()) -> list[tuple[ast.AST, ast.Call]]:
     """(assignment, its first environment read) in ast.walk order."""
     out = []
     for node in ast.walk(tree):
         if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
-            env_calls = [n for n in ast.walk(node.value) if _is_environ_get(n)]
+            env_calls = [n for n in ast.walk(node.value) if _is_environ_get(n, helpers)]
             if env_calls:
                 out.append((node, env_calls[0]))
     return out
 
 
-def _env_assignments(graph: Any) -> list[tuple[ast.AST, ast.Call]]:
+def _env_assignments(graph: Any, helpers: frozenset[str] = frozenset()) -> list[tuple[ast.AST, ast.Call]]:
     """The same as _env_assignments_walk, found from the environment reads upwards (same order: breadth-first)."""
     found: dict[int, tuple[tuple, ast.AST, tuple, ast.Call]] = {}
     parents = graph.parents
     order = {}
     for call in graph.of_type(ast.Call):
-        if not _is_environ_get(call):
+        if not _is_environ_get(call, helpers):
             continue
         node, depth = call, 0
         while node is not None and not isinstance(node, ast.stmt):
@@ -228,14 +77,15 @@ def _env_assignments(graph: Any) -> list[tuple[ast.AST, ast.Call]]:
     return [(node, call) for _, node, _, call in sorted(found.values(), key=lambda item: item[0])]
 
 
-
-
 def mentions_flag(test: ast.AST, defs: dict[str, FlagDef]) -> str | None:
-    """The first flag a test reads (attribute/variable with a FlagDef, or an env var), else None."""
+    """The first flag a test reads (attribute/variable with a FlagDef, a constant-name getattr of one, or an env
+    var), else None."""
+    helpers = getattr(defs, "helpers", frozenset())
     for node in ast.walk(test):
-        if _is_environ_get(node):
+        if _is_environ_get(node, helpers):
             return _env_name(node)  # type: ignore[arg-type]
         name = node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else None
+        name = constant_getattr(node) or name
         if name and name in defs:
             return name
     return None
@@ -310,6 +160,7 @@ class FlagDefs(dict):
     def __init__(self, tree: ast.Module, graph: Any = None) -> None:
         super().__init__()
         self.tree, self.graph = tree, graph  # the readings below need the graph (rules.analysis.graph.Graph)
+        self.helpers: frozenset[str] = frozenset()  # functions that read the variable they are given (env_helpers)
         self._readings: dict[int, tuple[list[Printed], list[Printed]] | None] = {}
 
     @cached_property

@@ -125,6 +125,21 @@ class Graph:
                 return True
         return False
 
+    def visible_defs(self, call: ast.Call) -> list[FuncInfo] | None:
+        """The defs a bare-name call can run by Python's scoping: those of its name in the innermost enclosing scope
+        that defines one (several under `if`/`else`), none when no enclosing scope does; None when CALL is not a
+        bare-name call in a known scope. A def nested in another function is never visible from outside it."""
+        scope = self.scope_of.get(call) if isinstance(call.func, ast.Name) else None
+        if scope is None:
+            return None
+        candidates = self.by_name.get(call.func.id, [])  # type: ignore[attr-defined]
+        while scope is not None:
+            found = [info for info in candidates if info.parent is scope]
+            if found:
+                return found
+            scope = scope.parent
+        return []
+
     def resolve(self, call: ast.Call, scope: FuncInfo) -> tuple[FuncInfo, int] | None:
         """The script function a call runs, and how many leading parameters the call does not pass (self)."""
         func = call.func

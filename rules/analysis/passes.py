@@ -104,12 +104,15 @@ _SCOPE_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.Module)
 
 
 def leaves_before(facts, a: ast.AST, b: ast.AST) -> bool:
-    """True when every path from A leaves the function before reaching B: some block enclosing A ends in an
-    unconditional `return` or `raise` after A and before B (an opt-in evaluation branch that returns)."""
+    """True when every path from A leaves the function before reaching B: A is part of a `return` or `raise`
+    statement, or some block enclosing A ends in an unconditional `return` or `raise` after A and before B (an
+    opt-in evaluation branch that returns)."""
     parents = facts.graph.parents
     inside_b = {id(n) for n in ancestors(parents, b)}
     node = a
     while True:
+        if isinstance(node, (ast.Return, ast.Raise)) and id(node) not in inside_b:
+            return True  # A is evaluated as part of the function's result: `if lora: return ttt_pass(...)`
         parent = parents.get(node)
         if parent is None:
             return False

@@ -88,21 +88,25 @@ LONGER = "".join(f"def helper_{i}(value):\n    return value + {i}\n\n\n" for i i
     + "LEARNING_RATE = float('0.02')\n"
 
 
-@pytest.mark.parametrize("edit, severity", [
-    # VALID: one default rewritten after the run (the logged value baked in): a small edit, a warning
-    (lambda code: code.replace("float('0.02')", "float('0.04')"), "warning"),
+@pytest.mark.parametrize("edit, printed, severity", [
+    # VALID: one default rewritten after the run, and the log prints the value the run used: a warning
+    (lambda code: code.replace("float('0.02')", "float('0.04')"), "learning_rate:0.04 warmup:0\n", "warning"),
+    # INVALID near-miss: the same edit, and nothing says what the run used: the shipped code trains another run
+    (lambda code: code.replace("float('0.02')", "float('0.04')"), "", "error"),
+    # VALID: the literal is rewritten, the value is the same
+    (lambda code: code.replace("float('0.02')", "float(0.02)"), "", "warning"),
     # INVALID: eight helpers return something else: other code, an error
     (lambda code: code.replace("value + 1\n", "value * 1\n").replace("value + 2\n", "value * 2\n")
      .replace("value + 3\n", "value * 3\n").replace("value + 4\n", "value * 4\n")
      .replace("value + 5\n", "value * 5\n").replace("value + 6\n", "value * 6\n")
-     .replace("value + 7\n", "value * 7\n").replace("value + 8\n", "value * 8\n"), "error"),
+     .replace("value + 7\n", "value * 7\n").replace("value + 8\n", "value * 8\n"), "", "error"),
 ])
-def test_a_small_edit_of_a_long_script_is_a_warning(edit, severity):
-    """A dump at most five lines (and 2 %) off the shipped code warns; more changed lines are other code."""
+def test_a_small_edit_of_a_long_script_is_a_warning(edit, printed, severity):
+    """A dump a few lines off the shipped code warns when its changed values are accounted for; else it fails."""
     code = SimpleNamespace(units=[SimpleNamespace(path="train_gpt.py", text=LONGER, origin="shipped")],
                            shipped_bytes=len(LONGER), counted_files={"train_gpt.py": len(LONGER)})
-    run = parse_log(edit(LONGER) + "=" * 100 + "\nfinal_int8_zlib_roundtrip_exact val_loss:2.0 val_bpb:1.2\n",
-                    "train.log")
+    run = parse_log(edit(LONGER) + "=" * 100 + f"\n{printed}final_int8_zlib_roundtrip_exact val_loss:2.0 "
+                    "val_bpb:1.2\n", "train.log")
     report = Report("x")
     check_log_code(code, [run], report)
     ((found, message),) = [(f.severity, f.message) for f in report.findings if f.rule == "LOG-CODE-CONSISTENCY"]
@@ -118,13 +122,13 @@ SETTINGS = "import os\n\n\nclass Hyperparameters:\n" + "".join(
 PRINTED = " ".join(f"knob_{i}:0.{i + 5}" for i in range(12)) + "\n"
 
 
-def judge_settings_dump(dump: str, printed: str = PRINTED) -> str:
+def judge_settings_dump(dump: str, printed: str = PRINTED, run_env: dict[str, str] | None = None) -> str:
     code = SimpleNamespace(units=[SimpleNamespace(path="train_gpt.py", text=SETTINGS, origin="shipped")],
                            shipped_bytes=len(SETTINGS), counted_files={"train_gpt.py": len(SETTINGS)})
     run = parse_log(dump + "=" * 100 + f"\n{printed}final_int8_zlib_roundtrip_exact val_loss:2.0 val_bpb:1.2\n",
                     "train.log")
     report = Report("x")
-    check_log_code(code, [run], report)
+    check_log_code(code, [run], report, run_env=run_env)
     ((found, message),) = [(f.severity, f.message) for f in report.findings if f.rule == "LOG-CODE-CONSISTENCY"]
     return found, message
 
@@ -157,13 +161,38 @@ def test_a_dump_differing_in_setting_values_only_is_a_warning(edit, severity):
     assert found == severity, message
 
 
-@pytest.mark.parametrize("printed, named", [
-    (PRINTED, False),  # the log prints every knob's value
-    (" ".join(f"KNOB_{i}={0.5 + i / 10:g}" for i in range(12)) + "\n", False),  # under the env names
-    ("", True),  # the defaults changed and the log's configuration lines never print them (#156 shape)
+ALL_ENV = {f"KNOB_{i}": f"0.{i + 5}" for i in range(12)}
+
+
+@pytest.mark.parametrize("printed, run_env, severity", [
+    (PRINTED, None, "warning"),  # VALID: the log prints every knob's value
+    (" ".join(f"KNOB_{i}={0.5 + i / 10:g}" for i in range(12)) + "\n", None, "warning"),  # VALID: the env names
+    ("", ALL_ENV, "warning"),  # VALID: nothing printed, the documented run command sets every knob
+    ("", None, "error"),  # INVALID: defaults changed, nothing prints or sets them: the shipped code runs otherwise
+    # INVALID near-miss: the command sets all knobs but one
+    ("", {k: v for k, v in ALL_ENV.items() if k != "KNOB_7"}, "error"),
+    # INVALID near-miss: one knob is printed on a line of its own, the others nowhere
+    ("knob_0: 0.5\n", None, "error"),
 ])
-def test_changed_defaults_the_log_never_prints_are_named(printed, named):
-    """A dump differing only in defaults stays a warning; the defaults no configuration line prints are named."""
-    found, message = judge_settings_dump(_defaults_rewritten(SETTINGS), printed)
-    assert found == "warning", message
-    assert ("never print" in message) == named, message
+def test_changed_defaults_need_a_log_line_or_a_run_command(printed, run_env, severity):
+    """A dump differing only in defaults warns when the logs or the run command say each value; else it fails."""
+    found, message = judge_settings_dump(_defaults_rewritten(SETTINGS), printed, run_env)
+    assert found == severity, message
+    assert ("no log line prints" in message) == (severity == "error"), message
+
+
+@pytest.mark.parametrize("uncompressed, severity", [
+    (len(LONGER), None),  # VALID: the uncompressed size is the shipped source's, the wrapper size beside it
+    (len(LONGER) + 40, "warning"),  # VALID: a few bytes off (an edit after the run), the wrapper size beside it
+    (int(len(LONGER) * 0.85), "error"),  # INVALID: 15 % smaller: other code, which a wrapper line does not excuse
+])
+def test_a_wrapper_line_does_not_excuse_an_uncompressed_size_far_off(uncompressed, severity):
+    """With a compressed size logged beside it, the uncompressed Code size must still be near the source's."""
+    code = SimpleNamespace(units=[SimpleNamespace(path="train_gpt.py", text=LONGER, origin="shipped")],
+                           shipped_bytes=len(LONGER), counted_files={"train_gpt.py": len(LONGER)})
+    run = parse_log(f"Code size (uncompressed): {uncompressed} bytes\nCode size (compressed): 900 bytes\n"
+                    "final_int8_zlib_roundtrip_exact val_loss:2.0 val_bpb:1.2\n", "train.log")
+    report = Report("x")
+    check_log_code(code, [run], report)
+    found = [f.severity for f in report.findings if f.rule == "LOG-CODE-CONSISTENCY"]
+    assert found == ([severity] if severity else []), [f.message for f in report.findings]

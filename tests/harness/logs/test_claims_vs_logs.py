@@ -113,6 +113,21 @@ def test_pre_quant_step_claim_is_an_error():
     assert result["val_bpb"].kind == "pre_quant_step" and sig(report)[0][0] == "error"
 
 
+@pytest.mark.parametrize("extra, severity", [
+    ({}, "error"),  # INVALID: the headline is a training-time eval and nothing else states the final score
+    ({"int7_zlib_val_bpb": 1.2353}, "warning"),  # VALID near-miss: the final score sits under another key
+    ({"quant_val_bpb": 1.2354}, "error"),  # INVALID near-miss: another key, a figure no run ends with
+    ({"note": "1.235"}, "error"),  # INVALID: three decimals are too few to tell the final score from a chance match
+])
+def test_final_score_under_another_key_makes_the_headline_a_mislabel(extra, severity):
+    """A headline key holding a pre-quantization eval is a warning when another key gives the final score."""
+    log = parse_log("step:34000/34000 val_loss:2.0413 val_bpb:1.2266 train_time:1ms\n"
+                    "final_INT7_zlib_roundtrip val_loss:2.06 val_bpb:1.23530000\n", "train.log")
+    report = Report("x")
+    check_claims(claims(val_bpb=1.2266, **extra), [log], report)
+    assert sig(report)[0][0] == severity, sig(report)
+
+
 def test_non_final_tag_mean():
     """A claim equal to the mean of an earlier tag present in every log (diverged last line) is explained."""
     a = parse_log("final_int6_sliding_window val_loss:2.5 val_bpb:1.08938974\n"
