@@ -16,7 +16,7 @@ from functools import lru_cache
 from types import SimpleNamespace
 
 from harness.check.dump_diff import (SMALL_EDIT_FRACTION, SMALL_EDIT_LINES, ChangedSetting, close_modulo_comments,
-                                     compiles, literal_edit, same_code_but_comments)
+                                     compiles, literal_edit, only_paces_output, print_keys, same_code_but_comments)
 from harness.submission.logs import LogRun
 from harness.verdict import Report
 from rules.finding import Evidence, Finding
@@ -197,7 +197,12 @@ def _compare_dump(run: LogRun, units: list[tuple[str, str, list[str]]], others: 
         # A changed default is the same program run with other settings only when something says what the run
         # used: a log line printing the setting, or the documented run command setting it. A default no log prints
         # and no command sets is a run the shipped code does not reproduce (judged on real PRs: learning-rate defaults edited after the run).
-        unexplained = [c for c in changes if not _explained(c, runs, run_env or {})]
+        shipped_text = "\n".join(next(c for p, o, c in units + others if p == path and o == origin))
+        why = {c: _explained(c, runs, run_env or {}, shipped_text) for c in changes}
+        # Every printed changed setting showing the shipped default: the run was launched with the shipped settings
+        # through the environment, and the unprinted ones are taken to be the same (one printed otherwise is not).
+        launched_shipped = "printed-shipped" in why.values() and "printed" not in why.values()
+        unexplained = [c for c, w in why.items() if w is None and not launched_shipped]
         if unexplained:
             shown = ", ".join(f"{c.names[0]}={c.dumped} (shipped {c.shipped})" for c in unexplained[:4])
             summary += (f"; no log line prints and no documented run command sets {shown}"
@@ -241,28 +246,38 @@ def _number(text: str) -> float | str:
         return text.lower()
 
 
-def _explained(change: ChangedSetting, runs: list[LogRun], run_env: dict[str, str]) -> bool:
-    """Whether something says what value the run used for a changed default: the two literals mean the same value
-    (`"0.02"` and `0.02`), a log prints the setting (in its configuration lines or any `name:value` output line),
-    or the documented run command sets it."""
+def _explained(change: ChangedSetting, runs: list[LogRun], run_env: dict[str, str], code: str = "") -> str | None:
+    """What says which value the run used for a changed default, or that it does not change the trained model, or
+    None: "same" (the literals mean one value: `"0.02"`, `0.02`); "command" (the documented run command sets it);
+    "paces" (CODE reads it only to pace logging or evaluation); "printed-shipped" or "printed" (a log prints it, in
+    its configuration lines or a `key:value` output line, under its own name or a key CODE prints it under; the
+    first when a printed value is the shipped default, so a run was launched with the shipped setting)."""
     if _number(change.dumped) == _number(change.shipped):
-        return True
+        return "same"
     keys = {n.lower().replace("-", "_") for n in change.names}
     if not keys:
-        return False
+        return None
     if any(k.lower() in keys for k in run_env):
-        return True
+        return "command"
+    if code and only_paces_output(code, change.names):
+        return "paces"
+    keys |= {k.lower() for k in print_keys(code, change.names)} if code else set()
     facts = {"seed": "seed", "max_wallclock_seconds": "max_wallclock_seconds", "iterations": "iterations",
              "train_seq_len": "seq_len"}
-    printed = re.compile(r"(?<![\w.])(?:" + "|".join(re.escape(k) for k in sorted(keys)) + r")\s*[:=]", re.I)
+    printed = re.compile(r"(?<![\w.])(?:" + "|".join(re.escape(k) for k in sorted(keys)) + r")\s*[:=]\s*([^\s,]*)",
+                         re.I)
+    values = []
     for run in runs:
-        if any(k.lower().replace("-", "_") in keys for k in run.hyperparameters):
-            return True
-        if any(getattr(run, attr, None) is not None for key, attr in facts.items() if key in keys):
-            return True
-        if any(printed.search(line) for line in run.output_lines):
-            return True
-    return False
+        values += [v for k, v in run.hyperparameters.items() if k.lower().replace("-", "_") in keys]
+        values += [str(getattr(run, attr)) for key, attr in facts.items()
+                   if key in keys and getattr(run, attr, None) is not None]
+        values += [m.group(1) for line in run.output_lines for m in [printed.search(line)] if m]
+    # Only values count: a source line that reached the output (`num_layers=args.num_layers`) prints none.
+    values = [v for v in values if isinstance(_number(v), float) or v.lower() in ("true", "false")]
+    if not values:
+        return None
+    # A log of several runs prints each one's settings: one printing the shipped value is a run of the shipped code.
+    return "printed-shipped" if any(_number(v) == _number(change.shipped) for v in values) else "printed"
 
 
 def _overwritten_head(dumped: list[str], candidates: list[tuple[str, str, list[str]]]) -> tuple[int, str] | None:

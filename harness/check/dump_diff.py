@@ -175,3 +175,90 @@ def compiles(lines: list[str]) -> bool:
     except (SyntaxError, ValueError):
         return False
     return True
+
+
+# ---- where the shipped code prints a setting, and settings that only pace output ---------------------------------
+_KEY_BEFORE = re.compile(r"([A-Za-z_][\w.]*)\s*[:=]\s*$")
+_PACE_BLOCKERS = {"step", "backward", "add_", "copy_", "mul_", "lerp_", "sub_", "load_state_dict", "zero_grad"}
+
+
+@lru_cache(maxsize=8)
+def _tree(text: str) -> ast.Module | None:
+    try:
+        return ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+
+
+def _reads(node: ast.AST, names: frozenset[str]) -> bool:
+    return any((isinstance(n, ast.Attribute) and n.attr in names) or (isinstance(n, ast.Name) and n.id in names)
+               for n in ast.walk(node))
+
+
+_PLAIN_CALLS = {"int", "float", "bool", "str", "min", "max", "round", "abs"}
+
+
+def _plain(value: ast.AST) -> bool:
+    """A value that is the setting itself up to arithmetic, a choice or a conversion (`lr if tied else lr2`), not
+    something built from it (`GPT(num_layers=...)`)."""
+    return all(isinstance(n.func, ast.Name) and n.func.id in _PLAIN_CALLS
+               for n in ast.walk(value) if isinstance(n, ast.Call))
+
+
+def print_keys(code: str, names: tuple[str, ...]) -> set[str]:
+    """The keys under which CODE prints the setting NAMES: `f"embed_lr:{token_lr}"` where `token_lr` is assigned
+    from `args.tied_embed_lr` prints tied_embed_lr as embed_lr. Found from the code's own f-strings (the formatted
+    value reads the setting, or a variable assigned from it), not from what the key is called."""
+    tree = _tree(code)
+    if tree is None:
+        return set()
+    wanted = frozenset(names)
+    derived = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) and _reads(n.value, wanted)
+               and _plain(n.value) for t in n.targets if isinstance(t, ast.Name)}
+    reading = wanted | frozenset(derived)
+    keys = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.JoinedStr):
+            continue
+        for before, value in zip(node.values, node.values[1:]):
+            if (isinstance(value, ast.FormattedValue) and isinstance(before, ast.Constant)
+                    and isinstance(before.value, str) and _reads(value.value, reading)
+                    and (m := _KEY_BEFORE.search(before.value))):
+                keys.add(m.group(1).split(".")[-1])
+    return keys
+
+
+def only_paces_output(code: str, names: tuple[str, ...]) -> bool:
+    """Whether every read of the setting NAMES in CODE is an `if` test (directly, or through a variable such as
+    `should_log = step % args.every == 0` that only `if` tests read) whose body does not train or average weights
+    (no optimizer step, backward, in-place tensor update, augmented assignment to an element or attribute): how often a run logs or
+    evaluates, which changes what the log shows but not the trained model. False when the code never reads it."""
+    tree = _tree(code)
+    if tree is None:
+        return False
+    wanted = frozenset(names)
+    reads = [n for n in ast.walk(tree) if isinstance(n, (ast.Attribute, ast.Name)) and isinstance(n.ctx, ast.Load)
+             and (n.attr if isinstance(n, ast.Attribute) else n.id) in wanted]
+    if not reads:
+        return False
+    via = {}  # variable -> the assignment whose value reads the setting
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                and _reads(node.value, wanted):
+            via[node.targets[0].id] = node
+    tested = wanted | frozenset(via)
+    guards = [n for n in ast.walk(tree) if isinstance(n, ast.If) and _reads(n.test, tested)]
+    in_tests = {id(x) for g in guards for x in ast.walk(g.test)}
+    in_via = {id(x) for a in via.values() for x in ast.walk(a.value)}
+    if any(id(r) not in in_tests and id(r) not in in_via for r in reads):
+        return False
+    if any(isinstance(n, ast.Name) and n.id in via and isinstance(n.ctx, ast.Load) and id(n) not in in_tests
+           for n in ast.walk(tree)):
+        return False  # the variable is used for something other than an `if` test
+    for guard in guards:
+        for node in (x for stmt in guard.body for x in ast.walk(stmt)):
+            if (isinstance(node, ast.AugAssign) and not isinstance(node.target, ast.Name)) or (
+                    isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in _PACE_BLOCKERS):
+                return False
+    return True

@@ -196,3 +196,17 @@ def test_a_wrapper_line_does_not_excuse_an_uncompressed_size_far_off(uncompresse
     check_log_code(code, [run], report)
     found = [f.severity for f in report.findings if f.rule == "LOG-CODE-CONSISTENCY"]
     assert found == ([severity] if severity else []), [f.message for f in report.findings]
+
+
+@pytest.mark.parametrize("printed, severity", [
+    # VALID: the one printed knob shows the shipped default: the run set the shipped settings through the environment
+    ("knob_0:0.1 warmup:0\n", "warning"),
+    # INVALID near-miss: the printed knob shows the dump's default: the unprinted ones are the dump's too
+    ("knob_0:0.5 warmup:0\n", "error"),
+    # INVALID near-miss: a source line that reached the output prints no value
+    ("knob_0=h.knob_0 warmup=h.warmup\n", "error"),
+])
+def test_printed_shipped_values_explain_the_unprinted_defaults(printed, severity):
+    """Printed changed settings equal to the shipped defaults show a run of the shipped settings; else it fails."""
+    found, message = judge_settings_dump(_defaults_rewritten(SETTINGS), printed)
+    assert found == severity, message
