@@ -101,6 +101,24 @@ def main():
     print(f"final val_bpb:{final}")
 main()
 '''
+# The adaptation sits inside the scoring function, behind a flag read there: the call site is unguarded.
+_ADAPT_FLAG_INSIDE = _COMMON.replace("import torch\n", "import os\nimport torch\n") + '''def eval_maybe_adapt(model, opt, val_tokens):
+    total = 0.0
+    for i in range(0, val_tokens.numel() - 1024, 1024):
+        x, y = val_tokens[i:i + 1024], val_tokens[i + 1:i + 1025]
+        with torch.no_grad():
+            total += model(x, y).item()
+        if int(os.environ.get("ADAPT_WHILE_SCORING", "{default}")):
+            model(x, y).backward()
+            opt.step()
+    return total
+def main():
+    val_tokens = torch.load("fineweb_val_000000.bin")
+    model = torch.nn.Linear(4, 4)
+    print(f"pre val_bpb:{eval_maybe_adapt(model, torch.optim.SGD(model.parameters(), lr=0.01), val_tokens)}")
+    print(f"final val_bpb:{eval_val(model, val_tokens)}")
+main()
+'''
 _DIAGNOSTIC = _COMMON + '''def main():
     val_tokens = torch.load("fineweb_val_000000.bin")
     model = torch.nn.Linear(4, 4)
@@ -347,6 +365,14 @@ class RescoreAfterAdapt(Rule):
                        name="near-miss: a score-first pass scoring and training on one forward, then a re-score"),
                Invalid(_FLAGGED_FIRST.replace("{default}", "1"), expected_line=23, expected_severity="error",
                        name="the adapting pass behind a flag on by default, then a re-score"),
+               Invalid(_ADAPT_FLAG_INSIDE.replace("{default}", "0"), expected_line=32, expected_severity="warning",
+                       name="near-miss: the adaptation inside the first pass is behind a flag that is off"),
+               Invalid(_ADAPT_FLAG_INSIDE.replace("{default}", "1"), expected_line=32, expected_severity="error",
+                       name="the adaptation inside the first pass, its flag on by default"),
+               Invalid(_FLAGGED_FIRST.replace("{default}", "0").replace(
+                   'if os.environ.get("PREQUANT_TTT", "0")', 'env = os.environ.get\n    if env("PREQUANT_TTT", "0")'),
+                       expected_line=24, expected_severity="warning",
+                       name="near-miss: the flag read through a name bound to os.environ.get, off by default"),
                Invalid(_FLAGGED_BY_HELPER.replace("{default}", "False"), expected_line=29, expected_severity="warning",
                        name="near-miss: the flag read through an environment helper, off by default"),
                Invalid(_FLAGGED_BY_HELPER.replace("{default}", "True"), expected_line=29, expected_severity="error",
@@ -417,8 +443,22 @@ class RescoreAfterAdapt(Rule):
             found.append(undone)
         return found
 
+    def _adaptation_off(self, first: Pass) -> list | None:
+        """Evidence that every update of FIRST is guarded, inside the functions it calls, by a flag that is off (by
+        default and in the logs): the pass scores without adapting. None when some update may run."""
+        evidence = []
+        for event in first.adapt_events:
+            severity, guards = self.gated_severity([*event.chain[1:], event.node], "error")
+            if severity == "error":
+                return None
+            evidence += guards
+        return evidence or None
+
     def _report(self, func, passes: list[Pass], first: Pass, later: Pass) -> None:
         severity, guards = self.gated_severity([later.anchor, first.anchor])  # either pass switched off: no re-score
+        switched_off = self._adaptation_off(first)  # the pass runs, but its updates sit behind flags that are off
+        if switched_off is not None:
+            severity, guards = "warning", guards + switched_off
         evidence = [(first.anchor.lineno, "first pass: scores and adapts on validation data"),
                     (first.adapt_line, "adaptation inside that pass"),
                     (later.anchor.lineno, "second pass over validation data after adaptation"),

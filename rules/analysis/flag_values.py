@@ -64,11 +64,18 @@ def _env_default(call: ast.Call) -> ast.AST | None:
     return next((k.value for k in call.keywords if k.arg == "default"), None)
 
 
+def _is_env_function(node: ast.AST) -> bool:
+    """`os.environ.get` or `os.getenv` itself (not called)."""
+    return isinstance(node, ast.Attribute) and (node.attr == "getenv" or (
+        node.attr == "get" and isinstance(node.value, ast.Attribute) and node.value.attr == "environ"))
+
+
 def env_helpers(tree: ast.Module) -> frozenset[str]:
     """Module-level functions that read the environment variable their first parameter names (`def env_bool(name,
     default): raw = os.environ.get(name) ...`): a call `env_bool("TTT_ENABLED", False)` reads TTT_ENABLED, with
-    that default. What the body does is the evidence, not the function's name."""
-    found = set()
+    that default; and names bound to `os.environ.get` itself. What the body does is the evidence, not the name."""
+    found = {t.id for node in ast.walk(tree) if isinstance(node, ast.Assign) and _is_env_function(node.value)
+             for t in node.targets if isinstance(t, ast.Name)}  # `e = os.environ.get`: e("X", "0") reads X
     for func in tree.body:
         if not isinstance(func, ast.FunctionDef) or not func.args.args:
             continue
