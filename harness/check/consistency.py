@@ -16,7 +16,8 @@ from functools import lru_cache
 from types import SimpleNamespace
 
 from harness.check.dump_diff import (SMALL_EDIT_FRACTION, SMALL_EDIT_LINES, ChangedSetting, close_modulo_comments,
-                                     compiles, literal_edit, only_paces_output, print_keys, same_code_but_comments)
+                                     compiles, literal_edit, only_paces_output, print_keys, same_code_but_comments,
+                                     same_program)
 from harness.submission.logs import LogRun
 from harness.verdict import Report
 from rules.finding import Evidence, Finding
@@ -185,6 +186,9 @@ def _compare_dump(run: LogRun, units: list[tuple[str, str, list[str]]], others: 
     if comments is not None:
         summary += "; the code is the same, only comments and blank lines differ" + (
             f" (after the first {comments} lines, which console output overwrote)" if comments else "")
+        only_whitespace = True
+    if not only_whitespace and any(same_program(dumped, lines) for _, _, lines in units + others):
+        summary += "; both parse to the same program (only formatting and comments differ)"
         only_whitespace = True
     edit = None if only_whitespace or not candidates else literal_edit(dumped, candidates)
     if edit is not None and not edit[0]:

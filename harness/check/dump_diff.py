@@ -262,3 +262,10 @@ def only_paces_output(code: str, names: tuple[str, ...]) -> bool:
                     and node.func.attr in _PACE_BLOCKERS):
                 return False
     return True
+
+
+def same_program(dumped: list[str], candidate: list[str]) -> bool:
+    """Whether the two parse to the same syntax tree: a reformatting (wrapped lines, added parentheses, trailing
+    commas, comments) of one program, not other code."""
+    a, b = _tree("\n".join(dumped)), _tree("\n".join(candidate))
+    return a is not None and b is not None and ast.dump(a) == ast.dump(b)

@@ -210,3 +210,19 @@ def test_printed_shipped_values_explain_the_unprinted_defaults(printed, severity
     """Printed changed settings equal to the shipped defaults show a run of the shipped settings; else it fails."""
     found, message = judge_settings_dump(_defaults_rewritten(SETTINGS), printed)
     assert found == severity, message
+
+
+WRAPPED = LONG.replace("    return value + 3\n", "    return (\n        value\n        + 3\n    )\n").replace(
+    "    print(helper_0(1))\n", "    print(\n        helper_0(1),\n    )\n")
+
+
+@pytest.mark.parametrize("dump, severity", [
+    # VALID: the shipped file is the dump run through a formatter (wrapped lines, parentheses, a trailing comma)
+    (WRAPPED, "warning"),
+    # INVALID near-miss: the same reformatting and one operator changed
+    (WRAPPED.replace("+ 3\n", "- 3\n"), "error"),
+])
+def test_a_reformatted_dump_is_the_same_program(dump, severity):
+    """A dump whose syntax tree equals the shipped code's is a warning; one changed token is other code."""
+    ((found, message),) = judge_long_dump(dump)
+    assert found == severity, message
