@@ -33,6 +33,7 @@ ERROR_REL = 0.005  # beyond 0.5 % the denominator is wrong, not truncated (Scyll
 DEFAULT_TRUNCATION = 65_536  # allowed shortfall when the sequence length is unknown
 SUBSET_FRACTION = 0.5  # with the tokenizer unknown, a count under half of every split's is a subset whatever ran
 TRUNCATION_REL = 0.0002  # a shortfall this small is a multiple-of-batch truncation, not a subset (4,096 of 62 M seen)
+MAX_RANKS = 64  # a score line may print one rank's token count; fewer than the smallest split over this many is a subset
 SMALLEST_SPLIT = min(c for counts in CANONICAL_VAL_TOKENS.values() for c in counts)
 LEAKY_TRAIN_SHARDS = 1499  # local CaseOps preparation with --val-docs=10000 (issue #2127)
 
@@ -100,6 +101,20 @@ def check_metric(logs: list[LogRun], claims, report: Report) -> None:
     _overlap(runs, report)
 
 
+_SCORED_TOKENS = re.compile(r"(?<![\w.])(?:scored_)?tokens\s*[:=]\s*([\d,]+)(?![\d.])")
+
+
+def _scored_tokens(run: LogRun) -> int | None:
+    """The token count the final score's own line (or its twin without `_exact`) prints, else None."""
+    final = run.final
+    base = final.tag.removesuffix("_exact")
+    for m in [final, *(x for x in run.metrics if x.tag == base and x.line < final.line)]:
+        found = _SCORED_TOKENS.search(m.text or "")
+        if found:
+            return int(found.group(1).replace(",", ""))
+    return None
+
+
 def _denominator(runs: list[LogRun], report: Report) -> None:
     table = []
     for run in runs:
@@ -107,6 +122,14 @@ def _denominator(runs: list[LogRun], report: Report) -> None:
         if found is None:
             continue
         family = tokenizer_family(run)
+        counted = _scored_tokens(run)
+        if counted is not None and counted != run.val_tokens:
+            # The score line counts the tokens it scored, and they are not the split's: the denominator would mix
+            # a subset's loss with the whole split's count (a subset is FULL-VAL-TOKEN-COUNT's finding).
+            table.append({"log": run.path, "implied_bytes": None, "off_pct": None,
+                          "note": f"the score line counts {counted:,} tokens, not val_tokens {run.val_tokens:,}: "
+                                  "bytes not compared"})
+            continue
         if not _any_whole_split(run) and (family is not None or run.val_tokens < SUBSET_FRACTION * SMALLEST_SPLIT):
             # Scored on a part of the split (FULL-VAL-TOKEN-COUNT says so): its byte total is unknown, so the
             # implied denominator has nothing to be compared with. A re-tokenized export has its own token count,
@@ -152,6 +175,16 @@ def _token_count(runs: list[LogRun], report: Report) -> None:
     judged = False
     for run in runs:
         if run.val_tokens is None or run.final is None:
+            continue
+        scored = _scored_tokens(run)
+        if scored is not None and scored < SMALLEST_SPLIT / MAX_RANKS:
+            judged = True  # fewer than one rank's share of any split: the score covers a part of it
+            report.add(Finding(
+                "FULL-VAL-TOKEN-COUNT", "error",
+                f"the final score's line counts {scored:,} scored tokens, fewer than one rank's share of any "
+                f"canonical split (val_tokens {run.val_tokens:,}): the score covers a subset",
+                file=run.path, line=run.final.line, seed=run.seed, source="log",
+                data={"scored_tokens": scored, "val_tokens": run.val_tokens}))
             continue
         family = tokenizer_family(run)
         if family is None:

@@ -150,3 +150,22 @@ def test_the_export_read_decides_which_token_count_applies(kit, datasets_dir, to
     report = Report("x")
     check_metric([run], None, report)
     assert [f for f in findings(report) if f[0] != "TRAIN-VAL-OVERLAP"] == expected
+
+
+@pytest.mark.parametrize("score_line, expected", [
+    # VALID: the score line counts the whole split
+    ("final_eval val_loss:2.00000000 val_bpb:{bpb} tokens:62021632", []),
+    # VALID: one rank's share of the split (8 ranks) printed by rank 0
+    ("final_eval val_loss:2.00000000 val_bpb:{bpb} tokens:7752704", []),
+    # INVALID: the score covers 2,048 tokens while the loader line names the whole split: a subset, and no byte
+    # denominator mixed from the two
+    ("final_eval val_loss:3.66000000 val_bpb:1.98000000 tokens:2048", [("FULL-VAL-TOKEN-COUNT", "error")]),
+])
+def test_tokens_the_score_line_counts(kit, score_line, expected):
+    """A score line's own token count decides what it covers; a tiny one is a subset, not a wrong byte table."""
+    loss, bpb = kit.metric_pair(2.0, 62_021_632, 151_079_963)
+    text = kit.baseline_log(bpb=bpb, loss=loss, tokens=62_021_632)
+    run = parse_log(text + score_line.format(bpb=f"{bpb:.8f}") + "\n", "train.log")
+    report = Report("x")
+    check_metric([run], None, report)
+    assert findings(report) == expected, [f.message for f in report.findings]
