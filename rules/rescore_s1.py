@@ -13,21 +13,16 @@ re-score of the adapted model that the submission reports:
 
 from __future__ import annotations
 
-import ast
-import re
-
 from rules.analysis.passes import (
     Pass,
+    claimed_elsewhere,
     exclusive_branches,
     leaves_before,
-    print_pattern,
-    printed_by,
     scoring_passes,
     shares_loop,
 )
-from rules.analysis.survival import Undone, undone_before
+from rules.analysis.survival import pass_undone
 from rules.base import Invalid, LogHints, Rule, Valid
-
 
 _COMMON = '''import torch
 def eval_val(model, val_tokens):
@@ -336,6 +331,34 @@ _WARMUP_UNDONE = _fill(_WARMUP_PASS, BEFORE="model.load_state_dict(initial)", AF
 _WARMUP_UNDONE_LATE = _fill(_WARMUP_PASS, BEFORE="pass", AFTER="model.load_state_dict(initial)")
 
 
+# TTT on a model of its own, loaded from the saved artifact, its optimizer built by a helper; the later
+# pass scores the trained model, unless something carries the adapted weights across.
+_OTHER_MODEL = _COMMON.replace("import torch", "import copy, torch") + '''def build_opt(m):
+    return torch.optim.SGD(m.parameters(), lr=0.01)
+def main():
+    val_tokens = torch.load("fineweb_val_000000.bin")
+    base = torch.nn.Linear(4, 4)
+    torch.save(base.state_dict(), "final_model.pt")
+    ttt_model = torch.nn.Linear(4, 4)
+    ttt_model.load_state_dict(torch.load("final_model.pt"))
+    opt = build_opt(ttt_model)
+    print(f"ttt val_bpb:{eval_val_ttt(ttt_model, opt, val_tokens)}")
+    {BETWEEN}
+    print(f"sliding val_bpb:{eval_val({LATER}, val_tokens)}")
+main()
+'''
+_OTHER_SCORED = _fill(_OTHER_MODEL, BETWEEN="pass", LATER="base")
+_OTHER_COMPILED = _fill(_OTHER_MODEL, BETWEEN="scored = torch.compile(ttt_model)", LATER="scored")
+_OTHER_LOADED = _fill(_OTHER_MODEL, BETWEEN="base.load_state_dict(copy.deepcopy(ttt_model.state_dict()))",
+                      LATER="base")
+_OTHER_VIA_FILE = _fill(_OTHER_MODEL, LATER="base", BETWEEN='''torch.save(ttt_model.state_dict(), "ttt.pt")
+    base.load_state_dict(torch.load("ttt.pt"))''')
+_OTHER_COPIED = _fill(_OTHER_MODEL, LATER="base", BETWEEN='''with torch.no_grad():
+        for p, q in zip(base.parameters(), ttt_model.parameters()):
+            p.copy_(q)''')
+_OTHER_CLOSURE = _fill(_OTHER_MODEL, BETWEEN="score = lambda: eval_val(ttt_model, val_tokens)", LATER="score()")
+
+
 class RescoreAfterAdapt(Rule):
     """Flags a validation scoring pass that runs after a pass which scored and adapted on the same validation data
     (score-first TTT, then a re-evaluation with the adapted model).
@@ -359,7 +382,8 @@ class RescoreAfterAdapt(Rule):
              Valid(_ADAPTER_PER_BATCH, name="a fresh adapter per batch, discarded when the pass returns"),
              Valid(_WARMUP_RESTORED, name="a warm-up on training batches, weights and optimizer state put back"),
              Valid(_WARMUP_UNDONE, name="a warm-up run of the adapting pass, undone before the scored run"),
-             Valid(_FINETUNE_THEN_SCORE, name="a fine-tune logging its running training loss, then one score")]
+             Valid(_FINETUNE_THEN_SCORE, name="a fine-tune logging its running training loss, then one score"),
+             Valid(_OTHER_SCORED, name="TTT on a model of its own (built by a helper), the later pass on the base")]
     INVALID = [Invalid(_RESCORE, expected_line=21, expected_severity="error", name="second eval after TTT"),
                Invalid(_ONE_FORWARD_RESCORE, expected_line=29, expected_severity="error",
                        name="near-miss: a score-first pass scoring and training on one forward, then a re-score"),
@@ -405,7 +429,17 @@ class RescoreAfterAdapt(Rule):
                Invalid(_ADAPTER_KEPT, expected_line=30, expected_severity="error",
                        name="near-miss: the adapter is kept on the model after the pass"),
                Invalid(_WARMUP_UNDONE_LATE, expected_line=24, expected_severity="error",
-                       name="near-miss: the warm-up is undone only after the scored run")]
+                       name="near-miss: the warm-up is undone only after the scored run"),
+               Invalid(_OTHER_COMPILED, expected_line=28, expected_severity="error",
+                       name="near-miss: the later pass scores a compiled wrapper of the adapted model"),
+               Invalid(_OTHER_LOADED, expected_line=28, expected_severity="error",
+                       name="near-miss: the adapted weights loaded into the base before the later pass"),
+               Invalid(_OTHER_VIA_FILE, expected_line=29, expected_severity="error",
+                       name="evasion: the adapted weights carried across through a file"),
+               Invalid(_OTHER_COPIED, expected_line=30, expected_severity="error",
+                       name="evasion: the adapted weights copied into the base parameter by parameter"),
+               Invalid(_OTHER_CLOSURE, expected_line=27, expected_severity="error",
+                       name="evasion: the later pass in a closure that reads the adapted model")]
 
     def finish(self) -> None:
         sites = {site.backward.node: site for site in self.facts.causality.sites}
@@ -421,27 +455,10 @@ class RescoreAfterAdapt(Rule):
                         continue
                     if later.anchor.lineno <= getattr(first.anchor, "end_lineno", first.anchor.lineno):
                         continue
-                    if self._undone(func, first, later, sites):
+                    if pass_undone(self.facts, func, first, later, sites):
                         continue  # the later pass scores a model the adaptation no longer holds
                     self._report(func, passes, first, later)
                     break
-
-    def _undone(self, func, first: Pass, later: Pass, sites: dict) -> list[Undone]:
-        """How every update of FIRST is undone before LATER; empty when one of them may survive."""
-        found = []
-        for event in first.adapt_events:
-            site = sites.get(event.node)
-            if site is None or site.step is None:
-                return []
-            frames = [(func, event.chain[0] if event.chain else site.step.anchor)]
-            frames += [(self.facts.function_of(call), call) for call in event.chain[1:]]
-            if event.chain:
-                frames.append((site.home, site.step.anchor))
-            undone = undone_before(self.facts, site, frames, later.anchor)
-            if undone is None:
-                return []
-            found.append(undone)
-        return found
 
     def _adaptation_off(self, first: Pass) -> list | None:
         """Evidence that every update of FIRST is guarded, inside the functions it calls, by a flag that is off (by
@@ -465,7 +482,7 @@ class RescoreAfterAdapt(Rule):
                     (later.score_line, "re-score accumulated here")]
         message = (f"Validation data is re-scored at line {later.anchor.lineno} after the adapting pass at line "
                    f"{first.anchor.lineno}; only the first pass may be reported.")
-        claimed = self._claimed_elsewhere(func, passes, later)
+        claimed = claimed_elsewhere(self.facts, func, passes, later, self.log_hints.claimed)
         if claimed is not None:
             stmt, owner, line = claimed
             severity = "warning"
@@ -474,27 +491,3 @@ class RescoreAfterAdapt(Rule):
                        f"at line {owner.anchor.lineno}: a diagnostic re-score, which must not be reported.")
             evidence.append((stmt.lineno, f"prints the claimed score (run output: {line[:80]!r})"))
         self.report(later.anchor, message, severity=severity, evidence=[e for e in evidence if e[0]] + guards)
-
-    def _claimed_elsewhere(self, func, passes: list[Pass], later: Pass):
-        """(print statement, its pass, claimed line) when the logs show the claimed score printed only by passes
-        other than LATER; None when they do not show it (no claim evidence, a matching line that the later pass
-        or no pass of FUNC prints)."""
-        claimed = self.log_hints.claimed
-        if not claimed:
-            return None
-
-        def matches(pattern: str) -> str | None:
-            compiled = re.compile(pattern)
-            return next((line for line in claimed if compiled.search(line)), None)
-
-        owners: dict[ast.AST, list[Pass]] = {}
-        for p in passes:
-            for printed in printed_by(self.facts, func, p):
-                if matches(printed.pattern) is not None:
-                    owners.setdefault(printed.stmt, []).append(p)
-        printing = [(stmt, line) for stmt in self.facts.graph.of_type(ast.Expr)
-                    if (pattern := print_pattern(stmt)) is not None and (line := matches(pattern)) is not None]
-        if not printing or any(not owners.get(stmt) or any(p is later for p in owners[stmt]) for stmt, _ in printing):
-            return None
-        stmt, line = printing[0]
-        return stmt, owners[stmt][0], line

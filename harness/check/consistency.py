@@ -15,9 +15,18 @@ from collections import Counter
 from functools import lru_cache
 from types import SimpleNamespace
 
-from harness.check.dump_diff import (SMALL_EDIT_FRACTION, SMALL_EDIT_LINES, ChangedSetting, close_modulo_comments,
-                                     compiles, literal_edit, only_paces_output, print_keys, same_code_but_comments,
-                                     same_program)
+from harness.check.dump_diff import (
+    SMALL_EDIT_FRACTION,
+    SMALL_EDIT_LINES,
+    ChangedSetting,
+    close_modulo_comments,
+    compiles,
+    literal_edit,
+    only_paces_output,
+    print_keys,
+    same_code_but_comments,
+    same_program,
+)
 from harness.submission.logs import LogRun
 from harness.verdict import Report
 from rules.finding import Evidence, Finding

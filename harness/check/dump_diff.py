@@ -8,8 +8,8 @@ import io
 import re
 import tokenize
 from collections import Counter
-from difflib import SequenceMatcher
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from functools import lru_cache
 
 SMALL_EDIT_LINES = 5  # a dump at most this many lines off the shipped code is a small edit (a warning) ...

@@ -14,8 +14,15 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Callable
 
-from rules.analysis.flag_values import (_UNKNOWN, FlagDef, FlagEvaluator, _env_name, _is_environ_get,
-                                       constant_getattr, env_helpers)
+from rules.analysis.flag_values import (
+    _UNKNOWN,
+    FlagDef,
+    FlagEvaluator,
+    _env_name,
+    _is_environ_get,
+    constant_getattr,
+    env_helpers,
+)
 from rules.analysis.graph import inside
 
 

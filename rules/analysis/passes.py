@@ -309,3 +309,27 @@ def _constant_args(callee: FuncInfo, call: ast.Call, offset: int) -> dict[str, s
         if kw.arg in callee.params and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str):
             out[kw.arg] = kw.value.value
     return out
+
+
+def claimed_elsewhere(facts, func: FuncInfo, passes: list[Pass], later: Pass, claimed) -> tuple | None:
+    """(print statement, its pass, claimed line) when CLAIMED, the run-output lines the claimed score was read from,
+    show it printed only by passes other than LATER; None when they do not show it (no claim evidence, a matching
+    line that the later pass or no pass of FUNC prints)."""
+    if not claimed:
+        return None
+
+    def matches(pattern: str) -> str | None:
+        compiled = re.compile(pattern)
+        return next((line for line in claimed if compiled.search(line)), None)
+
+    owners: dict[ast.AST, list[Pass]] = {}
+    for p in passes:
+        for printed in printed_by(facts, func, p):
+            if matches(printed.pattern) is not None:
+                owners.setdefault(printed.stmt, []).append(p)
+    printing = [(stmt, line) for stmt in facts.graph.of_type(ast.Expr)
+                if (pattern := print_pattern(stmt)) is not None and (line := matches(pattern)) is not None]
+    if not printing or any(not owners.get(stmt) or any(p is later for p in owners[stmt]) for stmt, _ in printing):
+        return None
+    stmt, line = printing[0]
+    return stmt, owners[stmt][0], line
