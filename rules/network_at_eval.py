@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ast
 
-from rules.analysis.dataflow import last_name, phases, script_facts
+from rules.analysis.dataflow import last_name, script_facts
+from rules.analysis.phases import phases
 from rules.base import Invalid, Rule, Valid
 
 _NET_MODULES = {"requests", "urllib", "urllib3", "http", "socket", "huggingface_hub", "aiohttp", "httpx", "ftplib",

@@ -4,8 +4,26 @@ from __future__ import annotations
 
 import ast
 
+from rules.analysis.counts import row_sums, smoothing_normalised
 from rules.analysis.dataflow import FunctionFlow, guarded_severity, last_name, script_facts
 from rules.base import Invalid, Rule, Valid
+
+# A dense count table with the token on its own axis (rows hashed from the context), read at the scored token.
+_DENSE = (
+    "import torch\n"
+    "class Cache:\n"
+    "    def update(self, prev, nxt):\n"
+    "        rows = (prev * 36313) % self.R\n"
+    "        ones = torch.ones(len(nxt))\n"
+    "        self.counts.reshape(-1).index_add_(0, rows * self.V + nxt, ones)\n"
+    "        self.totals.index_add_(0, rows, ones)\n"
+    "    def nll(self, x, y):\n"
+    "        ctx = (x * 36313) % self.R\n"
+    "        c = self.counts[ctx, y]\n"
+    "        totals = self.totals[ctx]\n"
+    "        p = (c + 0.5) / ({den})\n"
+    "        return -torch.log(p){extra}\n"
+)
 
 
 class NgramTargetInKey(Rule):
@@ -49,6 +67,16 @@ class NgramTargetInKey(Rule):
             name="count ratio over every candidate token of the vocabulary",
         ),
         Valid(
+            _DENSE.format(den="totals + 0.5 * self.V", extra=""),
+            name="dense per-context table over the vocabulary, its row totals incremented beside it (add-k over V)",
+        ),
+        Valid(
+            _DENSE.format(den="totals + 0.5 * self.V", extra="").replace(
+                "self.totals.index_add_(0, rows, ones)", "pass").replace(
+                "totals = self.totals[ctx]", "totals = self.counts.sum(dim=1)[ctx]"),
+            name="dense per-context table divided by its row sums computed from it",
+        ),
+        Valid(
             "def bpb(loss_sum, byte_count, token_count):\n"
             "    return (loss_sum / token_count) / math.log(2) * token_count / byte_count\n",
             name="aggregate bpb conversion",
@@ -85,6 +113,29 @@ class NgramTargetInKey(Rule):
             expected_line=2,
             name="bigram count table indexed by (previous, target)",
         ),
+        Invalid(
+            _DENSE.format(den="totals + 0.5", extra=""),
+            expected_line=12,
+            name="near-miss: dense table and row totals, but add-k smoothing with k (not k * V) below the ratio",
+        ),
+        Invalid(
+            _DENSE.format(den="totals + 0.5 * self.V", extra="\n    def bump(self, rows, cols):\n"
+                          "        self.counts.reshape(-1).index_add_(0, rows * self.V + cols, torch.ones(len(rows)))"),
+            expected_line=12,
+            name="near-miss: the count table is also incremented where its totals are not",
+        ),
+        Invalid(
+            "class Cache:\n"
+            "    def add(self, ctx, tok):\n"
+            "        key = (ctx ^ (tok * 27191)) & self.mask\n"
+            "        self.full[key] += 1\n"
+            "        self.ctx[ctx & self.mask] += 1\n"
+            "    def prob(self, ctx, tgt):\n"
+            "        key = (ctx ^ (tgt * 27191)) & self.mask\n"
+            "        return self.full[key] / max(self.ctx[ctx & self.mask], 1)\n",
+            expected_line=8,
+            name="near-miss: hashed (context, target) key: paired increments do not make it a distribution",
+        ),
     ]
 
     def finish(self) -> None:
@@ -116,6 +167,9 @@ class NgramTargetInKey(Rule):
                 if evidence is not None:
                     if evidence[1] == "tuple" and not _reaches_log(div, flow):
                         continue
+                    if evidence[1] == "tuple" and smoothing_normalised(div.left, div.right) \
+                            and row_sums(facts.tree, ast.unparse(num.value), ast.unparse(den.value)):
+                        continue  # a dense per-row table over the vocabulary divided by its row sums: normalised
                     return [
                         (evidence[0], "lookup key = context combined with the token being scored"),
                         (num.lineno, f"numerator: count lookup {ast.unparse(num)[:60]}"),

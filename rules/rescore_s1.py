@@ -3,12 +3,10 @@
 A pair (adapting pass, later pass) in one function is an error unless one of these shows the later score is not a
 re-score of the adapted model that the submission reports:
 
-* the adaptation does not survive to the later pass (rules.analysis.survival): the adapted object is a fresh local
-  discarded when its function returns, or the model is restored from a copy taken before the update;
-* the log evidence says the claim is another pass's line: `claimed` of the log hints holds the run-output lines the
-  claimed val_bpb was read from; when every print statement whose line matches one of them belongs to a pass other
-  than the later one (rules.analysis.passes.printed_by), the later pass is a diagnostic and the finding a warning.
-  Without that evidence, or with a matching line that the later pass (or no pass) prints, it stays an error.
+* the adaptation does not survive to the later pass (rules.analysis.survival): a fresh local discarded when its
+  function returns, a model restored from a copy taken before the update, or a later pass handed another model;
+* the logs say the claim is another pass's line (`claimed` of the log hints): when every print whose line matches
+  belongs to a pass other than the later one (rules.analysis.passes.printed_by), the finding is a warning.
 """
 
 from __future__ import annotations
@@ -263,6 +261,11 @@ class Adapter(torch.nn.Module):
         self.shift = torch.nn.Parameter(torch.zeros(width))
     def forward(self, h):
         return h + self.shift
+def make_adapter(width):
+    adapter = Adapter(width)
+    return adapter, torch.optim.SGD(adapter.parameters(), lr=0.01)
+def with_optimizer(m):
+    return m, torch.optim.SGD(m.parameters(), lr=0.01)
 def eval_val(model, val_tokens):
     total = 0.0
     with torch.no_grad():
@@ -294,6 +297,8 @@ _ADAPTER_MERGED = _fill(_ADAPTER, BUILD_ONCE=_BUILD, BUILD_EACH="pass", AFTER=''
         for p, d in zip(model.parameters(), adapter.parameters()):
             p.add_(d)''')
 _ADAPTER_KEPT = _fill(_ADAPTER, BUILD_ONCE=_BUILD, BUILD_EACH="pass", AFTER="model.extra = adapter")
+_FACTORY_EACH = _fill(_ADAPTER, BUILD_ONCE="pass", BUILD_EACH="adapter, opt = make_adapter(4)", AFTER="pass")
+_FACTORY_GIVES_MODEL = _fill(_ADAPTER, BUILD_ONCE="adapter, opt = with_optimizer(model)", BUILD_EACH="pass", AFTER="pass")
 
 # A compile warm-up on training batches, undone before training starts (weights and optimizer state put back).
 _WARMUP_RESTORED = _COMMON + '''def main():
@@ -331,8 +336,7 @@ _WARMUP_UNDONE = _fill(_WARMUP_PASS, BEFORE="model.load_state_dict(initial)", AF
 _WARMUP_UNDONE_LATE = _fill(_WARMUP_PASS, BEFORE="pass", AFTER="model.load_state_dict(initial)")
 
 
-# TTT on a model of its own, loaded from the saved artifact, its optimizer built by a helper; the later
-# pass scores the trained model, unless something carries the adapted weights across.
+# TTT on a model of its own, its optimizer built by a helper; the later pass scores the base unless it is handed it.
 _OTHER_MODEL = _COMMON.replace("import torch", "import copy, torch") + '''def build_opt(m):
     return torch.optim.SGD(m.parameters(), lr=0.01)
 def main():
@@ -380,6 +384,7 @@ class RescoreAfterAdapt(Rule):
              Valid(_RESTORED, name="the adapting pass restores the weights from a copy taken before its first step"),
              Valid(_RESTORED_BY_LOOP, name="restored parameter by parameter from a copy taken before adapting"),
              Valid(_ADAPTER_PER_BATCH, name="a fresh adapter per batch, discarded when the pass returns"),
+             Valid(_FACTORY_EACH, name="a fresh adapter and its optimizer per batch, both from one helper"),
              Valid(_WARMUP_RESTORED, name="a warm-up on training batches, weights and optimizer state put back"),
              Valid(_WARMUP_UNDONE, name="a warm-up run of the adapting pass, undone before the scored run"),
              Valid(_FINETUNE_THEN_SCORE, name="a fine-tune logging its running training loss, then one score"),
@@ -424,10 +429,12 @@ class RescoreAfterAdapt(Rule):
                        name="near-miss: the kept state_dict holds the live tensors, not a copy"),
                Invalid(_RESTORED_IN_PART, expected_line=27, expected_severity="error",
                        name="near-miss: only some parameters are put back"),
-               Invalid(_ADAPTER_MERGED, expected_line=32, expected_severity="error",
+               Invalid(_ADAPTER_MERGED, expected_line=37, expected_severity="error",
                        name="near-miss: the adapter is merged into the model's weights after the pass"),
-               Invalid(_ADAPTER_KEPT, expected_line=30, expected_severity="error",
+               Invalid(_ADAPTER_KEPT, expected_line=35, expected_severity="error",
                        name="near-miss: the adapter is kept on the model after the pass"),
+               Invalid(_FACTORY_GIVES_MODEL, expected_line=35, expected_severity="error",
+                       name="near-miss: the adapter helper hands back the model it was given, which is trained"),
                Invalid(_WARMUP_UNDONE_LATE, expected_line=24, expected_severity="error",
                        name="near-miss: the warm-up is undone only after the scored run"),
                Invalid(_OTHER_COMPILED, expected_line=28, expected_severity="error",

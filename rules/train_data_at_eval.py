@@ -6,14 +6,8 @@ import ast
 from dataclasses import dataclass, field
 
 from rules.analysis.budget_prints import CLOCKS, POINT, logged_end
-from rules.analysis.dataflow import (
-    guarded_severity,
-    is_train_source,
-    last_name,
-    phases,
-    script_facts,
-    train_reader_classes,
-)
+from rules.analysis.dataflow import guarded_severity, is_train_source, last_name, script_facts, train_reader_classes
+from rules.analysis.phases import phases
 from rules.base import Invalid, LogHints, Rule, Valid
 
 _COUNT_WRAPPERS = {"len", "sorted", "list", "log", "log0", "print"}
@@ -63,6 +57,25 @@ _BRANCH = ("import os\nQUANT = os.environ.get('EXPORT_QUANTIZER', '{default}')\n
            "    train_loader = DistributedTokenLoader(args.train_files)\n    while True:\n"
            "        model(train_loader.next_batch()).backward()\n        opt.step()\n"
            "    if QUANT.startswith('full_gptq'):\n        collect_hessians(model, DistributedTokenLoader(args.train_files))\n")
+
+
+# A compile warm-up on training batches, then the timed loop whose optimizer steps sit in a closure; the loader is
+# re-created between the two (before the timed loop).
+_STEP_IN_HELPER = (
+    "def main(args, model, opts):\n"
+    "    def step_all():\n"
+    "        for o in opts:\n"
+    "            o.step()\n"
+    "    loader = DistributedTokenLoader(args.train_files)\n"
+    "    for _ in range(args.warmup_steps):\n"
+    "        model(loader.next_batch()).backward()\n"
+    "        opts[0].step()\n"
+    "    loader = DistributedTokenLoader(args.train_files)\n"
+    "    while not stopped():\n"
+    "        model(loader.next_batch()).backward()\n"
+    "        step_all()\n"
+    "{after}"
+)
 
 
 def _logged(*lines: str) -> LogHints:
@@ -116,6 +129,8 @@ class TrainDataAtEval(Rule):
             _MARGIN.format(margin="8"),
             name="a reserve through an environment default, whatever its name",
         ),
+        Valid(_STEP_IN_HELPER.format(after="    return model\n"),
+              name="the loader re-created after a warm-up, before a timed loop stepping through a closure"),
     ]
     INVALID = [
         Invalid(
@@ -160,6 +175,8 @@ class TrainDataAtEval(Rule):
             expected_line=13,
             name="a reserve knob whose default is 0: the loop still runs to 600 s",
         ),
+        Invalid(_STEP_IN_HELPER.format(after="    collect_hessians(model, DistributedTokenLoader(args.train_files))\n"),
+                expected_line=13, name="near-miss: the same loops, then calibration on training data after them"),
         Invalid(_BRANCH.format(default="rowclip_int6"), expected_line=9, expected_severity="warning",
                 name="near-miss: the reads sit on a quantizer branch that a string setting's default does not take"),
         Invalid(_BRANCH.format(default="full_gptq_int6"), expected_line=9, expected_severity="error",

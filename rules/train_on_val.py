@@ -5,7 +5,8 @@ from __future__ import annotations
 import ast
 import re
 
-from rules.analysis.dataflow import TRAIN_NAME, last_name, phases, script_facts
+from rules.analysis.dataflow import TRAIN_NAME, last_name, script_facts
+from rules.analysis.phases import phases
 from rules.analysis.taint import guard_arms
 from rules.base import Invalid, Rule, Valid
 

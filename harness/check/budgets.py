@@ -12,7 +12,7 @@ import re
 
 from harness.challenge import EVAL_BUDGET_S, RECORD_TRACK, TRAIN_BUDGET_S
 from harness.submission.logs import LogRun, MetricLine
-from harness.submission.manifest import claimed_track, is_off_record
+from harness.submission.manifest import claimed_track, declares_non_record, is_off_record
 from harness.verdict import Report
 from rules.finding import Evidence, Finding
 
@@ -34,20 +34,29 @@ def check_budgets(logs: list[LogRun], claims, report: Report, scored: dict[str, 
         report.skip("EVAL-TIME-600", f"track {track}: the 600 s evaluation budget applies to the record track")
         report.skip("HARDWARE", f"track {track}: other hardware is allowed off the record track")
         return
+    declared_off = declares_non_record(claims) if track == RECORD_TRACK else None
+    if declared_off is not None:  # filed in the record track, but submission.json says it claims no record
+        track = f"{RECORD_TRACK}, declared non-record ({declared_off})"
     _train_time(runs, track, report)
     _hardware(runs, track, report)
     _declared_hardware(claims, runs, track, report)
     _eval_time(runs, track, report, scored or {})
+    _declared_eval_time(claims, runs, track, report, scored or {})
 
 
 def _severity(track: str | None, severity: str) -> str:
-    """With the track unknown, a budget breach is reported as a warning: it may be a non-record run."""
+    """With the track unknown, or a run that declares it claims no record, a budget breach is a warning."""
     return severity if track == RECORD_TRACK or severity != "error" else "warning"
+
+
+def _note(track: str | None) -> str:
+    return "" if track == RECORD_TRACK else " (track unknown: reported as a warning)" if track is None \
+        else f" (track {track}: reported as a warning)"
 
 
 def _train_time(runs: list[LogRun], track: str | None, report: Report) -> None:
     judged = False
-    note = "" if track == RECORD_TRACK else " (track unknown: reported as a warning)"
+    note = _note(track)
     for run in runs:
         # A run that stops on a step count instead of the wall clock breaks the budget only if its loop ran past
         # 600 s, which the measured loop time below decides; the missing cap itself is a warning.
@@ -110,7 +119,7 @@ def _eval_seconds(run: LogRun) -> tuple[float | None, str]:
 
 def _eval_time(runs: list[LogRun], track: str | None, report: Report, scored: dict[str, MetricLine]) -> None:
     judged = False
-    note = "" if track == RECORD_TRACK else " (track unknown: reported as a warning)"
+    note = _note(track)
     for run in runs:
         seconds, how = _eval_seconds(run)
         claimed = scored.get(run.path)
@@ -145,6 +154,55 @@ def _eval_time(runs: list[LogRun], track: str | None, report: Report, scored: di
         report.skip("EVAL-TIME-600", "no log prints an evaluation time")
 
 
+_EVAL_KEYS = re.compile(r"^(total_)?(ttt_)?eval_(wall)?(clock_)?time(_ttt|_total)?(_seconds|_s|_sec|_ms)?(_max(_s)?|_total)?$")
+
+
+def _declared_eval_time(claims, runs: list[LogRun], track: str | None, report: Report,
+                        scored: dict[str, MetricLine]) -> None:
+    """An evaluation time over 600 s that submission.json itself declares for the claimed result (at the top level,
+    or in a per-run entry whose val_bpb is the claimed one): the author's own timing of the scored evaluation. An
+    error on the record track unless a log times the claimed pass inside the budget (then a warning)."""
+    raw = getattr(claims, "raw", None) or {}
+    claimed = getattr(claims, "val_bpb", None)
+    found: list[tuple[str, float]] = []
+    entries = [("", raw)] + [(f"{k}.", v) for k, v in raw.items() if isinstance(v, dict)]
+    entries += [(f"{k}.{j}.", e) for k, v in raw.items() if isinstance(v, dict)
+                for j, e in v.items() if isinstance(e, dict)]
+    for prefix, entry in entries:
+        bpb = _float(entry.get("val_bpb")) if prefix else None
+        if prefix and (bpb is None or claimed is None or abs(bpb - claimed) > 5e-9):
+            continue  # a per-run entry that is not the claimed result
+        for key, value in entry.items():
+            seconds = _float(value) if _EVAL_KEYS.match(key) else None
+            if seconds is not None and key.endswith("_ms"):
+                seconds /= 1000.0
+            if seconds is not None and seconds > EVAL_BUDGET_S:
+                found.append((prefix + key, seconds))
+    if not found:
+        return
+    key, seconds = max(found, key=lambda f: f[1])
+    # A log that prints the claimed val_bpb and times that pass inside the budget: what ran outweighs the JSON.
+    timed = [_eval_seconds(r)[0] for r in runs if claimed is not None and any(
+        abs(m.val_bpb - claimed) <= 5e-9 for m in [scored.get(r.path) or r.final] if m is not None)]
+    logged_ok = bool(timed) and all(t is not None and t <= EVAL_BUDGET_S for t in timed)
+    report.add(Finding("EVAL-TIME-600", "warning" if logged_ok else _severity(track, "error"),
+                       f"submission.json declares {key} = {seconds:.1f} s for the claimed result (> "
+                       f"{EVAL_BUDGET_S:.0f} s)" + (" (a log printing the claimed val_bpb times that pass inside the "
+                                                     "budget)" if logged_ok else _note(track)),
+                       file=getattr(claims, "path", None) or "submission.json", source="artifact",
+                       data={"eval_time_s": seconds, "key": key}))
+    report.mark_checked("EVAL-TIME-600")
+
+
+def _float(value: object) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(value)  # numbers arrive as text (the manifest's parse hooks)
+    except (TypeError, ValueError):
+        return None
+
+
 _OTHER_HARDWARE = re.compile(r"(?i)\b(pcie|nvl|a100|a10g?|a40|a6000|l4|l40s?|h200|h20|b200|gh200|mi\d{3}x?|v100|t4|"
                              r"rtx|geforce|tpu|\d{4}\s*ti)\b|\b([1-7]|16)\s*[x×]\s*h100")
 _DECLARED_KEYS = ("hardware", "gpu", "gpus", "hardware_used", "compute", "device")
@@ -167,7 +225,7 @@ def _declared_hardware(claims, runs: list[LogRun], track: str | None, report: Re
 
 
 def _hardware(runs: list[LogRun], track: str | None, report: Report) -> None:
-    note = "" if track == RECORD_TRACK else " (track unknown)"
+    note = _note(track)
     unknown: list[str] = []
     model_missing: list[str] = []
     for run in runs:

@@ -4,7 +4,8 @@ A folder often ships more logs than the claim rests on: a tuning run with other 
 baseline script, an extra run on other hardware. When the claimed val_bpb is explained by a proper subset of the
 logs (harness.check.claims: the mean of a subset, one log's value, or a non-final line of some of the logs), a size, budget, metric or log-code finding about a log outside that
 subset does not concern the submitted runs: it stays visible, as a warning that says so. When the claim rests on
-every log, or on no identifiable set, nothing changes.
+every log, nothing changes; when no log explains it (a SIGNIFICANCE error), the per-run budget findings of the
+logs are warnings too: those runs are not shown to be the claimed one.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from harness.verdict import Report
 PER_RUN_RULES = frozenset({"ARTIFACT-CAP-16MB", "LOG-CODE-CONSISTENCY", "TRAIN-TIME-600", "EVAL-TIME-600", "HARDWARE",
                            "FULL-VAL-TOKEN-COUNT", "BPB-BYTE-LUT", "TOKENIZER-CHANGE-PROOF"})
 
+BUDGET_RULES = frozenset({"TRAIN-TIME-600", "EVAL-TIME-600", "HARDWARE"})
 
 MIN_SETTINGS = 5  # a configuration this small (or none printed) cannot tell a side run from another seed
 
@@ -40,6 +42,11 @@ def scope_to_claim(comparisons: dict | None, report: Report, logs_parsed: list |
     that prints the same configuration as a log behind the claim is another seed of the submitted run, not a side
     run: its findings stand."""
     bpb = (comparisons or {}).get("val_bpb")
+    if bpb is not None and bpb.unbacked:  # no log shows the claim: the logs' runs are not shown to be the claimed one
+        report.downgrade(lambda f: f.rule in BUDGET_RULES and f.source == "log",
+                         " (no log shows the claimed val_bpb, so this run is not shown to be the claimed one; "
+                         "SIGNIFICANCE reports the unsupported claim)")
+        return
     if bpb is None or bpb.kind not in SCOPED_KINDS or not bpb.logs_used:
         return
     behind = set(bpb.logs_used)

@@ -36,6 +36,7 @@ class Comparison:
     # log path -> the metric line the claim was read from, where that is not the log's final score line: the
     # scored pass of that run (budgets time this pass, not a later diagnostic one).
     scored: dict[str, MetricLine] = field(default_factory=dict)
+    unbacked: bool = False  # logs are shipped, and nothing in them explains the claim (a SIGNIFICANCE error)
 
 
 def _dec(text: str | float | None) -> Decimal | None:
@@ -118,7 +119,7 @@ def compare(claim_text: str | None, runs: list[LogRun], claims: Claims, attr: st
     finals = [(r, *_value(r.final, attr)) for r in runs]
     finals = [(r, v, d) for r, v, d in finals if v is not None]
     if not finals:
-        return _unread_figure(claim_text, runs, attr, Decimal(0)) or Comparison("no_logs")
+        return _unread_figure(claim_text, runs, attr, Decimal(0), claims) or Comparison("no_logs")
     values = [v for _, v, _ in finals]
     low_dec = min(d for _, _, d in finals)
     everyone = _mean(values)
@@ -153,7 +154,7 @@ def compare(claim_text: str | None, runs: list[LogRun], claims: Claims, attr: st
     if hit is not None:
         hit.logs_mean = everyone
         return hit
-    unread = _unread_figure(claim_text, runs, attr, everyone)
+    unread = _unread_figure(claim_text, runs, attr, everyone, claims)
     if unread is not None:
         return unread
     return Comparison("mismatch", f"claim {claim_text} equals no log; logs mean {_fmt(everyone, places)}"
@@ -161,10 +162,16 @@ def compare(claim_text: str | None, runs: list[LogRun], claims: Claims, attr: st
                          if len(values) > 1 else ""), paths, everyone)
 
 
-def _unread_figure(claim_text: str, runs: list[LogRun], attr: str, everyone: Decimal) -> Comparison | None:
-    """A bpb figure equal to the claim on a line the metric grammar does not read (an unknown tag, `val_bpb=`)."""
+def _unread_figure(claim_text: str, runs: list[LogRun], attr: str, everyone: Decimal,
+                   claims: Claims | None = None) -> Comparison | None:
+    """A bpb figure equal to the claim on a line the metric grammar does not read (an unknown tag, `val_bpb=`), or
+    a claim that is the mean of per-seed values each printed in its own seed's log on such lines."""
     if attr != "val_bpb":
         return None
+    seeded = _seed_figures(claim_text, runs, claims)
+    if seeded is not None:
+        return Comparison("unparsed", seeded, [r.path for r in runs if r.seed in (claims.seeds if claims else {})],
+                          everyone)
     last: dict[str, list[str]] = {}  # key -> each run's last figure under that key (a per-seed final line)
     for run in runs:
         per_run = {key: number for _line, key, number in run.bpb_figures}
@@ -252,11 +259,12 @@ def check_claims(claims: Claims, logs: list[LogRun], report: Report) -> dict[str
     file = claims.path
     bpb = result["val_bpb"]
     if bpb.kind == "no_logs" and claims.val_bpb_text is not None:
-        bpb = result["val_bpb"] = _unread_figure(claims.val_bpb_text, logs, "val_bpb", Decimal(0)) or bpb
+        bpb = result["val_bpb"] = _unread_figure(claims.val_bpb_text, logs, "val_bpb", Decimal(0), claims) or bpb
     if bpb.kind == "no_logs":
         # With logs shipped, a claim that no final score and no bpb figure in them equals is unsupported (a
         # placeholder, a hand-written summary, a run cut short); with none, SUBMISSION-FORMAT reports the missing log.
         shipped = list(logs)
+        bpb.unbacked = bool(shipped)
         report.add(Finding("SIGNIFICANCE", "error" if shipped else "warning",
                            f"claimed val_bpb {claims.val_bpb_text} has no log with a final score behind it"
                            + (f": no final score and no bpb figure equal to it in {len(shipped)} log(s)"
@@ -265,6 +273,7 @@ def check_claims(claims: Claims, logs: list[LogRun], report: Report) -> dict[str
     elif bpb.kind in ("mismatch", "pre_quant_step"):
         excuse = _final_under_other_key(claims, runs) or (
             _mismatch_excuse(claims, runs, logs) if bpb.kind == "mismatch" else None)
+        bpb.unbacked = not excuse
         report.add(Finding("SIGNIFICANCE", "warning" if excuse else "error",
                            f"val_bpb: {bpb.detail}" + (f"; {excuse}" if excuse else ""), file=file, source="log",
                            evidence=_evidence(runs), data={"claim": claims.val_bpb_text,
@@ -347,6 +356,24 @@ def _mismatch_excuse(claims: Claims, runs: list[LogRun], logs: list[LogRun]) -> 
     if near is not None and abs(near - claim) <= SLIP_BPB:
         return (f"it is {abs(near - claim):.5f} from the logs' mean {near:.5f}: a rounding or arithmetic slip")
     return None
+
+
+def _seed_figures(claim_text: str, runs: list[LogRun], claims: Claims | None) -> str | None:
+    """Every per-seed val_bpb of submission.json (two or more) printed as a figure in a log of that seed, and the
+    claim their mean: the description, else None."""
+    texts = {seed: c.val_bpb_text for seed, c in (claims.seeds if claims else {}).items() if c.val_bpb_text}
+    if len(texts) < 2:
+        return None
+    for seed, text in texts.items():
+        logs = [r for r in runs if r.seed == seed]
+        if not any(equal_at(text, Decimal(n), decimals_of(n)) and decimals_of(n) >= decimals_of(text) - 1
+                   for r in logs for _line, _key, n in r.bpb_figures):
+            return None
+    mean = _mean([Decimal(t) for t in texts.values()])
+    if not equal_at(claim_text, mean):
+        return None
+    return (f"mean of the {len(texts)} per-seed values of {claims.path or 'submission.json'}, each printed in its "
+            "seed's log on a line the log grammar does not read as a final score")
 
 
 def _evidence(runs: list[LogRun]) -> tuple[Evidence, ...]:

@@ -79,6 +79,25 @@ def claimed_track(claims: object) -> str | None:
     return getattr(claims, "track", None)
 
 
+_NON_RECORD_FLAGS = ("record_claim", "is_record", "leaderboard_eligible", "record")
+_NON_RECORD_WORDS = ("non_record", "non-record", "nonrecord", "not a record", "non record")
+
+
+def declares_non_record(claims: object) -> str | None:
+    """How submission.json says the run is not a record claim (`record_claim: false`, a `status` or `name` that
+    starts "non-record"), or None. It narrows the claim, as the track field does: the budgets are then reported,
+    not enforced."""
+    raw = getattr(claims, "raw", None) or {}
+    for key in _NON_RECORD_FLAGS:
+        if raw.get(key) is False:
+            return f"{key}: false"
+    for key in ("status", "name", "submission_type", "type", "category"):
+        value = raw.get(key)
+        if isinstance(value, str) and value.strip().lower().startswith(_NON_RECORD_WORDS):
+            return f"{key}: {value.strip()[:60]!r}"
+    return None
+
+
 def is_off_record(track: str | None) -> bool:
     """A known track other than the record track (where the 600 s budgets and the leaderboard do not apply)."""
     return track is not None and track != RECORD_TRACK
@@ -142,6 +161,10 @@ def _seed_claim(key: str, entry: Any, notes: list[str]) -> SeedClaim:
         val_bpb_text=bpb.text if bpb else None, val_loss_text=loss.text if loss else None)
 
 
+_SEED_LIST_KEYS = ("seed_scores", "seed_val_bpb", "val_bpb_per_seed", "val_bpb_seeds", "seed_bpbs", "seed_val_bpbs",
+                   "val_bpbs")
+
+
 def _read_seeds(data: dict, claims: Claims) -> None:
     notes = claims.schema_notes
     for key in ("seeds", "seed_results"):
@@ -158,7 +181,7 @@ def _read_seeds(data: dict, claims: Claims) -> None:
     listed = data.get("seeds")
     if isinstance(listed, list):
         claims.seed_ids = [str(s) for s in listed if s is not None]
-        scores = data.get("seed_scores") or data.get("seed_val_bpb") or data.get("val_bpb_per_seed")
+        scores = next((data[k] for k in _SEED_LIST_KEYS if isinstance(data.get(k), list) and data[k]), None)
         if isinstance(scores, list) and len(scores) == len(listed):
             notes.append("per-seed scores read from parallel 'seeds' and 'seed_scores' lists")
             for seed, score in zip(claims.seed_ids, scores):

@@ -64,6 +64,11 @@ def _pick(target: ast.AST, value: ast.AST, name: str) -> list[ast.AST]:
     if isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List)) \
             and len(value.elts) == len(target.elts):
         return [v for t, e in zip(target.elts, value.elts) for v in _pick(t, e, name)]
+    if isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, ast.Call) \
+            and not any(isinstance(t, ast.Starred) for t in target.elts):  # `a, opt = build(4)`: element i of it
+        return [ast.Subscript(value=value, slice=ast.Constant(i), ctx=ast.Load())
+                for i, t in enumerate(target.elts) if type(t) is ast.Name and t.id == name] or \
+            ([ast.Name(id="?", ctx=ast.Load())] if _binds_name(target, name) else [])
     return [ast.Name(id="?", ctx=ast.Load())] if _binds_name(target, name) else []
 
 
@@ -89,28 +94,55 @@ def module_like(func: FuncInfo, expr: ast.AST) -> bool:
 
 
 # ---- fresh objects that never leave their function ----------------------------------------------------------
-def fresh(facts, func: FuncInfo, name: str) -> bool:
+def fresh(facts, func: FuncInfo, name: str, depth: int = 0) -> bool:
     """Every value NAME holds in FUNC is an object FUNC builds (not a parameter, not a closure variable)."""
     if name in func.params or not binds(func, name):
         return False
     values = values_of(func, name, set())
-    return bool(values) and all(_constructs(facts, func, v) for v in values)
+    return bool(values) and all(_constructs(facts, func, v, depth) for v in values)
 
 
-def _constructs(facts, func: FuncInfo, value: ast.AST) -> bool:
-    """VALUE builds a new object: a deep copy, a `torch.nn` module, a script class keeping no model handed to it."""
+def _constructs(facts, func: FuncInfo, value: ast.AST, depth: int = 0) -> bool:
+    """VALUE builds a new object: a deep copy, a `torch.nn` module, a script class keeping no model handed to it,
+    or (element I of) what a script function returns when every return of it builds one that it keeps nowhere."""
+    index = None
+    if isinstance(value, ast.Subscript) and isinstance(value.slice, ast.Constant) and type(value.slice.value) is int:
+        value, index = value.value, value.slice.value
     if not isinstance(value, ast.Call):
         return False
     dotted = qualified(facts, value.func)
-    if dotted == "copy.deepcopy" or dotted.startswith("torch.nn."):
+    if index is None and (dotted == "copy.deepcopy" or dotted.startswith("torch.nn.")):
         return True
-    init = _init_of(facts, dotted) if isinstance(value.func, ast.Name) else None
+    resolved = facts.graph.resolved.get(value)
+    if resolved is not None and resolved[0].name != "__init__":
+        return depth < _MAX_DEPTH and _builds_result(facts, resolved[0], index, depth + 1)
+    init = _init_of(facts, dotted) if isinstance(value.func, ast.Name) and index is None else None
     if init is None:
         return False
     kept, params = _kept_params(init), init.params[1:]
     passed = [(params[i], a) for i, a in enumerate(value.args) if i < len(params)]
     passed += [(k.arg, k.value) for k in value.keywords]
     return not any(p in kept and module_like(func, a) for p, a in passed)
+
+
+def _builds_result(facts, callee: FuncInfo, index: int | None, depth: int) -> bool:
+    """Every return of CALLEE gives (as element INDEX) an object CALLEE builds and keeps nowhere else."""
+    results = [n.value for n in callee.nodes if isinstance(n, ast.Return)]
+    if not results or any(r is None for r in results):
+        return False
+    for result in results:
+        if index is not None:
+            if not isinstance(result, (ast.Tuple, ast.List)) or len(result.elts) <= index \
+                    or any(isinstance(e, ast.Starred) for e in result.elts):
+                return False
+            result = result.elts[index]
+        result = _strip(result)
+        if isinstance(result, ast.Name):
+            if not fresh(facts, callee, result.id, depth) or escapes(facts, callee, result.id, depth, returned=False):
+                return False
+        elif not _constructs(facts, callee, result, depth):
+            return False
+    return True
 
 
 def qualified(facts, expr: ast.AST) -> str:

@@ -163,6 +163,7 @@ def _owners(facts, frames: Frames, node: ast.AST | None) -> list[tuple[int, ast.
             found = found or [o for a in args if isinstance(a, ast.Name) for v in values_of(func, a.id, set())
                               for o in _param_receivers(v)]  # `Adam(params)`, `params = [... model.parameters()]`
             found = found or _trained_by_helper(facts, value)  # `opt = build_optimizer(lora, args)`
+            found = found or _returned_beside(facts, func, value)  # `lora, opt = build_adapter(rank)`
             found = found or [a for a in args if module_like(func, a)]  # an optimizer wrapper built on the model
             if not found:
                 return []
@@ -215,6 +216,37 @@ def _trained_by_helper(facts, value: ast.AST) -> list[ast.AST]:
     if not receivers or not roots <= set(callee.params):
         return []
     return [a for p in sorted(roots) if (a := _arg_for(facts, value, callee, ast.Name(id=p, ctx=ast.Load())))]
+
+
+def _returned_beside(facts, func: FuncInfo, value: ast.AST) -> list[ast.AST]:
+    """VALUE, element I of what a script function returns into a tuple of names in FUNC (`lora, opt = build(r)`),
+    is an optimizer over objects returned beside it: FUNC's names for them; empty when unknown."""
+    if not (isinstance(value, ast.Subscript) and isinstance(value.value, ast.Call)
+            and isinstance(value.slice, ast.Constant) and type(value.slice.value) is int):
+        return []
+    call, index = value.value, value.slice.value
+    resolved = facts.graph.resolved.get(call)
+    assign = next((n for n in func.nodes if isinstance(n, ast.Assign) and n.value is call), None)
+    if resolved is None or assign is None or len(assign.targets) != 1 \
+            or not isinstance(assign.targets[0], (ast.Tuple, ast.List)):
+        return []
+    targets, callee, owners = assign.targets[0].elts, resolved[0], []
+    results = [n.value for n in callee.nodes if isinstance(n, ast.Return)]
+    for result in results:
+        if not isinstance(result, (ast.Tuple, ast.List)) or len(result.elts) != len(targets):
+            return []
+        made = result.elts[index]
+        exprs = [made] if isinstance(made, ast.Call) else values_of(callee, made.id, set()) \
+            if isinstance(made, ast.Name) else []
+        receivers = [r for e in exprs for r in _param_receivers(e)]
+        if not receivers:
+            return []
+        for receiver in receivers:
+            j = next((j for j, e in enumerate(result.elts) if _is_name(e, root_name(receiver, False))), None)
+            if j is None or type(targets[j]) is not ast.Name:
+                return []
+            owners.append(targets[j])
+    return owners
 
 
 def _param_receivers(expr: ast.AST) -> list[ast.AST]:

@@ -87,3 +87,22 @@ def test_a_log_of_the_claimed_configuration_is_not_a_side_run(other_lr, severity
     report.add(Finding("ARTIFACT-CAP-16MB", "error", "seed 4 over the cap", file="train_seed4.log", source="log"))
     scope_to_claim(compared, report, logs)
     assert [f.severity for f in report.findings if f.rule == "ARTIFACT-CAP-16MB"] == [severity]
+
+
+@pytest.mark.parametrize("claim_shift, severity", [
+    (0.0, "error"),  # INVALID: the claim is the logs' mean: an over-budget loop in them is the claimed run's
+    (-0.02, "warning"),  # no log shows the claim (SIGNIFICANCE error): the logs' runs are not shown to be the claimed one
+])
+def test_budget_breach_in_logs_that_do_not_back_the_claim(legal_submission, claim_shift, severity):
+    """An over-budget loop is an error in the runs behind the claim, a warning where no log backs the claim at all."""
+    for log in legal_submission.glob("train_seed*.log"):
+        log.write_text(re.sub(r"train_time:\d+ms", "train_time:640000ms", log.read_text()))
+    json_path = legal_submission / "submission.json"
+    data = json.loads(json_path.read_text())
+    data["val_bpb"] = round(data["val_bpb"] + claim_shift, 8)
+    data["seeds"] = {s: {"val_bpb": round(v["val_bpb"] + claim_shift, 8)} for s, v in data["seeds"].items()}
+    json_path.write_text(json.dumps(data))
+    report = check_path(legal_submission)
+    found = {f.severity for f in report.findings if f.rule == "TRAIN-TIME-600"}
+    assert found == {severity}
+    assert any(f.rule == "SIGNIFICANCE" and f.severity == "error" for f in report.findings) == (claim_shift != 0)

@@ -146,3 +146,35 @@ def test_declared_hardware(kit, declared, gpu, severity):
     check_budgets([parse_log(text, "t.log")], claims, report)
     found = [s for s, m in findings(report, "HARDWARE") if "declares" in m]
     assert found == ([severity] if severity else [])
+
+
+@pytest.mark.parametrize("extra, severity", [
+    ({"eval_time_s": 627.3}, "error"),  # INVALID: the author times the claimed result's evaluation at 627 s
+    ({"eval_time_ms": 612_000}, "error"),  # INVALID: the same in milliseconds
+    ({"runs": {"stack": {"val_bpb": 1.2, "eval_time_seconds": 640.0}}}, "error"),  # INVALID: the claimed run's entry
+    ({"runs": {"other": {"val_bpb": 1.3, "eval_time_seconds": 640.0}}}, None),  # near-miss: another run's entry
+    ({"eval_time_s": 590.0}, None),  # VALID: inside the budget
+    ({"eval_time_s": 627.3, "record_claim": False}, "warning"),  # declared non-record: reported, not enforced
+    ({"eval_stride": 640}, None),  # near-miss: a stride is not a time
+])
+def test_declared_eval_time(kit, extra, severity):
+    """An evaluation time over 600 s that submission.json declares for the claimed result is an EVAL-TIME-600 finding."""
+    claims = claims_from_json(json.dumps({"val_bpb": 1.2, "track": "10min_16mb", **extra}), "submission.json")[0]
+    report = Report("x")
+    check_budgets([parse_log(kit.modern_log(), "t.log")], claims, report)
+    found = [s for s, m in findings(report, "EVAL-TIME-600") if "declares" in m]
+    assert found == ([severity] if severity else [])
+
+
+@pytest.mark.parametrize("extra, severity", [
+    ({}, "error"),  # INVALID: a record claim on one A40
+    ({"record_claim": False}, "warning"),  # the author says it claims no record: reported as a warning
+    ({"name": "Non-record: width sweep on one GPU"}, "warning"),
+    ({"name": "Record attempt after non-record sweeps"}, "error"),  # near-miss: the words elsewhere in the name
+])
+def test_declared_non_record_in_record_track(kit, extra, severity):
+    """A run filed in the record track that declares it claims no record gets its budget breaches as warnings."""
+    claims = claims_from_json(json.dumps({"val_bpb": 1.2, "track": "10min_16mb", **extra}), "submission.json")[0]
+    report = Report("x")
+    check_budgets([parse_log(kit.baseline_log(gpu="NVIDIA A40", world=1), "t.log")], claims, report)
+    assert {s for s, _ in findings(report, "HARDWARE")} == {severity}

@@ -232,3 +232,36 @@ def test_launcher_summary_scores_back_a_claim_only_by_value(claimed, expected):
     report = Report("x")
     check_claims(claims(val_bpb=claimed), logs, report)
     assert [s for s, _m in sig(report)] == expected
+
+
+def _cumulative(seeds: list[tuple[str, str]]) -> list:
+    """Launcher logs each holding its own seed's summary and then the summaries of the seeds run after it."""
+    out = []
+    for i, (seed, _score) in enumerate(seeds):
+        text = f"[STAGE 1/4] run=r{i} | hparams: {{'seed': {seed}}}\n" + "".join(
+            f"[RESULT] run=r{j} | score={s} | size=15,115,793B | OK\n" for j, (_x, s) in enumerate(seeds) if j >= i)
+        out.append(parse_log(text, f"train_seed{seed}.log"))
+    return out
+
+
+@pytest.mark.parametrize("per_seed, claimed, expected", [
+    # VALID: each seed's own score is in its log (later seeds' lines follow it), the claim is their mean
+    ({"1337": 1.1900, "42": 1.1908, "7": 1.1888}, 1.1899, "warning"),
+    # INVALID: a per-seed value that its seed's log does not print
+    ({"1337": 1.1900, "42": 1.1901, "7": 1.1888}, 1.1896, "error"),
+    # INVALID near-miss: every per-seed value printed, but the headline is not their mean
+    ({"1337": 1.1900, "42": 1.1908, "7": 1.1888}, 1.1850, "error"),
+])
+def test_per_seed_values_printed_in_their_own_logs_back_their_mean(per_seed, claimed, expected):
+    """A claim that is the mean of per-seed values each printed in its seed's log is backed by the logs."""
+    logs = _cumulative([("1337", "1.1900"), ("42", "1.1908"), ("7", "1.1888")])
+    report = Report("x")
+    check_claims(claims(val_bpb=claimed, seed_results={s: {"val_bpb": v} for s, v in per_seed.items()}), logs, report)
+    assert [s for s, m in sig(report) if "seed " not in m[:5]][:1] == [expected]
+
+
+@pytest.mark.parametrize("key", ["seed_scores", "val_bpb_seeds", "seed_bpbs"])
+def test_parallel_seed_lists(key):
+    """Per-seed scores given as a list beside `seeds` are paired with the seeds, whatever the list's key."""
+    parsed = claims(val_bpb=1.2, seeds=[1337, 45], **{key: [1.12684, 1.12704]})
+    assert {s: c.val_bpb_text for s, c in parsed.seeds.items()} == {"1337": "1.12684", "45": "1.12704"}
