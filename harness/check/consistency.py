@@ -27,6 +27,7 @@ from harness.check.dump_diff import (
     same_code_but_comments,
     same_program,
 )
+from harness.check.printed import check_printed_precision
 from harness.submission.logs import LogRun
 from harness.verdict import Report
 from rules.finding import Evidence, Finding
@@ -117,6 +118,8 @@ def check_log_code(code, logs: list[LogRun], report: Report, other_scripts: dict
         if run.code_size_bytes is not None and shipped is not None:
             judged = True
             _compare_size(run, shipped, counted, other_sizes, report, sources)
+    if units:
+        check_printed_precision(code, runs, report)
     if judged:
         report.mark_checked("LOG-CODE-CONSISTENCY")
     elif not runs:
