@@ -146,3 +146,4 @@ def test_an_ablation_command_does_not_decide_a_flag(make_submission):
     readme = "Run:\n\n    TTT_ENABLED=1 torchrun train_gpt.py\n\nAblation:\n\n    TTT_ENABLED=0 torchrun train_gpt.py\n"
     folder = make_submission({"train_gpt.py": FLAGGED_TTT_SCRIPT, "README.md": readme})
     assert [f.severity for f in check_path(folder).findings if f.rule == "TTT-PREEVAL-VAL"] == ["warning"]
+

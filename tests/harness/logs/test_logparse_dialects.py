@@ -148,3 +148,16 @@ def test_template_fields_are_not_readings(line, expected):
     """A line whose val_bpb is a format field (`{val_bpb:.4f}`) gives no score; a printed value does."""
     run = parse_log(f"step:1/1 train_loss:2.5 train_time:10ms\n{line}\n", "train.log")
     assert (run.metrics[0].val_bpb_text if run.metrics else None) == expected
+
+
+@pytest.mark.parametrize("line, tagged", [
+    ("ttt_lora:start chunks:1024", True),  # the phase printing its own key
+    ("ttt_lora rank:8 lr:0.01", True),
+    ('"ttt_lora_lr": 0.01,', False),  # near-miss: a config echo naming a longer key
+    ("config.eval.ttt_lora_rank,", False),  # near-miss: a source-dump fragment
+    ("ttt_lora: disabled", False),  # the line says it is off
+])
+def test_feature_marker_is_a_whole_key(line, tagged):
+    """A feature marker tags a run only as a whole key of an output line, not as the prefix of another key."""
+    run = parse_log(f"step:1/10 train_loss:3.0\n{line}\n", "train.log")
+    assert ("ttt_lora" in run.tags) == tagged
