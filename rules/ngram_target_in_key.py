@@ -6,6 +6,7 @@ import ast
 
 from rules.analysis.counts import row_sums, smoothing_normalised
 from rules.analysis.dataflow import FunctionFlow, guarded_severity, last_name, script_facts
+from rules.analysis.mixtures import target_free_experts
 from rules.base import Invalid, Rule, Valid
 
 # A dense count table with the token on its own axis (rows hashed from the context), read at the scored token.
@@ -23,6 +24,22 @@ _DENSE = (
     "        totals = self.totals[ctx]\n"
     "        p = (c + 0.5) / ({den})\n"
     "        return -torch.log(p){extra}\n"
+)
+
+
+# Per-token experts scored at the gold token, mixed in log space; {third} is the third expert.
+_EXPERTS = (
+    "import math\n"
+    "import torch\n"
+    "def experts(logits, y, uni):\n"
+    "    lp = torch.log_softmax(logits, dim=-1)\n"
+    "    neural = -lp.gather(-1, y.unsqueeze(-1)).squeeze(-1)\n"
+    "    unigram = -uni.log()[y]\n"
+    "    third = {third}\n"
+    "    return torch.stack([neural, unigram, third], dim=-1)\n"
+    "def score(logits, y, uni, log_w):\n"
+    "    nll = experts(logits, y, uni)\n"
+    "    return -torch.logsumexp(log_w - nll, dim=-1)\n"
 )
 
 
@@ -76,6 +93,10 @@ class NgramTargetInKey(Rule):
                 "totals = self.totals[ctx]", "totals = self.counts.sum(dim=1)[ctx]"),
             name="dense per-context table divided by its row sums computed from it",
         ),
+        Valid(_EXPERTS.format(third="torch.full_like(neural, math.log(logits.size(-1)))"),
+              name="a uniform expert (log V for every token) in a gold-token mixture is a distribution"),
+        Valid(_EXPERTS.format(third="-lp.gather(-1, y.unsqueeze(-1)).squeeze(-1) * 0.5 + unigram * 0.5"),
+              name="near-miss: a third expert built from the other two, each read at the scored token"),
         Valid(
             "def bpb(loss_sum, byte_count, token_count):\n"
             "    return (loss_sum / token_count) / math.log(2) * token_count / byte_count\n",
@@ -136,6 +157,11 @@ class NgramTargetInKey(Rule):
             expected_line=8,
             name="near-miss: hashed (context, target) key: paired increments do not make it a distribution",
         ),
+        Invalid(_EXPERTS.format(third="-(lp.exp() * lp).sum(-1)"), expected_line=7,
+                name="an entropy 'expert': the same probability for every token, mixed with gold-token experts"),
+        Invalid(_EXPERTS.format(third="h").replace("    third = h\n", "    p = lp.exp()\n    h = (p * -lp).sum(-1)\n"
+                                                 "    third = h\n"), expected_line=8,
+                name="evasion: the target-free expert computed in two steps under other names"),
     ]
 
     def finish(self) -> None:
@@ -155,6 +181,16 @@ class NgramTargetInKey(Rule):
                     reported_keys.add(hit[0][0])
                     severity, guards = guarded_severity(self, node)
                     self.report(node, severity=severity, evidence=[*hit, *guards])
+        for info in facts.graph.functions:
+            for stack, expert, defined in target_free_experts(facts, info.node):
+                severity, guards = guarded_severity(self, stack)
+                self.report(defined, (
+                    f"the mixture stacked at line {stack.lineno} has an expert, `{ast.unparse(expert)[:40]}`, that "
+                    "does not read the scored token: it gives every token the same probability, so the mixture is "
+                    "not a distribution over the vocabulary (unnormalized, ruled out on PR #779/#982)"),
+                    severity=severity, evidence=[(stack.lineno, "experts stacked for the gold-token mixture"),
+                                                 (defined.lineno, "an expert computed without the scored token"),
+                                                 *guards])
 
     def _gold_only_ratio(self, div: ast.BinOp, flow: FunctionFlow, facts) -> list[tuple[int, str]] | None:
         numerators = list(_lookups(div.left, flow))
