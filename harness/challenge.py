@@ -38,6 +38,12 @@ STOCK_TOKENIZER_FILES = {"fineweb_1024_bpe.model": "sp1024", "fineweb_4096_bpe.m
 # The earlier sp1024 export has other documents, hence another byte total (measured on the 03-17 baseline log).
 EXPORT_VAL_BYTES = {63_779_840: 155_769_746}
 
+# The lowest val_bpb of any merged record (main @ 4908dc46f: 2026-04-27_SP8192_LQER_SparseGate_..._1.0611). A claim
+# more than about 10 % below it is beyond what any legal submission has shown: without a rule that explains it, the
+# static check cannot vouch for it (the March n-gram caches claimed 0.02-0.3, SLOT 0.58, training on val 0.93).
+BEST_MERGED_BPB = 1.0611
+IMPLAUSIBLE_BPB = 0.95
+
 # Tracks, as submission.json names them, and the records/ folders that hold each.
 RECORD_TRACK = "10min_16mb"
 TRACKS = (RECORD_TRACK, "non_record_16mb", "non_record_unlimited_16mb")

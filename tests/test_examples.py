@@ -22,12 +22,21 @@ EXPECTED_ERRORS = {
     "illegal_network_at_eval": {"NETWORK-AT-EVAL"},
     "illegal_over_cap": {"ARTIFACT-CAP-16MB"},
     "illegal_exec_stub": {"ARTIFACT-CAP-16MB"},
-    "illegal_claim_mismatch": {"SIGNIFICANCE"},
     "illegal_over_time": {"TRAIN-TIME-600", "EVAL-TIME-600"},
     "illegal_byte_denominator": {"BPB-BYTE-LUT"},
     "illegal_log_code_mismatch": {"LOG-CODE-CONSISTENCY"},
     "illegal_layout": {"SUBMISSION-FORMAT"},
 }
+# example folder -> the rule IDs whose warnings it must produce, with no error (its README says why)
+EXPECTED_WARNINGS = {"warned_claim_mismatch": {"SIGNIFICANCE"}}
+
+
+@pytest.mark.parametrize(("name", "rules"), sorted(EXPECTED_WARNINGS.items()))
+def test_warned_example_passes_with_its_warnings(name, rules):
+    """Each warned example passes, with warnings under the rules it demonstrates."""
+    report = check_path(EXAMPLES / name)
+    assert report.exit_code == 0, [f.to_dict() for f in report.errors]
+    assert rules <= {f.rule for f in report.findings if f.severity == "warning"}
 
 
 @pytest.mark.parametrize(("name", "rules"), sorted(EXPECTED_ERRORS.items()))
@@ -49,4 +58,4 @@ def test_legal_near_miss_has_no_error(name):
 def test_every_example_folder_has_an_expectation():
     """No example folder is left without a stated expectation."""
     folders = {p.name for p in EXAMPLES.iterdir() if p.is_dir() and not p.name.startswith("probe_")}
-    assert folders == set(EXPECTED_ERRORS) | {"legal_score_first_ttt"}
+    assert folders == set(EXPECTED_ERRORS) | set(EXPECTED_WARNINGS) | {"legal_score_first_ttt"}

@@ -4,14 +4,13 @@ A folder often ships more logs than the claim rests on: a tuning run with other 
 baseline script, an extra run on other hardware. When the claimed val_bpb is explained by a proper subset of the
 logs (harness.check.claims: the mean of a subset, one log's value, or a non-final line of some of the logs), a size, budget, metric or log-code finding about a log outside that
 subset does not concern the submitted runs: it stays visible, as a warning that says so. When the claim rests on
-every log, nothing changes; when no log explains it (a SIGNIFICANCE error), the per-run budget findings of the
+every log, nothing changes; when no log explains it (an unbacked claim), the per-run budget findings of the
 logs are warnings too: those runs are not shown to be the claimed one.
 """
 
 from __future__ import annotations
 
-import re
-
+from harness.check.seeds import configuration
 from harness.verdict import Report
 
 # Rules whose log-level findings concern one run's own figures.
@@ -20,21 +19,10 @@ PER_RUN_RULES = frozenset({"ARTIFACT-CAP-16MB", "LOG-CODE-CONSISTENCY", "TRAIN-T
 
 BUDGET_RULES = frozenset({"TRAIN-TIME-600", "EVAL-TIME-600", "HARDWARE"})
 
-MIN_SETTINGS = 5  # a configuration this small (or none printed) cannot tell a side run from another seed
+MIN_SETTINGS = 5  # a dump this small (or none) cannot tell a side run from another seed
 
 # How the claim relates to the logs when it rests on some of them (harness.check.claims.Comparison.kind).
 SCOPED_KINDS = frozenset({"subset", "single", "non_final", "unparsed"})
-
-
-_RUN_IDENTITY = re.compile(r"(?i)seed|run_?id|log|name|out|dir|path|time|date")  # keys that differ run to run
-
-
-def configuration(run) -> dict[str, str]:
-    """A run's hyperparameter dump (its indented `Hyperparameters:` block), without what names or seeds one run:
-    equal ones are the same submission."""
-    values = getattr(run, "hyperparameters", None) or {}
-    return {k.lower(): values.get(k) for k in getattr(run, "dumped_settings", None) or []
-            if not _RUN_IDENTITY.search(k)}
 
 
 def scope_to_claim(comparisons: dict | None, report: Report, logs_parsed: list | None = None) -> None:
@@ -55,8 +43,10 @@ def scope_to_claim(comparisons: dict | None, report: Report, logs_parsed: list |
         return
     names = ", ".join(sorted(behind)[:4]) + (" …" if len(behind) > 4 else "")
     by_path = {getattr(r, "path", None): r for r in logs_parsed or []}
-    submitted = [c for c in (configuration(by_path[p]) for p in behind if p in by_path) if len(c) >= MIN_SETTINGS]
-    same_run = {p for p in logs - behind if p in by_path and configuration(by_path[p]) in submitted}
+    # Only a log that prints its settings (a hyperparameter dump) can show it is another seed of the claimed run.
+    dumped = {p for p, r in by_path.items() if len(getattr(r, "dumped_settings", None) or ()) >= MIN_SETTINGS}
+    submitted = [configuration(by_path[p]) for p in behind & dumped]
+    same_run = {p for p in (logs - behind) & dumped if configuration(by_path[p]) in submitted}
     report.downgrade(lambda f: f.rule in PER_RUN_RULES and f.source in ("log", "artifact") and f.file in logs
                      and f.file not in behind and f.file not in same_run,
                      f" (this log is not among those behind the claimed val_bpb: {names})")

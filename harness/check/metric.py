@@ -17,9 +17,11 @@ import math
 import re
 
 from harness.challenge import (
+    BEST_MERGED_BPB,
     CANONICAL_VAL_BYTES,
     CANONICAL_VAL_TOKENS,
     EXPORT_VAL_BYTES,
+    IMPLAUSIBLE_BPB,
     STOCK_DATASET_DIRS,
     STOCK_TOKENIZER_FILES,
 )
@@ -99,6 +101,20 @@ def check_metric(logs: list[LogRun], claims, report: Report) -> None:
     _denominator(runs, report)
     _token_count(runs, report)
     _overlap(runs, report)
+    _plausible(claims, report)
+
+
+def _plausible(claims, report: Report) -> None:
+    """A claimed FineWeb val_bpb far below every merged record cannot be vouched for by reading code: unless a rule
+    explains it with an error, the check could not decide (the probe or `reproduce` can)."""
+    claimed = getattr(claims, "val_bpb", None)
+    if claimed is None or not 0 < claimed < IMPLAUSIBLE_BPB:
+        return
+    report.facts["implausible_claim"] = {"val_bpb": claimed, "best_merged": BEST_MERGED_BPB}
+    report.could_not_check.append(
+        f"metric: the claimed val_bpb {claimed:g} is {1 - claimed / BEST_MERGED_BPB:.0%} below the best merged record "
+        f"({BEST_MERGED_BPB}): no legal submission has come near it, and no static rule explains it; run the "
+        "evaluation (`check --probe`, `reproduce`) to judge it")
 
 
 _SCORED_TOKENS = re.compile(r"(?<![\w.])(?:scored_)?tokens\s*[:=]\s*([\d,]+)(?![\d.])")

@@ -26,14 +26,20 @@ def _scored(logs: list) -> list:
     return [log for log in logs if getattr(log, "final", None) is not None]
 
 
+def configuration(log) -> dict[str, str]:
+    """The settings a run log prints (its hyperparameter dump and settings echoes), without what names one run or
+    measures it: two runs with equal ones are seeds of one configuration."""
+    values = getattr(log, "hyperparameters", None) or {}
+    return {k: str(v) for k, v in values.items() if k not in PER_RUN_KEYS and not MEASURED_KEY.search(k)}
+
+
 def _config_differences(logs: list) -> dict[str, set[str]]:
-    dumps = [(log, getattr(log, "hyperparameters", None) or {}) for log in logs]
-    dumps = [(log, d) for log, d in dumps if d]
+    dumps = [configuration(log) for log in logs]
+    dumps = [d for d in dumps if d]
     if len(dumps) < 2:
         return {}
-    keys = {k for k in set().union(*(d.keys() for _, d in dumps)) - PER_RUN_KEYS if not MEASURED_KEY.search(k)}
-    return {k: {str(d.get(k)) for _, d in dumps} for k in sorted(keys)
-            if len({str(d.get(k)) for _, d in dumps}) > 1}
+    keys = set().union(*(d.keys() for d in dumps))
+    return {k: {str(d.get(k)) for d in dumps} for k in sorted(keys) if len({str(d.get(k)) for d in dumps}) > 1}
 
 
 def check_seeds(sub, code, claims, logs: list, report: Report) -> None:

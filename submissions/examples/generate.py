@@ -256,8 +256,10 @@ def main() -> None:
           "train_gpt.py execs train_gpt_impl.py, whose bytes the logs do not count; counted, every seed is over "
           "the cap (CODE-COUNTING, ARTIFACT-CAP-16MB).", {"train_gpt.py": stub, "train_gpt_impl.py": legal},
           log_kwargs={"model_bytes": 15_997_000})
-    write("illegal_claim_mismatch", "Claimed score better than the logs",
-          "submission.json claims 1.1500 while the three logs average about 1.2279 (SIGNIFICANCE).",
+    write("warned_claim_mismatch", "Claimed score better than the logs",
+          "submission.json claims 1.1500 while the three logs average about 1.2279: a SIGNIFICANCE warning (the "
+          "rulebook rates claims that do not equal the logs as warning-strength; the record is not accepted as "
+          "claimed).",
           {"train_gpt.py": legal}, claims={"val_bpb": 1.15, "seeds": {s: {"val_bpb": 1.15} for s in SEEDS}})
     write("illegal_over_time", "Training and evaluation over their budgets",
           "The training loop ran 652 s and the scored evaluation 701 s (TRAIN-TIME-600, EVAL-TIME-600).",

@@ -91,7 +91,7 @@ def test_a_log_of_the_claimed_configuration_is_not_a_side_run(other_lr, severity
 
 @pytest.mark.parametrize("claim_shift, severity", [
     (0.0, "error"),  # INVALID: the claim is the logs' mean: an over-budget loop in them is the claimed run's
-    (-0.02, "warning"),  # no log shows the claim (SIGNIFICANCE error): the logs' runs are not shown to be the claimed one
+    (-0.02, "warning"),  # no log shows the claim (unbacked): the logs' runs are not shown to be the claimed one
 ])
 def test_budget_breach_in_logs_that_do_not_back_the_claim(legal_submission, claim_shift, severity):
     """An over-budget loop is an error in the runs behind the claim, a warning where no log backs the claim at all."""
@@ -105,4 +105,25 @@ def test_budget_breach_in_logs_that_do_not_back_the_claim(legal_submission, clai
     report = check_path(legal_submission)
     found = {f.severity for f in report.findings if f.rule == "TRAIN-TIME-600"}
     assert found == {severity}
-    assert any(f.rule == "SIGNIFICANCE" and f.severity == "error" for f in report.findings) == (claim_shift != 0)
+    assert any(f.rule == "SIGNIFICANCE" and "equals no log" in f.message for f in report.findings) == (claim_shift != 0)
+
+
+_DUMP = ("Hyperparameters:\n  num_layers: 11\n  model_dim: 512\n  lr: 0.02\n  warmup: 20\n  seq_len: 2048\n"
+         "  batch: 786432\n{echo}final_int8_zlib_roundtrip_exact val_loss:2.0 val_bpb:{bpb}\n")
+
+
+@pytest.mark.parametrize("echo_claimed, echo_other, severity", [
+    ("qk_gain_init:5.30 ttt_lr:0.005\n", "", "warning"),  # a backup run with other echoed settings: a side run
+    ("", "", "error"),  # INVALID: the same dump and no other setting: another seed of the claimed run
+])
+def test_side_run_told_by_every_printed_setting(echo_claimed, echo_other, severity):
+    """A log whose dump equals the claimed run's but whose echoed settings differ is a side run; equal ones are a seed."""
+    from harness.check.claims import Comparison
+    claimed = parse_log(_DUMP.format(echo=echo_claimed, bpb="1.08017020"), "train.log")
+    other = parse_log(_DUMP.format(echo=echo_other, bpb="1.08045510"), "full_log_backup.txt")
+    report = Report("x")
+    report.facts["seeds"] = [{"log": "train.log"}, {"log": "full_log_backup.txt"}]
+    report.add(Finding("EVAL-TIME-600", "error", "scored evaluation took 925.2 s", file="full_log_backup.txt",
+                       source="log"))
+    scope_to_claim({"val_bpb": Comparison("single", "one log", ["train.log"])}, report, [claimed, other])
+    assert [f.severity for f in report.findings] == [severity]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
-from harness.verdict import Report
-from harness.submission.logs import parse_log
 from harness.check.metric import check_metric, implied_bytes
+from harness.submission.logs import parse_log
+from harness.verdict import Report
 
 
 def findings(report, rule=None):
@@ -169,3 +171,16 @@ def test_tokens_the_score_line_counts(kit, score_line, expected):
     report = Report("x")
     check_metric([run], None, report)
     assert findings(report) == expected, [f.message for f in report.findings]
+
+
+@pytest.mark.parametrize("claimed, decided", [
+    (1.0598945, True),  # VALID: near the merged frontier
+    (0.97, True),  # near-miss: below every merged record, but within reach
+    (0.58, False),  # INVALID: far below anything legal (a SLOT-style claim): the check cannot vouch for it
+    (0.0165, False),  # INVALID: an n-gram-cache-style claim
+])
+def test_implausible_claim_is_not_passed(kit, claimed, decided):
+    """A claimed FineWeb val_bpb far below the best merged record makes the check undecided, never a pass."""
+    report = Report("x")
+    check_metric([parse_log(kit.modern_log(), "t.log")], SimpleNamespace(val_bpb=claimed, track="10min_16mb"), report)
+    assert (not any(c.startswith("metric: the claimed val_bpb") for c in report.could_not_check)) == decided
