@@ -154,7 +154,8 @@ def _eval_time(runs: list[LogRun], track: str | None, report: Report, scored: di
         report.skip("EVAL-TIME-600", "no log prints an evaluation time")
 
 
-_EVAL_KEYS = re.compile(r"^(total_)?(ttt_)?eval_(wall)?(clock_)?time(_ttt|_total)?(_seconds|_s|_sec|_ms)?(_max(_s)?|_total)?$")
+_EVAL_KEYS = re.compile(r"^(total_)?(ttt_)?eval_(wall)?(clock_)?time(_ttt|_total)?(_seconds|_s|_sec|_ms)?"
+                        r"(_max(_s)?|_total)?$")
 
 
 def _declared_eval_time(claims, runs: list[LogRun], track: str | None, report: Report,

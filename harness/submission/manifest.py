@@ -84,13 +84,16 @@ _NON_RECORD_WORDS = ("non_record", "non-record", "nonrecord", "not a record", "n
 
 
 def declares_non_record(claims: object) -> str | None:
-    """How submission.json says the run is not a record claim (`record_claim: false`, a `status` or `name` that
-    starts "non-record"), or None. It narrows the claim, as the track field does: the budgets are then reported,
-    not enforced."""
+    """How submission.json says the run is not a record claim (`record_claim: false`, `non_record: true`, a
+    `status` or `name` that starts "non-record"), or None. It narrows the claim, as the track field does: the
+    budgets are then reported, not enforced."""
     raw = getattr(claims, "raw", None) or {}
     for key in _NON_RECORD_FLAGS:
         if raw.get(key) is False:
             return f"{key}: false"
+    for key in ("non_record", "is_non_record", "nonrecord"):
+        if raw.get(key) is True:
+            return f"{key}: true"
     for key in ("status", "name", "submission_type", "type", "category"):
         value = raw.get(key)
         if isinstance(value, str) and value.strip().lower().startswith(_NON_RECORD_WORDS):

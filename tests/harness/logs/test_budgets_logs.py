@@ -170,6 +170,8 @@ def test_declared_eval_time(kit, extra, severity):
 @pytest.mark.parametrize("extra, severity", [
     ({}, "error"),  # INVALID: a record claim on one A40
     ({"record_claim": False}, "warning"),  # the author says it claims no record: reported as a warning
+    ({"non_record": True}, "warning"),
+    ({"non_record": False}, "error"),  # near-miss: the flag says it is a record claim
     ({"name": "Non-record: width sweep on one GPU"}, "warning"),
     ({"name": "Record attempt after non-record sweeps"}, "error"),  # near-miss: the words elsewhere in the name
 ])
