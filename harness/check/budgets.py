@@ -170,8 +170,7 @@ def _declared_eval_time(claims, runs: list[LogRun], track: str | None, report: R
     entries += [(f"{k}.{j}.", e) for k, v in raw.items() if isinstance(v, dict)
                 for j, e in v.items() if isinstance(e, dict)]
     for prefix, entry in entries:
-        bpb = _float(entry.get("val_bpb")) if prefix else None
-        if prefix and (bpb is None or claimed is None or abs(bpb - claimed) > 5e-9):
+        if prefix and not _is_claimed(_float(entry.get("val_bpb")), claimed):
             continue  # a per-run entry that is not the claimed result
         for key, value in entry.items():
             seconds = _float(value) if _EVAL_KEYS.match(key) else None
@@ -183,8 +182,8 @@ def _declared_eval_time(claims, runs: list[LogRun], track: str | None, report: R
         return
     key, seconds = max(found, key=lambda f: f[1])
     # A log that prints the claimed val_bpb and times that pass inside the budget: what ran outweighs the JSON.
-    timed = [_eval_seconds(r)[0] for r in runs if claimed is not None and any(
-        abs(m.val_bpb - claimed) <= 5e-9 for m in [scored.get(r.path) or r.final] if m is not None)]
+    timed = [_eval_seconds(r)[0] for r in runs if _is_claimed(getattr(scored.get(r.path) or r.final, "val_bpb", None),
+                                                               claimed)]
     logged_ok = bool(timed) and all(t is not None and t <= EVAL_BUDGET_S for t in timed)
     report.add(Finding("EVAL-TIME-600", "warning" if logged_ok else _severity(track, "error"),
                        f"submission.json declares {key} = {seconds:.1f} s for the claimed result (> "
@@ -193,6 +192,11 @@ def _declared_eval_time(claims, runs: list[LogRun], track: str | None, report: R
                        file=getattr(claims, "path", None) or "submission.json", source="artifact",
                        data={"eval_time_s": seconds, "key": key}))
     report.mark_checked("EVAL-TIME-600")
+
+
+def _is_claimed(value: float | None, claimed: float | None) -> bool:
+    """VALUE is the claimed val_bpb (to the 8 decimals submissions print)."""
+    return value is not None and claimed is not None and abs(value - claimed) <= 5e-9
 
 
 def _float(value: object) -> float | None:

@@ -38,7 +38,7 @@ class Comparison:
     # log path -> the metric line the claim was read from, where that is not the log's final score line: the
     # scored pass of that run (budgets time this pass, not a later diagnostic one).
     scored: dict[str, MetricLine] = field(default_factory=dict)
-    unbacked: bool = False  # logs are shipped, and nothing in them explains the claim (a SIGNIFICANCE error)
+    unbacked: bool = False  # logs are shipped, and nothing in them explains the claim
 
 
 def _dec(text: str | float | None) -> Decimal | None:

@@ -113,8 +113,8 @@ def _plausible(claims, report: Report) -> None:
     report.facts["implausible_claim"] = {"val_bpb": claimed, "best_merged": BEST_MERGED_BPB}
     report.could_not_check.append(
         f"metric: the claimed val_bpb {claimed:g} is {1 - claimed / BEST_MERGED_BPB:.0%} below the best merged record "
-        f"({BEST_MERGED_BPB}): no legal submission has come near it, and no static rule explains it; run the "
-        "evaluation (`check --probe`, `reproduce`) to judge it")
+        f"({BEST_MERGED_BPB}): no legal submission has come near it, and reading the code cannot vouch for it; run "
+        "the evaluation (`check --probe`, `reproduce`) to judge it")
 
 
 _SCORED_TOKENS = re.compile(r"(?<![\w.])(?:scored_)?tokens\s*[:=]\s*([\d,]+)(?![\d.])")

@@ -66,13 +66,13 @@ _FEATURE_MARKERS = {
     "byte_sidecar": "byte_sidecar",
     "ema:applying": "ema",
     "force_stop_step": "force_stop",
-    "beginning TTT eval timer": "ttt_eval_timer",
+    "beginning ttt eval timer": "ttt_eval_timer",  # matched against the lowercased line
     "slot": "slot",
 }
 
 
 # A marker is a whole key (`ttt_lora:` or `ttt_lora ...`), not the start of another one (`"ttt_lora_lr": 0.01`).
-_MARKER_RE = {m: re.compile(rf"(?<![a-z0-9_]){re.escape(m.lower())}(?![a-z0-9_])") for m in _FEATURE_MARKERS}
+_MARKER_RE = {m: re.compile(rf"(?<![a-z0-9_]){re.escape(m)}(?![a-z0-9_])") for m in _FEATURE_MARKERS}
 
 
 _SOURCE_LIKE = re.compile(r"os\.environ|^\s*(?:def|class|import|from|if|elif|for|while|return)\b|^\s*#|\s=\s|\w\(.*\)\s*$")
@@ -258,8 +258,7 @@ def read_line(run, s: str, n: int) -> None:
         for key, value in pairs:
             run.hyperparameters.setdefault(key, value.rstrip(","))
     for marker, tag in _FEATURE_MARKERS.items():
-        if marker.lower() in low and not source_like and _MARKER_RE[marker].search(low) \
-                and not _says_off(low, marker.lower()):
+        if marker in low and not source_like and _MARKER_RE[marker].search(low) and not _says_off(low, marker):
             run.tags.add(tag)
             run.line_of.setdefault(tag, n)
     # The key of a `key:value` line names the phase that printed it (`ttt:start`, `prequant_ttt:done`,

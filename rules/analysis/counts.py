@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import ast
 
+from rules.analysis.dataflow import walk_shallow
+from rules.analysis.graph import last_name
+
 _ADDERS = {"scatter_add_", "index_add_", "scatter_add", "index_add"}
 _FLAT = {"reshape", "view", "flatten", "ravel"}
 _INITS = {"zeros", "zeros_like", "empty", "empty_like", "full", "new_zeros"}
@@ -26,13 +29,13 @@ def row_sums(tree: ast.Module, table: str, totals: str) -> bool:
     for func in ast.walk(tree):
         if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Module)):
             continue
-        nodes = list(_own_nodes(func))
+        nodes = list(walk_shallow(func))
         single = _single_assignments(nodes)
         for node in nodes:
             if isinstance(node, ast.Assign) and any(ast.unparse(t) == totals for t in node.targets):
                 if _sum_of(node.value, table):
                     return True
-                if not (isinstance(node.value, ast.Call) and _last(node.value.func) in _INITS):
+                if not (isinstance(node.value, ast.Call) and last_name(node.value.func) in _INITS):
                     return False  # totals set to something else somewhere
             found = _increment(node, single)
             if found is not None and found[0] in (table, totals):
@@ -61,21 +64,6 @@ def _added_constants(expr: ast.AST) -> list[ast.Constant]:
         return [s for s in (expr.left, expr.right) if isinstance(s, ast.Constant) and isinstance(s.value, (int, float))] \
             + _added_constants(expr.left) + _added_constants(expr.right)
     return []
-
-
-def _own_nodes(func: ast.AST):
-    """The nodes of FUNC, not those of functions defined inside it."""
-    todo = list(ast.iter_child_nodes(func))
-    while todo:
-        node = todo.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-            continue
-        yield node
-        todo.extend(ast.iter_child_nodes(node))
-
-
-def _last(expr: ast.AST) -> str:
-    return expr.attr if isinstance(expr, ast.Attribute) else expr.id if isinstance(expr, ast.Name) else ""
 
 
 def _sum_of(value: ast.AST, table: str) -> bool:

@@ -75,11 +75,17 @@ def phases(facts: ScriptFacts) -> Phases:
     readers = train_reader_classes(facts)
     best: tuple[ast.AST, ast.AST] | None = None
     all_loops = [loop for info in facts.graph.functions for loop in info.loops]
+    trains: dict[int, bool] = {}  # loop -> it runs backward and step (asked again for every loop nested in it)
+
+    def trains_in(loop: ast.AST) -> bool:
+        if id(loop) not in trains:
+            trains[id(loop)] = _runs_backward_and_step(loop, facts)
+        return trains[id(loop)]
+
     for node in all_loops:
-        if not _runs_backward_and_step(node, facts):
+        if not trains_in(node):
             continue
-        if any(isinstance(p, LOOP_TYPES) and _runs_backward_and_step(p, facts)
-               for p in facts.enclosing(node, LOOP_TYPES)):
+        if any(isinstance(p, LOOP_TYPES) and trains_in(p) for p in facts.enclosing(node, LOOP_TYPES)):
             continue  # keep the outermost loop
         func = facts.enclosing_function(node)
         flow = facts.flow(func)
